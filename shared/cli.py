@@ -1,0 +1,100 @@
+"""The command-line flags of all six files, defined once.
+
+`parse_args("cnn_classifier")` gives both twins of that example the same flags with the
+same defaults, so "the same flags" always means the same run. Bad values end the program
+with one line on stderr and exit status 2, never a traceback.
+"""
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import torch
+
+from shared.data import DataError
+
+# The defaults of each example. Shared flags first, then the flags only that example has.
+EXAMPLES: dict[str, dict] = {
+    "mnist_feedforward": dict(epochs=2, batch_size=100, lr=1e-3, hidden_size=500),  # the classic tutorial's numbers
+    "cnn_classifier": dict(epochs=2, batch_size=64, lr=0.01, momentum=0.9),
+    "sum_dataset": dict(epochs=5, batch_size=64, lr=1e-3, hidden_size=256, num_features=32, num_samples=10_000),
+}
+MAX_SEED = 2**32 - 1  # NumPy's limit, and so Lightning's seed_everything's
+
+
+class BadInput(Exception):
+    """A bad flag value or bad input file. The message is one line: the problem and the fix."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage before an error; we print one line, then exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BadInput(f"{message} (see --help)")
+
+
+def _at_least(minimum: float, kind: type):
+    def check(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not value >= minimum:  # `not >=` also rejects nan
+            raise argparse.ArgumentTypeError(f"{text} is too small; it must be at least {minimum}")
+        return value
+
+    return check
+
+
+def _positive_float(text: str) -> float:
+    value = _at_least(0.0, float)(text)
+    if value == 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number")
+    return value
+
+
+def build_parser(example: str) -> argparse.ArgumentParser:
+    """The parser for one example; its defaults come from `EXAMPLES[example]`."""
+    defaults = EXAMPLES[example]
+    parser = OneLineParser(prog=f"python -m {{plain_pytorch,lightning_version}}.{example}")
+    parser.add_argument("--epochs", type=_at_least(1, int), help="passes over the training set")
+    parser.add_argument("--batch-size", type=_at_least(1, int), help="samples per optimizer step")
+    parser.add_argument("--lr", type=_positive_float, help="learning rate")
+    parser.add_argument("--seed", type=_at_least(0, int), default=42, help=f"0..{MAX_SEED}")
+    parser.add_argument("--data-dir", default="./data", help="holds MNIST/raw/ (torchvision's layout)")
+    parser.add_argument("--limit-train", type=_at_least(1, int), help="use the first N training samples")
+    parser.add_argument("--limit-val", type=_at_least(1, int), help="use the first N validation samples")
+    parser.add_argument("--dry-run", action="store_true", help="one train and one val batch, write nothing")
+    parser.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], default="auto")
+    parser.add_argument("--metrics-out", metavar="PATH", help="write the run's losses and accuracies as JSON")
+    if "hidden_size" in defaults:
+        parser.add_argument("--hidden-size", type=_at_least(1, int), help="width of the hidden layer(s)")
+    if "momentum" in defaults:
+        parser.add_argument("--momentum", type=_at_least(0.0, float), help="SGD momentum")
+    if "num_features" in defaults:
+        parser.add_argument("--num-features", type=_at_least(1, int), help="length of each vector")
+        parser.add_argument("--num-samples", type=_at_least(5, int), help="train + val; the last 1/5 validates")
+    parser.set_defaults(**defaults)
+    return parser
+
+
+def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the flags of `example`; raises `BadInput` on a bad value."""
+    parser = build_parser(example)
+    args = parser.parse_args(argv)
+    if args.seed > MAX_SEED:
+        parser.error(f"argument --seed: {args.seed} is too large; it must be at most {MAX_SEED}")
+    if args.accelerator == "gpu" and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
+        parser.error("argument --accelerator: gpu asked for, but torch sees no GPU; use --accelerator cpu")
+    return args
+
+
+@contextlib.contextmanager
+def exit_on_bad_input() -> Iterator[None]:
+    """Turn `BadInput`/`DataError` into one line on stderr and exit status 2."""
+    try:
+        yield
+    except (BadInput, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

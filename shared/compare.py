@@ -1,0 +1,71 @@
+"""The main job: run every example both ways and print how closely the twins agree.
+
+    python -m shared.compare --data-dir ../shared/datasets [any flag the examples take]
+
+Each of the six files runs in its own process, exactly as a learner would run it, with
+`--metrics-out`; the JSON files are then compared. Flags after `--data-dir` go to all six
+runs (for example `--epochs 3`). Exit status 1 if any pair's loss curves differ.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from shared.cli import EXAMPLES
+
+IMPLEMENTATIONS = {"plain": "plain_pytorch", "lightning": "lightning_version"}
+
+
+def run_twin(package: str, example: str, flags: list[str], out: Path) -> dict:
+    """Run one file as `python -m package.example flags`; return its metrics JSON."""
+    command = [sys.executable, "-m", f"{package}.{example}", *flags, "--metrics-out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        print(f"{' '.join(command[2:])} failed with status {done.returncode}: {tail}", file=sys.stderr)
+        sys.exit(done.returncode)
+    return json.loads(out.read_text())
+
+
+def compare(plain: dict, lightning: dict) -> list[str]:
+    """One table row: example, steps, max |Δloss|, val accuracy and seconds, plain / lightning."""
+    steps = len(plain["train_loss"])
+    if steps != len(lightning["train_loss"]):
+        delta = "step counts differ"
+    else:
+        delta = f"{max((abs(a - b) for a, b in zip(plain['train_loss'], lightning['train_loss'])), default=0.0):.3g}"
+    return [
+        plain["example"],
+        f"{steps} / {len(lightning['train_loss'])}" if delta == "step counts differ" else str(steps),
+        delta,
+        f"{plain['val_accuracy'][-1]:.4f} / {lightning['val_accuracy'][-1]:.4f}",
+        f"{plain['seconds']:.1f} / {lightning['seconds']:.1f}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", nargs="+", choices=list(EXAMPLES), default=list(EXAMPLES))
+    known, flags = parser.parse_known_args()
+    header = ["example", "steps", "max abs(Δloss)", "val accuracy plain / lightning", "seconds plain / lightning"]
+    rows, identical = [], True
+    with tempfile.TemporaryDirectory() as tmp:
+        for example in known.examples:
+            runs = {}
+            for name, package in IMPLEMENTATIONS.items():
+                print(f"running {package}.{example} {' '.join(flags)}", flush=True)
+                runs[name] = run_twin(package, example, flags, Path(tmp) / f"{example}-{name}.json")
+            rows.append(compare(runs["plain"], runs["lightning"]))
+            identical &= all(runs["plain"][k] == runs["lightning"][k] for k in ("train_loss", "val_loss", "val_accuracy"))
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("| " + " | ".join(str(cell).ljust(w) for cell, w in zip(row, widths)) + " |")
+    print("twins bit-identical (train_loss, val_loss, val_accuracy):", "yes" if identical else "NO")
+    sys.exit(0 if identical else 1)
+
+
+if __name__ == "__main__":
+    main()

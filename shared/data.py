@@ -1,0 +1,145 @@
+"""Datasets for the three examples, loaded once into in-memory tensors.
+
+MNIST is read from torchvision's folder layout, `DATA_DIR/MNIST/raw/*-ubyte[.gz]`, so a
+folder that torchvision downloaded works as it is. The sum dataset is generated from a
+seed. Both return `TensorDataset`s; the twins build their own DataLoaders from them, since
+the DataLoader is part of the lesson.
+"""
+
+import gzip
+import struct
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the usual MNIST normalisation (pytorch/examples)
+TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FULL_VAL_SIZE = 5_000  # full MNIST: the last 5,000 training images validate, as in Lightning's tutorial
+CARVE_VAL_FRACTION = 5  # test split only: the last 1/5 validates (2,000 of 10,000), the first 4/5 train
+
+
+class DataError(Exception):
+    """Bad or missing data. The message is one line that names the problem and the fix."""
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """Read one IDX file (MNIST's format), gzipped or not, into a uint8 tensor.
+
+    Format: two zero bytes, a type byte (0x08 = unsigned byte), the number of dimensions,
+    then one big-endian int32 per dimension, then the data.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"cannot read {path}: {error}; replace the file with a fresh copy") from None
+    if len(data) < 4 or data[0:2] != b"\x00\x00" or data[2] != 0x08:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes; replace it with a fresh copy")
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}i", data[4 : 4 + 4 * ndim])
+    body = data[4 + 4 * ndim :]
+    if len(body) != torch.Size(shape).numel():
+        raise DataError(f"{path} is truncated: header says {shape}, body has {len(body)} bytes")
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
+
+
+def _find(raw_dir: Path, name: str) -> Path | None:
+    """The file `name` or `name.gz` in `raw_dir`, whichever is there (unzipped first)."""
+    for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _download_mnist(data_dir: Path) -> None:
+    """Let torchvision download all four files into `data_dir/MNIST/raw/` (needs internet)."""
+    from torchvision.datasets import MNIST
+
+    for train in (True, False):
+        MNIST(root=str(data_dir), train=train, download=True)
+
+
+def _normalise(images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), normalised once for the whole split.
+
+    torchvision's usual per-sample pipeline would redo this for every image in every epoch:
+        transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    It also makes a PIL image of each one first. On this project's 2-core machine that
+    per-sample pipeline costs 2-3x the compute of a whole MLP epoch (measured 2.4-2.8x with
+    `python -m shared.benchmark_transform`), so we do the same arithmetic (ToTensor's /255,
+    then Normalize) once, on the whole tensor, and the loaders only slice it.
+    """
+    x = images.unsqueeze(1).float().div(255).sub(MNIST_MEAN).div(MNIST_STD)
+    return TensorDataset(x, labels.long())
+
+
+def load_mnist(data_dir: Path, download: bool = True) -> tuple[TensorDataset, TensorDataset, str]:
+    """MNIST as (train, val, note); `note` says where the data came from.
+
+    All four files present: train = first 55,000 training images, val = the last 5,000.
+    Only the two test-split files present (as in `../shared/datasets`): train and val are
+    carved from the 10,000 test images, the first 8,000 and the last 2,000.
+    Nothing present: torchvision downloads it when `download` is true and the network allows.
+    """
+    raw_dir = Path(data_dir) / "MNIST" / "raw"
+    train_paths = [_find(raw_dir, name) for name in TRAIN_FILES]
+    test_paths = [_find(raw_dir, name) for name in TEST_FILES]
+    if None in test_paths and None in train_paths and download:
+        try:
+            _download_mnist(Path(data_dir))
+        except Exception as error:  # no network, a proxy, a full disk: all end the same way
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DataError(_missing_message(raw_dir, f"download failed: {reason}")) from None
+        train_paths = [_find(raw_dir, name) for name in TRAIN_FILES]
+        test_paths = [_find(raw_dir, name) for name in TEST_FILES]
+
+    if None not in train_paths:
+        images, labels = (read_idx(p) for p in train_paths)
+        _check_pair(images, labels, train_paths[0])
+        split = len(images) - min(FULL_VAL_SIZE, len(images) // CARVE_VAL_FRACTION)
+        note = f"MNIST from {raw_dir}: training split, first {split:,} train, last {len(images) - split:,} validate"
+    elif None not in test_paths:
+        images, labels = (read_idx(p) for p in test_paths)
+        _check_pair(images, labels, test_paths[0])
+        split = len(images) - len(images) // CARVE_VAL_FRACTION
+        note = (
+            f"MNIST training split not found in {raw_dir}: carved train (first {split:,}) and "
+            f"validation (last {len(images) - split:,}) from the {len(images):,}-image test split"
+        )
+    else:
+        raise DataError(_missing_message(raw_dir, "no MNIST files there"))
+    train = _normalise(images[:split], labels[:split])
+    val = _normalise(images[split:], labels[split:])
+    return train, val, note
+
+
+def _check_pair(images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
+    if images.dim() != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels) or len(images) < CARVE_VAL_FRACTION:
+        raise DataError(f"{path} and its labels do not form an MNIST split; replace them with fresh copies")
+
+
+def _missing_message(raw_dir: Path, reason: str) -> str:
+    wanted = ", ".join(f"{name}[.gz]" for name in TEST_FILES + TRAIN_FILES)
+    return f"{reason} in {raw_dir}; put {wanted} there (the two t10k files are enough), or pass --data-dir DIR for DIR/MNIST/raw/"
+
+
+def make_sum_dataset(num_samples: int, num_features: int, seed: int) -> tuple[TensorDataset, TensorDataset]:
+    """Synthetic (train, val): x ~ N(0, 1) of shape (N, F), label 1.0 when x.sum() > 0.
+
+    The samples come from their own `torch.Generator`, not the global one: every run and
+    both twins see the same data, and building it does not move the global generator that
+    the model's initialisation and the shuffling draw from. The last 1/5 validates.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(num_samples, num_features, generator=generator)
+    y = (x.sum(dim=1) > 0).float()  # (N,) float targets, as binary_cross_entropy_with_logits wants
+    split = num_samples - num_samples // CARVE_VAL_FRACTION
+    return TensorDataset(x[:split], y[:split]), TensorDataset(x[split:], y[split:])
+
+
+def first(dataset: TensorDataset, n: int | None) -> TensorDataset:
+    """The first `n` samples (all of them when `n` is None or larger): `--limit-train/--limit-val`."""
+    return dataset if n is None else TensorDataset(*(t[:n] for t in dataset.tensors))

@@ -1,0 +1,51 @@
+"""The record of one run, filled the same way by both twins and written as JSON.
+
+Schema (`--metrics-out PATH`), identical for both implementations:
+    {"example": str, "implementation": "plain" | "lightning", "config": {flag: value},
+     "train_loss": [float per optimizer step], "val_loss": [float per epoch],
+     "val_accuracy": [float per epoch], "seconds": float}
+Floats are written with Python's shortest round-trip repr, so a float32 loss read back
+from the JSON is the same number, bit for bit.
+"""
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from shared.cli import BadInput
+
+
+@dataclass
+class RunRecord:
+    example: str
+    implementation: str  # "plain" or "lightning"
+    config: dict
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the training + validation loop (for Lightning: trainer.fit)
+
+    @classmethod
+    def start(cls, example: str, implementation: str, args: argparse.Namespace) -> "RunRecord":
+        return cls(example, implementation, config=dict(vars(args)))
+
+    def summary(self) -> str:
+        """One line for the terminal: what a learner wants to see at the end of a run."""
+        if not self.val_loss:
+            return f"{self.implementation}: {len(self.train_loss)} steps, no validation"
+        return (
+            f"{self.implementation}: {len(self.train_loss)} steps, last train_loss {self.train_loss[-1]:.4f}, "
+            f"val_loss {self.val_loss[-1]:.4f}, val_accuracy {self.val_accuracy[-1]:.4f}, {self.seconds:.1f} s"
+        )
+
+    def write(self, args: argparse.Namespace) -> None:
+        """Write the JSON to `--metrics-out`, unless there is none or this is a `--dry-run`."""
+        if not args.metrics_out or args.dry_run:
+            return
+        path = Path(args.metrics_out)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        except OSError as error:
+            raise BadInput(f"cannot write --metrics-out {path}: {error.strerror or error}; pick a writable path") from None
