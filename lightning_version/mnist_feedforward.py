@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     train_set, val_set, note = load_mnist(args.data_dir)
     print(note)
     train_loader = DataLoader(first(train_set, args.limit_train), batch_size=args.batch_size, shuffle=True)
-    val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)  # order cannot change the metrics
+    val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)  # no shuffle needed
 
     # Model; the optimizer comes from configure_optimizers, the device from the Trainer.
     model = LitFeedForward(args.hidden_size, args.lr)

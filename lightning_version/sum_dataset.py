@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     # Data: tensors in memory; the loaders are the same in both twins.
     train_set, val_set = make_sum_dataset(args.num_samples, args.num_features, args.seed)  # --data-dir unused
     train_loader = DataLoader(first(train_set, args.limit_train), batch_size=args.batch_size, shuffle=True)
-    val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)  # order cannot change the metrics
+    val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)  # no shuffle needed
 
     # Model; the optimizer comes from configure_optimizers, the device from the Trainer.
     model = LitSumMLP(args.num_features, args.hidden_size, args.lr)

@@ -44,7 +44,8 @@ def train_one_epoch(model, train_loader, optimizer, device, record, dry_run):
 @torch.no_grad()  # Lightning validates under torch.inference_mode(): same numbers
 def evaluate(model, val_loader, device, dry_run):
     model.eval()
-    loss_sum, accuracy_sum, seen = torch.tensor(0.0, device=device), torch.tensor(0.0, device=device), 0
+    loss_sum = accuracy_sum = torch.tensor(0.0, device=device)
+    seen = 0
     for batch in val_loader:  # iter() draws from the global generator even without shuffle
         features, labels = (t.to(device) for t in batch)
         logits = model(features)
@@ -52,7 +53,9 @@ def evaluate(model, val_loader, device, dry_run):
         accuracy = ((logits > 0).float() == labels).float().mean()  # logit > 0 means p > 0.5
         # Weight each batch by its size, in float32, as Lightning's self.log(on_epoch=True) does:
         # the last batch may be smaller, and the same arithmetic gives the same bits.
-        loss_sum, accuracy_sum, seen = loss_sum + loss * len(labels), accuracy_sum + accuracy * len(labels), seen + len(labels)
+        loss_sum = loss_sum + loss * len(labels)
+        accuracy_sum = accuracy_sum + accuracy * len(labels)
+        seen += len(labels)
         if dry_run:
             break
     return (loss_sum / seen).item(), (accuracy_sum / seen).item()
@@ -65,10 +68,11 @@ def main(argv: list[str] | None = None) -> RunRecord:
     # Data: tensors in memory; the loaders are the same in both twins.
     train_set, val_set = make_sum_dataset(args.num_samples, args.num_features, args.seed)  # --data-dir unused
     train_loader = DataLoader(first(train_set, args.limit_train), batch_size=args.batch_size, shuffle=True)
-    val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)  # order cannot change the metrics
+    val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)  # no shuffle needed
 
     # Model and optimizer, on the device we pick (Lightning: Trainer(accelerator=...)).
-    device = torch.device("cuda" if args.accelerator != "cpu" and torch.cuda.is_available() else "cpu")
+    use_cuda = args.accelerator != "cpu" and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
     model = SumMLP(args.num_features, args.hidden_size).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
 

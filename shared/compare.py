@@ -3,8 +3,9 @@
     python -m shared.compare --data-dir ../shared/datasets [any flag the examples take]
 
 Each of the six files runs in its own process, exactly as a learner would run it, with
-`--metrics-out`; the JSON files are then compared. Flags after `--data-dir` go to all six
-runs (for example `--epochs 3`). Exit status 1 if any pair's loss curves differ.
+`--metrics-out`; the JSON files are then compared. Other flags go to every example that
+has them (`--epochs 3` to all six, `--num-samples 2000` to the sum twins only). Exit status
+1 if any pair's numbers differ, 2 for a flag no example knows.
 """
 
 import argparse
@@ -14,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shared.cli import EXAMPLES
+from shared.cli import EXAMPLES, build_parser
 
 IMPLEMENTATIONS = {"plain": "plain_pytorch", "lightning": "lightning_version"}
 
@@ -28,6 +29,18 @@ def run_twin(package: str, example: str, flags: list[str], out: Path) -> dict:
         print(f"{' '.join(command[2:])} failed with status {done.returncode}: {tail}", file=sys.stderr)
         sys.exit(done.returncode)
     return json.loads(out.read_text())
+
+
+def flags_for(example: str, flags: list[str]) -> list[str]:
+    """The part of `flags` that `example` accepts: each `--flag` with the values after it."""
+    known = {opt for action in build_parser(example)._actions for opt in action.option_strings}
+    kept, keep = [], False
+    for token in flags:
+        if token.startswith("--"):
+            keep = token.split("=")[0] in known
+        if keep:
+            kept.append(token)
+    return kept
 
 
 def compare(plain: dict, lightning: dict) -> list[str]:
@@ -50,14 +63,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", nargs="+", choices=list(EXAMPLES), default=list(EXAMPLES))
     known, flags = parser.parse_known_args()
+    everywhere = {opt for example in EXAMPLES for opt in flags_for(example, flags) if opt.startswith("--")}
+    unknown = [f for f in flags if f.startswith("--") and f not in everywhere]
+    if unknown:
+        print(f"error: no example takes {unknown[0]} (see python -m plain_pytorch.sum_dataset --help)", file=sys.stderr)
+        sys.exit(2)
     header = ["example", "steps", "max abs(Δloss)", "val accuracy plain / lightning", "seconds plain / lightning"]
     rows, identical = [], True
     with tempfile.TemporaryDirectory() as tmp:
         for example in known.examples:
             runs = {}
             for name, package in IMPLEMENTATIONS.items():
-                print(f"running {package}.{example} {' '.join(flags)}", flush=True)
-                runs[name] = run_twin(package, example, flags, Path(tmp) / f"{example}-{name}.json")
+                own_flags = flags_for(example, flags)
+                print(f"running {package}.{example} {' '.join(own_flags)}", flush=True)
+                runs[name] = run_twin(package, example, own_flags, Path(tmp) / f"{example}-{name}.json")
             rows.append(compare(runs["plain"], runs["lightning"]))
             identical &= all(runs["plain"][k] == runs["lightning"][k] for k in ("train_loss", "val_loss", "val_accuracy"))
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]

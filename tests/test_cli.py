@@ -1,0 +1,87 @@
+"""One command-line interface for all six files; bad values never give a traceback.
+
+Each bad value ends the program with one line on stderr and exit status 2. The in-process
+tests cover every file and every bad value; the subprocess tests prove the real
+`python -m` entry point behaves the same.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from shared.cli import EXAMPLES, build_parser, exit_on_bad_input
+from tests.conftest import EXAMPLES as EXAMPLE_NAMES
+from tests.conftest import PACKAGES, REPO, twin
+
+BAD_VALUES = [
+    ["--batch-size", "0"],
+    ["--batch-size", "-5"],
+    ["--lr", "0"],
+    ["--lr", "-0.1"],
+    ["--lr", "nan"],
+    ["--epochs", "0"],
+    ["--limit-train", "0"],
+    ["--limit-val", "0"],
+    ["--accelerator", "tpu"],
+    ["--seed", "-1"],
+    ["--seed", str(2**32)],
+    ["--epochs", "two"],
+]
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES, ids=" ".join)
+@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("example", EXAMPLE_NAMES)
+def test_bad_value_exits_2_with_one_line(example, package, bad, capsys):
+    """Every file rejects every bad value with one line naming the flag, and status 2."""
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin(package, example).main(bad)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and bad[0] in err
+
+
+def test_gpu_without_a_gpu_exits_2(monkeypatch, capsys):
+    """--accelerator gpu on a machine where torch sees no GPU is bad input, not a crash."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin("lightning_version", "sum_dataset").main(["--accelerator", "gpu"])
+    assert exit_info.value.code == 2 and "--accelerator cpu" in capsys.readouterr().err
+
+
+def test_unwritable_metrics_out_exits_2(tmp_path, capsys):
+    """A --metrics-out path that cannot be written is reported in one line, after the run."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin("plain_pytorch", "sum_dataset").main(["--num-samples", "20", "--epochs", "1", "--metrics-out", str(blocker / "m.json")])
+    assert exit_info.value.code == 2 and "--metrics-out" in capsys.readouterr().err
+
+
+def test_all_six_files_share_flags_and_defaults():
+    """Both twins of an example take the same flags; every example takes every common flag."""
+    common = {"--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--limit-train", "--limit-val",
+              "--dry-run", "--accelerator", "--metrics-out"}
+    for example in EXAMPLES:
+        flags = {opt for action in build_parser(example)._actions for opt in action.option_strings}
+        assert common <= flags
+    assert vars(build_parser("mnist_feedforward").parse_args([])) | {} == {
+        "epochs": 2, "batch_size": 100, "lr": 1e-3, "seed": 42, "data_dir": "./data", "limit_train": None,
+        "limit_val": None, "dry_run": False, "accelerator": "auto", "metrics_out": None, "hidden_size": 500,
+    }
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("example", EXAMPLE_NAMES)
+def test_entry_point_bad_value_has_no_traceback(example, package):
+    """`python -m package.example --batch-size 0`: status 2, one line on stderr, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"{package}.{example}", "--batch-size", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr and "--batch-size" in done.stderr

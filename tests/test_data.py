@@ -1,0 +1,105 @@
+"""The data layer: IDX files read exactly, the test-split carve, and clear errors.
+
+These tests write their own small IDX files, gzipped and raw, so they need no download.
+"""
+
+import hashlib
+import urllib.error
+
+import pytest
+import torch
+
+from shared import data
+from shared.cli import exit_on_bad_input
+from tests.conftest import fake_split, twin, write_idx
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_read_idx_round_trips_gzipped_and_raw(tmp_path, suffix):
+    """read_idx returns exactly the bytes and shape that were written, with or without gzip."""
+    images = torch.randint(0, 256, (7, 28, 28), dtype=torch.uint8)
+    path = write_idx(tmp_path / f"x-images-idx3-ubyte{suffix}", images)
+    assert torch.equal(data.read_idx(path), images)
+
+
+def test_test_split_only_is_carved_first_four_fifths_and_last_fifth(tmp_path):
+    """With only the t10k files, train is the first 4/5 of the test split and val the last 1/5."""
+    images, labels = fake_split(tmp_path / "MNIST" / "raw", "t10k", count=50, seed=0, gz=False)
+    train, val, note = data.load_mnist(tmp_path, download=False)
+    assert len(train) == 40 and len(val) == 10
+    assert torch.equal(train.tensors[1], labels[:40].long()) and torch.equal(val.tensors[1], labels[40:].long())
+    expected = images[40:].unsqueeze(1).float().div(255).sub(data.MNIST_MEAN).div(data.MNIST_STD)
+    assert torch.equal(val.tensors[0], expected)  # (N, 1, 28, 28), normalised like ToTensor + Normalize
+    assert "carved" in note and "test split" in note
+
+
+def test_full_mnist_uses_the_training_split_and_keeps_the_test_split_out(tmp_path):
+    """With all four files, train and val both come from the training split."""
+    raw = tmp_path / "MNIST" / "raw"
+    _, train_labels = fake_split(raw, "train", count=30, seed=1)
+    fake_split(raw, "t10k", count=10, seed=2)
+    train, val, note = data.load_mnist(tmp_path, download=False)
+    assert len(train) == 24 and len(val) == 6
+    assert torch.equal(torch.cat([train.tensors[1], val.tensors[1]]), train_labels.long())
+    assert "training split" in note
+
+
+def test_missing_data_names_the_flag_and_the_files(tmp_path):
+    """No files and no download: one line naming --data-dir and the files expected."""
+    with pytest.raises(data.DataError) as error:
+        data.load_mnist(tmp_path, download=False)
+    message = str(error.value)
+    assert "--data-dir" in message and "t10k-images-idx3-ubyte" in message and "\n" not in message
+
+
+def test_failed_download_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    """A twin run with no data where the download fails (no network) prints one line and exits 2."""
+
+    def no_network(data_dir):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(data, "_download_mnist", no_network)
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin("plain_pytorch", "mnist_feedforward").main(["--data-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "download failed" in err and "--data-dir" in err
+
+
+def test_truncated_idx_file_is_a_data_error(tmp_path):
+    """A file cut short names itself instead of crashing in reshape."""
+    path = write_idx(tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte", torch.zeros(5, 28, 28))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(data.DataError, match="truncated"):
+        data.read_idx(path)
+
+
+def test_real_test_split_is_the_published_file(mnist_dir):
+    """The shared MNIST files are torchvision's (md5) and carve into 8,000 + 2,000 images."""
+    raw = mnist_dir / "MNIST" / "raw"
+    gz = raw / "t10k-images-idx3-ubyte.gz"
+    if gz.is_file():
+        assert hashlib.md5(gz.read_bytes()).hexdigest() == "9fb629c4189551a2d022fa330f9573f3"
+    train, val, note = data.load_mnist(mnist_dir, download=False)
+    assert (len(train), len(val)) == (8000, 2000)
+    assert train.tensors[0].shape == (8000, 1, 28, 28) and set(val.tensors[1].tolist()) == set(range(10))
+
+
+def test_sum_dataset_is_a_function_of_its_seed():
+    """Same seed, same vectors; labels are exactly "sum > 0"; the global generator is untouched."""
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    train, val = data.make_sum_dataset(100, 8, seed=5)
+    assert torch.equal(torch.get_rng_state(), before)
+    again, _ = data.make_sum_dataset(100, 8, seed=5)
+    other, _ = data.make_sum_dataset(100, 8, seed=6)
+    assert torch.equal(train.tensors[0], again.tensors[0]) and not torch.equal(train.tensors[0], other.tensors[0])
+    assert (len(train), len(val)) == (80, 20)
+    assert torch.equal(train.tensors[1], (train.tensors[0].sum(dim=1) > 0).float())
+
+
+def test_first_takes_a_prefix():
+    """--limit-train/--limit-val keep the first N samples, or all when N is larger."""
+    train, _ = data.make_sum_dataset(50, 3, seed=0)
+    assert torch.equal(data.first(train, 7).tensors[0], train.tensors[0][:7])
+    assert len(data.first(train, 1000)) == 40 and data.first(train, None) is train

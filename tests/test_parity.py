@@ -1,0 +1,79 @@
+"""The heart of the repository: each twin pair gives the same run, bit for bit.
+
+Every test runs the plain loop and the Lightning Trainer on the same flags and asserts
+exact equality (`==`) of the per-step training losses and the per-epoch validation loss
+and accuracy. The flags use 3 epochs, validation every epoch, and batch sizes that do not
+divide the data, so the last batch of every epoch is short.
+"""
+
+import math
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from tests.conftest import twin
+
+
+def run_both(example: str, argv: list[str]):
+    plain = twin("plain_pytorch", example).main(argv)
+    lightning = twin("lightning_version", example).main(argv)
+    return plain, lightning
+
+
+def assert_same_run(plain, lightning, steps: int, epochs: int) -> None:
+    assert len(plain.train_loss) == steps and len(plain.val_loss) == epochs  # a run really happened
+    assert plain.train_loss == lightning.train_loss
+    assert plain.val_loss == lightning.val_loss
+    assert plain.val_accuracy == lightning.val_accuracy
+
+
+def test_mnist_feedforward_twins_match(mnist_dir):
+    """The MLP twins agree on 600 real MNIST images, batch 64 (600 = 9 * 64 + 24), 3 epochs."""
+    argv = ["--data-dir", str(mnist_dir), "--limit-train", "600", "--limit-val", "250"]
+    plain, lightning = run_both("mnist_feedforward", argv + ["--epochs", "3", "--batch-size", "64", "--accelerator", "cpu"])
+    assert_same_run(plain, lightning, steps=3 * math.ceil(600 / 64), epochs=3)
+
+
+def test_cnn_classifier_twins_match_with_dropout(mnist_dir):
+    """The CNN twins agree with dropout drawing random masks at every step, 3 epochs, batch 50 of 330."""
+    argv = ["--data-dir", str(mnist_dir), "--limit-train", "330", "--limit-val", "120", "--accelerator", "cpu"]
+    plain, lightning = run_both("cnn_classifier", argv + ["--epochs", "3", "--batch-size", "50"])
+    assert_same_run(plain, lightning, steps=3 * math.ceil(330 / 50), epochs=3)
+
+
+def test_sum_dataset_twins_match():
+    """The sum-dataset twins agree over 4 epochs on 1,000 generated vectors, batch 48."""
+    argv = ["--num-samples", "1000", "--epochs", "4", "--batch-size", "48", "--accelerator", "cpu"]
+    plain, lightning = run_both("sum_dataset", argv)
+    assert_same_run(plain, lightning, steps=4 * math.ceil(800 / 48), epochs=4)
+    assert plain.val_accuracy[-1] > 0.8  # and it learns: the rule is easy for an MLP
+
+
+def test_the_comparison_can_fail():
+    """A different seed gives a different curve, so the equalities above are not vacuous."""
+    argv = ["--num-samples", "200", "--epochs", "1", "--accelerator", "cpu"]
+    first = twin("plain_pytorch", "sum_dataset").main(argv + ["--seed", "1"])
+    second = twin("lightning_version", "sum_dataset").main(argv + ["--seed", "2"])
+    assert first.train_loss != second.train_loss
+
+
+def test_every_dataloader_iter_draws_from_the_global_generator():
+    """The trap the twins must respect: even an unshuffled loader moves the global RNG on iter().
+
+    Lightning iterates the validation loader every epoch, so the plain twin must too, at the
+    same point, or the dropout masks of the next epoch differ.
+    """
+    torch.manual_seed(0)
+    untouched = torch.rand(1)
+    torch.manual_seed(0)
+    iter(DataLoader(list(range(4))))  # no shuffle, no workers
+    assert torch.rand(1) != untouched
+
+
+@pytest.mark.parametrize("example", ["mnist_feedforward", "cnn_classifier", "sum_dataset"])
+def test_dry_run_is_one_batch_each_way(example, mnist_dir):
+    """`--dry-run` (Lightning's fast_dev_run) trains one batch and validates one, in both twins."""
+    plain, lightning = run_both(example, ["--dry-run", "--data-dir", str(mnist_dir), "--accelerator", "cpu"])
+    assert len(plain.train_loss) == 1 and len(plain.val_loss) == 1
+    assert plain.train_loss == lightning.train_loss and plain.val_accuracy == lightning.val_accuracy

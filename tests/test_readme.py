@@ -1,0 +1,21 @@
+"""README tells the truth about how to run things."""
+
+import re
+
+from tests.conftest import REPO
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"^(python3 -m venv .*)$", (REPO / "README.md").read_text(), flags=re.MULTILINE)
+
+
+def test_ci_runs_readme_test_command_word_for_word():
+    """.ci/run runs exactly the test command README gives a learner."""
+    test_commands = [c for c in readme_commands() if "pytest" in c]
+    assert len(test_commands) == 1
+    assert test_commands[0] in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+def test_readme_main_job_runs_the_comparison():
+    """README's main-job command runs all six files through shared.compare."""
+    assert any("-m shared.compare" in c for c in readme_commands())

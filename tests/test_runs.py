@@ -1,0 +1,56 @@
+"""Running the files for real: `--dry-run` of every twin, the JSON schema, the main job."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import EXAMPLES, PACKAGES, REPO
+
+SCHEMA = {"example", "implementation", "config", "train_loss", "val_loss", "val_accuracy", "seconds"}
+
+
+def run(args: list[str], cwd) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # The timeout only stops a hung run; it is not a speed test.
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_dry_run_finishes_and_writes_nothing(example, package, mnist_dir, tmp_path):
+    """`--dry-run` runs one batch each way and leaves the working folder empty, --metrics-out included."""
+    done = run(["-m", f"{package}.{example}", "--dry-run", "--data-dir", str(mnist_dir), "--metrics-out", "m.json"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 steps" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # no metrics, no lightning_logs/, no checkpoints
+
+
+def test_metrics_json_has_one_schema_for_both_twins(tmp_path):
+    """Both twins write the same keys; config holds every flag's value; the numbers match."""
+    runs = {}
+    for package in PACKAGES:
+        out = tmp_path / f"{package}.json"
+        done = run(["-m", f"{package}.sum_dataset", "--num-samples", "300", "--epochs", "2", "--metrics-out", str(out)], tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[package] = json.loads(out.read_text())
+    plain, lightning = runs["plain_pytorch"], runs["lightning_version"]
+    assert set(plain) == set(lightning) == SCHEMA
+    assert (plain["implementation"], lightning["implementation"]) == ("plain", "lightning")
+    assert plain["config"].pop("metrics_out") != lightning["config"].pop("metrics_out")  # the one flag we varied
+    assert plain["config"] == lightning["config"] and plain["config"]["num_samples"] == 300
+    assert len(plain["train_loss"]) == 2 * 4 and len(plain["val_accuracy"]) == 2  # 240 samples / batch 64
+    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
+
+
+def test_main_job_prints_the_table(mnist_dir, tmp_path):
+    """`python -m shared.compare` runs all six files and prints one row per example, all identical."""
+    flags = ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "200", "--limit-val", "100", "--num-samples", "200"]
+    done = run(["-m", "shared.compare", *flags], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "example" not in line and "---" not in line]
+    assert [row.split("|")[1].strip() for row in rows] == EXAMPLES
+    assert all(row.split("|")[3].strip() == "0" for row in rows)  # max abs(Δloss)
+    assert "bit-identical (train_loss, val_loss, val_accuracy): yes" in done.stdout
