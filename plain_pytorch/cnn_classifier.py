@@ -7,86 +7,154 @@ side by side (`diff -y`): every line here that the twin lacks is work Lightning 
 Run:  python -m plain_pytorch.cnn_classifier --data-dir ../shared/datasets
 Flags (shared with the twin): python -m plain_pytorch.cnn_classifier --help
 
-Left out on purpose: logging, checkpoints, early stopping, mixed precision. This file is
-only the loop that `Trainer.fit` runs for you: device, train, validate, repeat.
+The extras of the sum_dataset showcase (logging, checkpoints, early stopping, finders,
+clipping, precision, accumulation, scheduler, test, predict) work here through the same
+flags; see README, "The one-liner and what it does".
 """
 
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
+from plain_pytorch.by_hand.checkpointing import Checkpoints, make_checkpoint, resume
+from plain_pytorch.by_hand.early_stopping import EarlyStopping
+from plain_pytorch.by_hand.precision import autocast, grad_scaler
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, load_mnist
 from shared.metrics import RunRecord
 from shared.models import ConvNet
-from shared.seeding import seed_everything
+from shared.seeding import seed_everything, seed_worker, use_deterministic_algorithms
 
 EXAMPLE = "cnn_classifier"
 
 
-def train_one_epoch(model, train_loader, optimizer, device, record, dry_run):
-    model.train()  # dropout on. Lightning: the model starts in train mode; validation puts it back
-    for batch in train_loader:  # iter() draws the shuffling seed from the global generator
-        images, labels = (t.to(device) for t in batch)  # (B, 1, 28, 28), (B,). Lightning moves batches for you
-        optimizer.zero_grad()  # Lightning calls zero_grad, backward and step for you
-        logits = model(images)  # (B, 10); dropout draws from the global generator
-        loss = F.cross_entropy(logits, labels)
-        loss.backward()
-        optimizer.step()
+def training_loss(model, batch, device):
+    images, labels = (t.to(device) for t in batch)  # Lightning moves each batch for you
+    logits = model(images)  # (B, 10); dropout draws from the global generator
+    return F.cross_entropy(logits, labels)
+
+
+def train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step, record, writer):
+    """One pass over the training data; returns the number of optimizer steps taken so far."""
+    model.train()  # dropout on. Lightning: the model is already in train mode; validation puts it back
+    bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)  # Lightning's default bar
+    for batch_idx, batch in enumerate(bar):  # iter() draws the shuffling seed from the global generator
+        if batch_idx % args.accumulate_grad_batches == 0:  # first batch of an accumulation window
+            optimizer.zero_grad()  # Lightning calls zero_grad, backward, clipping and step for you
+        with autocast(args.precision, device):  # Trainer(precision=...)
+            loss = training_loss(model, batch, device)
+        # Divided, so that a window's summed gradients average its batches (Lightning does the same).
+        scaler.scale(loss / args.accumulate_grad_batches).backward()
         record.train_loss.append(loss.item())
-        if dry_run:
+        if (batch_idx + 1) % args.accumulate_grad_batches == 0 or batch_idx + 1 == len(train_loader):
+            scaler.unscale_(optimizer)  # 16-mixed: clip the true gradients, not the scaled ones
+            if args.gradient_clip_val is not None:  # Trainer(gradient_clip_val=..., gradient_clip_algorithm=...)
+                clip = torch.nn.utils.clip_grad_norm_ if args.gradient_clip_algorithm == "norm" else torch.nn.utils.clip_grad_value_
+                clip(model.parameters(), args.gradient_clip_val)
+            scaler.step(optimizer)  # optimizer.step(), unless 16-mixed gradients overflowed
+            scaler.update()
+            if writer:  # Lightning's logger: every step with log_every_n_steps=1, "epoch" alongside
+                writer.add_scalar("train_loss", loss.item(), global_step)
+                writer.add_scalar("epoch", epoch, global_step)
+            global_step += 1
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if args.dry_run:
             break
+    return global_step
 
 
 @torch.no_grad()  # Lightning validates under torch.inference_mode(): same numbers
-def evaluate(model, val_loader, device, dry_run):
+def evaluate(model, loader, device, args):
     model.eval()
     loss_sum = accuracy_sum = torch.tensor(0.0, device=device)
     seen = 0
-    for batch in val_loader:  # iter() draws from the global generator even without shuffle
+    for batch in loader:  # iter() draws from the global generator even without shuffle
         images, labels = (t.to(device) for t in batch)
-        logits = model(images)
-        loss = F.cross_entropy(logits, labels)
+        with autocast(args.precision, device):
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         # Weight each batch by its size, in float32, as Lightning's self.log(on_epoch=True) does:
         # the last batch may be smaller, and the same arithmetic gives the same bits.
-        loss_sum = loss_sum + loss * len(labels)
+        loss_sum = loss_sum + loss.float() * len(labels)
         accuracy_sum = accuracy_sum + accuracy * len(labels)
         seen += len(labels)
-        if dry_run:
+        if args.dry_run:
             break
     return (loss_sum / seen).item(), (accuracy_sum / seen).item()
+
+
+@torch.no_grad()
+def predict(model, loader, device, args):  # Lightning: trainer.predict with predict_step
+    model.eval()
+    with autocast(args.precision, device):
+        return torch.cat([model(images.to(device)).argmax(dim=1) for images, _ in loader]).tolist()
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
     args = parse_args(EXAMPLE, argv)
     seed_everything(args.seed)  # before the model: its initial weights come from the global generator
+    use_deterministic_algorithms(args.deterministic)  # Trainer(deterministic=...)
 
     # Data: tensors in memory; the loaders are the same in both twins.
-    train_set, val_set, note = load_mnist(args.data_dir)
+    train_set, val_set, test_set, note = load_mnist(args.data_dir)
     print(note)
-    train_loader = DataLoader(first(train_set, args.limit_train), batch_size=args.batch_size, shuffle=True)
-    val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)  # no shuffle needed
+    loader = partial(DataLoader, batch_size=args.batch_size, num_workers=args.num_workers, worker_init_fn=seed_worker)
+    train_loader = loader(first(train_set, args.limit_train), shuffle=True)
+    val_loader = loader(first(val_set, args.limit_val))  # no shuffle needed
 
-    # Model and optimizer, on the device we pick (Lightning: Trainer(accelerator=...)).
+    # Model, optimizer, scheduler, on the device we pick (Lightning: Trainer(accelerator=...)).
     use_cuda = args.accelerator != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
     model = ConvNet().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma) if args.lr_step_gamma else None
+    scaler = grad_scaler(args.precision, device)
+    hparams = {"lr": args.lr, "momentum": args.momentum, "lr_step_gamma": args.lr_step_gamma}
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
     record = RunRecord.start(EXAMPLE, "plain", args)
-    start = time.perf_counter()
-    for epoch in range(1 if args.dry_run else args.epochs):
-        train_one_epoch(model, train_loader, optimizer, device, record, args.dry_run)
-        val_loss, val_accuracy = evaluate(model, val_loader, device, args.dry_run)
+    writer = None if args.dry_run else SummaryWriter(f"{args.log_dir}/{EXAMPLE}/plain")  # TensorBoardLogger
+    early_stopping = EarlyStopping(args.early_stopping_patience, args.early_stopping_min_delta) if args.early_stopping_patience else None
+    checkpoints = Checkpoints(f"{args.checkpoint_dir}/{EXAMPLE}/plain") if args.checkpoint_dir and not args.dry_run else None
+    first_epoch, global_step = resume(args.resume, model, optimizer, scheduler, early_stopping, checkpoints) if args.resume else (0, 0)
+    start, epochs_done = time.perf_counter(), first_epoch
+    for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
+        global_step = train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step, record, writer)
+        val_loss, val_accuracy = evaluate(model, val_loader, device, args)
         record.val_loss.append(val_loss)
         record.val_accuracy.append(val_accuracy)
-        print(f"epoch {epoch + 1}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}")
+        if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
+            for tag, value in (("val_loss", val_loss), ("val_accuracy", val_accuracy), ("epoch", epoch)):
+                writer.add_scalar(tag, value, global_step - 1)
+        stop = early_stopping.should_stop(val_loss) if early_stopping else False  # EarlyStopping callback
+        if scheduler:
+            scheduler.step()  # Lightning steps an epoch-interval scheduler after the epoch
+        if checkpoints:  # ModelCheckpoint callback: last, so a resumed run starts the next epoch as-is
+            checkpoints.save(make_checkpoint(epoch, global_step, model, optimizer, scheduler, early_stopping, hparams), val_loss)
+        if not args.no_progress:
+            print(f"epoch {epoch}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}")
+        epochs_done = epoch + 1
+        if stop:
+            print(f"early stopping: val_loss did not improve for {args.early_stopping_patience} epochs")
+            break
     record.seconds = time.perf_counter() - start
 
+    if args.test:  # Lightning: trainer.test
+        test_loss, test_accuracy = evaluate(model, loader(test_set), device, args)
+        record.test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
+        if writer:  # trainer.test logs to the same TensorBoard run, after the last step
+            for tag, value in (("test_loss", test_loss), ("test_accuracy", test_accuracy), ("epoch", epochs_done)):
+                writer.add_scalar(tag, value, global_step)
+    if writer:
+        writer.close()
+    if args.predict:  # Lightning: trainer.predict
+        record.predictions = predict(model, loader(first(test_set, args.predict)), device, args)
     print(record.summary())
     record.write(args)
     return record

@@ -7,86 +7,156 @@ side by side (`diff -y`): every line here that the twin lacks is work Lightning 
 Run:  python -m plain_pytorch.sum_dataset --epochs 5
 Flags (shared with the twin): python -m plain_pytorch.sum_dataset --help
 
-This is the showcase for Lightning's extras (tutorials' "75 lines" example).
-Left out on purpose: logging, checkpoints, early stopping, mixed precision. This file is
-only the loop that `Trainer.fit` runs for you: device, train, validate, repeat.
+This is the showcase for Lightning's extras (the tutorials' "75 lines" example): TensorBoard
+logging, checkpoints and resume, early stopping, the LR and batch-size finders, seeding,
+clipping, mixed precision, accumulation, a scheduler, test and predict. The longer ones
+live in plain_pytorch/by_hand/, one file each; tests/test_features.py holds each against
+Lightning's own result.
 """
 
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
+from plain_pytorch.by_hand.checkpointing import Checkpoints, make_checkpoint, resume
+from plain_pytorch.by_hand.early_stopping import EarlyStopping
+from plain_pytorch.by_hand.precision import autocast, grad_scaler
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, make_sum_dataset
 from shared.metrics import RunRecord
 from shared.models import SumMLP
-from shared.seeding import seed_everything
+from shared.seeding import seed_everything, seed_worker, use_deterministic_algorithms
 
 EXAMPLE = "sum_dataset"
 
 
-def train_one_epoch(model, train_loader, optimizer, device, record, dry_run):
+def training_loss(model, batch, device):
+    features, labels = (t.to(device) for t in batch)  # Lightning moves each batch for you
+    logits = model(features)  # (B,) one logit per vector
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step, record, writer):
+    """One pass over the training data; returns the number of optimizer steps taken so far."""
     model.train()  # Lightning: the model is already in train mode; validation puts it back
-    for batch in train_loader:  # iter() draws the shuffling seed from the global generator
-        features, labels = (t.to(device) for t in batch)  # Lightning moves each batch for you
-        optimizer.zero_grad()  # Lightning calls zero_grad, backward and step for you
-        logits = model(features)  # (B,) one logit per vector
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
-        loss.backward()
-        optimizer.step()
+    bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)  # Lightning's default bar
+    for batch_idx, batch in enumerate(bar):  # iter() draws the shuffling seed from the global generator
+        if batch_idx % args.accumulate_grad_batches == 0:  # first batch of an accumulation window
+            optimizer.zero_grad()  # Lightning calls zero_grad, backward, clipping and step for you
+        with autocast(args.precision, device):  # Trainer(precision=...)
+            loss = training_loss(model, batch, device)
+        # Divided, so that a window's summed gradients average its batches (Lightning does the same).
+        scaler.scale(loss / args.accumulate_grad_batches).backward()
         record.train_loss.append(loss.item())
-        if dry_run:
+        if (batch_idx + 1) % args.accumulate_grad_batches == 0 or batch_idx + 1 == len(train_loader):
+            scaler.unscale_(optimizer)  # 16-mixed: clip the true gradients, not the scaled ones
+            if args.gradient_clip_val is not None:  # Trainer(gradient_clip_val=..., gradient_clip_algorithm=...)
+                clip = torch.nn.utils.clip_grad_norm_ if args.gradient_clip_algorithm == "norm" else torch.nn.utils.clip_grad_value_
+                clip(model.parameters(), args.gradient_clip_val)
+            scaler.step(optimizer)  # optimizer.step(), unless 16-mixed gradients overflowed
+            scaler.update()
+            if writer:  # Lightning's logger: every step with log_every_n_steps=1, "epoch" alongside
+                writer.add_scalar("train_loss", loss.item(), global_step)
+                writer.add_scalar("epoch", epoch, global_step)
+            global_step += 1
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if args.dry_run:
             break
+    return global_step
 
 
 @torch.no_grad()  # Lightning validates under torch.inference_mode(): same numbers
-def evaluate(model, val_loader, device, dry_run):
+def evaluate(model, loader, device, args):
     model.eval()
     loss_sum = accuracy_sum = torch.tensor(0.0, device=device)
     seen = 0
-    for batch in val_loader:  # iter() draws from the global generator even without shuffle
+    for batch in loader:  # iter() draws from the global generator even without shuffle
         features, labels = (t.to(device) for t in batch)
-        logits = model(features)
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        with autocast(args.precision, device):
+            logits = model(features)
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
         accuracy = ((logits > 0).float() == labels).float().mean()  # logit > 0 means p > 0.5
         # Weight each batch by its size, in float32, as Lightning's self.log(on_epoch=True) does:
         # the last batch may be smaller, and the same arithmetic gives the same bits.
-        loss_sum = loss_sum + loss * len(labels)
+        loss_sum = loss_sum + loss.float() * len(labels)
         accuracy_sum = accuracy_sum + accuracy * len(labels)
         seen += len(labels)
-        if dry_run:
+        if args.dry_run:
             break
     return (loss_sum / seen).item(), (accuracy_sum / seen).item()
+
+
+@torch.no_grad()
+def predict(model, loader, device, args):  # Lightning: trainer.predict with predict_step
+    model.eval()
+    with autocast(args.precision, device):
+        return torch.cat([(model(features.to(device)) > 0).long() for features, _ in loader]).tolist()
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
     args = parse_args(EXAMPLE, argv)
     seed_everything(args.seed)  # before the model: its initial weights come from the global generator
+    use_deterministic_algorithms(args.deterministic)  # Trainer(deterministic=...)
 
     # Data: tensors in memory; the loaders are the same in both twins.
-    train_set, val_set = make_sum_dataset(args.num_samples, args.num_features, args.seed)  # --data-dir unused
-    train_loader = DataLoader(first(train_set, args.limit_train), batch_size=args.batch_size, shuffle=True)
-    val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)  # no shuffle needed
+    train_set, val_set, test_set, note = make_sum_dataset(args.num_samples, args.num_features, args.seed)
+    print(note)  # --data-dir is not used
+    loader = partial(DataLoader, batch_size=args.batch_size, num_workers=args.num_workers, worker_init_fn=seed_worker)
+    train_loader = loader(first(train_set, args.limit_train), shuffle=True)
+    val_loader = loader(first(val_set, args.limit_val))  # no shuffle needed
 
-    # Model and optimizer, on the device we pick (Lightning: Trainer(accelerator=...)).
+    # Model, optimizer, scheduler, on the device we pick (Lightning: Trainer(accelerator=...)).
     use_cuda = args.accelerator != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
     model = SumMLP(args.num_features, args.hidden_size).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma) if args.lr_step_gamma else None
+    scaler = grad_scaler(args.precision, device)
+    hparams = {"num_features": args.num_features, "hidden_size": args.hidden_size, "lr": args.lr, "lr_step_gamma": args.lr_step_gamma}
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
     record = RunRecord.start(EXAMPLE, "plain", args)
-    start = time.perf_counter()
-    for epoch in range(1 if args.dry_run else args.epochs):
-        train_one_epoch(model, train_loader, optimizer, device, record, args.dry_run)
-        val_loss, val_accuracy = evaluate(model, val_loader, device, args.dry_run)
+    writer = None if args.dry_run else SummaryWriter(f"{args.log_dir}/{EXAMPLE}/plain")  # TensorBoardLogger
+    early_stopping = EarlyStopping(args.early_stopping_patience, args.early_stopping_min_delta) if args.early_stopping_patience else None
+    checkpoints = Checkpoints(f"{args.checkpoint_dir}/{EXAMPLE}/plain") if args.checkpoint_dir and not args.dry_run else None
+    first_epoch, global_step = resume(args.resume, model, optimizer, scheduler, early_stopping, checkpoints) if args.resume else (0, 0)
+    start, epochs_done = time.perf_counter(), first_epoch
+    for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
+        global_step = train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step, record, writer)
+        val_loss, val_accuracy = evaluate(model, val_loader, device, args)
         record.val_loss.append(val_loss)
         record.val_accuracy.append(val_accuracy)
-        print(f"epoch {epoch + 1}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}")
+        if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
+            for tag, value in (("val_loss", val_loss), ("val_accuracy", val_accuracy), ("epoch", epoch)):
+                writer.add_scalar(tag, value, global_step - 1)
+        stop = early_stopping.should_stop(val_loss) if early_stopping else False  # EarlyStopping callback
+        if scheduler:
+            scheduler.step()  # Lightning steps an epoch-interval scheduler after the epoch
+        if checkpoints:  # ModelCheckpoint callback: last, so a resumed run starts the next epoch as-is
+            checkpoints.save(make_checkpoint(epoch, global_step, model, optimizer, scheduler, early_stopping, hparams), val_loss)
+        if not args.no_progress:
+            print(f"epoch {epoch}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}")
+        epochs_done = epoch + 1
+        if stop:
+            print(f"early stopping: val_loss did not improve for {args.early_stopping_patience} epochs")
+            break
     record.seconds = time.perf_counter() - start
 
+    if args.test:  # Lightning: trainer.test
+        test_loss, test_accuracy = evaluate(model, loader(test_set), device, args)
+        record.test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
+        if writer:  # trainer.test logs to the same TensorBoard run, after the last step
+            for tag, value in (("test_loss", test_loss), ("test_accuracy", test_accuracy), ("epoch", epochs_done)):
+                writer.add_scalar(tag, value, global_step)
+    if writer:
+        writer.close()
+    if args.predict:  # Lightning: trainer.predict
+        record.predictions = predict(model, loader(first(test_set, args.predict)), device, args)
     print(record.summary())
     record.write(args)
     return record

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="./data")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    train_set, _, _ = load_mnist(args.data_dir, download=False)
+    train_set = load_mnist(args.data_dir, download=False).train
     images, labels = train_set.tensors
     raw = (images[:, 0] * MNIST_STD + MNIST_MEAN).mul(255).round().to(torch.uint8)  # back to (N, 28, 28) uint8
 

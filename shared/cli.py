@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -17,7 +18,7 @@ from shared.data import DataError
 # The defaults of each example. Shared flags first, then the flags only that example has.
 EXAMPLES: dict[str, dict] = {
     "mnist_feedforward": dict(epochs=2, batch_size=100, lr=1e-3, hidden_size=500),  # the classic tutorial's numbers
-    "cnn_classifier": dict(epochs=2, batch_size=64, lr=0.01, momentum=0.9),
+    "cnn_classifier": dict(epochs=2, batch_size=64, lr=0.01, momentum=0.9, lr_step_gamma=0.7),  # gamma: pytorch/examples
     "sum_dataset": dict(epochs=5, batch_size=64, lr=1e-3, hidden_size=256, num_features=32, num_samples=10_000),
 }
 MAX_SEED = 2**32 - 1  # NumPy's limit, and so Lightning's seed_everything's
@@ -68,6 +69,24 @@ def build_parser(example: str) -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="one train and one val batch, write nothing")
     parser.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], default="auto")
     parser.add_argument("--metrics-out", metavar="PATH", help="write the run's losses and accuracies as JSON")
+    # Lightning's extras, each with a hand-written twin in plain_pytorch/ (README: "The one-liner and what it does").
+    parser.add_argument("--log-dir", default="runs", help="TensorBoard event files go to LOG_DIR/EXAMPLE/{plain,lightning}")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--checkpoint-dir", help="save best.ckpt (lowest val_loss) and last.ckpt here")
+    parser.add_argument("--resume", metavar="PATH", help="continue training from this twin's checkpoint")
+    parser.add_argument("--early-stopping-patience", type=_at_least(1, int), help="stop after N epochs without improvement")
+    parser.add_argument("--early-stopping-min-delta", type=_at_least(0.0, float), default=0.0, help="smallest improvement")
+    parser.add_argument("--find-lr", action="store_true", help="run the LR range test first, train with its suggestion")
+    parser.add_argument("--find-batch-size", nargs="?", const="power", choices=["power", "binsearch"], help="search first")
+    parser.add_argument("--num-workers", type=_at_least(0, int), default=0, help="DataLoader worker processes")
+    parser.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
+    parser.add_argument("--gradient-clip-val", type=_positive_float, help="clip gradients at this norm or value")
+    parser.add_argument("--gradient-clip-algorithm", choices=["norm", "value"], default="norm")
+    parser.add_argument("--precision", choices=["32-true", "bf16-mixed", "16-mixed"], default="32-true")
+    parser.add_argument("--accumulate-grad-batches", type=_at_least(1, int), default=1, help="batches per optimizer step")
+    parser.add_argument("--lr-step-gamma", type=_positive_float, help="StepLR: multiply the lr by this after each epoch")
+    parser.add_argument("--test", action="store_true", help="after training, evaluate on the test split")
+    parser.add_argument("--predict", type=_at_least(1, int), metavar="N", help="after training, predict the first N test samples")
     if "hidden_size" in defaults:
         parser.add_argument("--hidden-size", type=_at_least(1, int), help="width of the hidden layer(s)")
     if "momentum" in defaults:
@@ -87,6 +106,10 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
         parser.error(f"argument --seed: {args.seed} is too large; it must be at most {MAX_SEED}")
     if args.accelerator == "gpu" and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
         parser.error("argument --accelerator: gpu asked for, but torch sees no GPU; use --accelerator cpu")
+    if args.precision == "16-mixed" and not torch.cuda.is_available():
+        parser.error("argument --precision: 16-mixed needs a CUDA GPU (its GradScaler path); use bf16-mixed on CPU")
+    if args.resume and not Path(args.resume).is_file():
+        parser.error(f"argument --resume: no checkpoint file at {args.resume}; pass a .ckpt that --checkpoint-dir wrote")
     return args
 
 

@@ -9,6 +9,7 @@ the DataLoader is part of the lesson.
 import gzip
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import TensorDataset
@@ -18,6 +19,13 @@ TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 FULL_VAL_SIZE = 5_000  # full MNIST: the last 5,000 training images validate, as in Lightning's tutorial
 CARVE_VAL_FRACTION = 5  # test split only: the last 1/5 validates (2,000 of 10,000), the first 4/5 train
+
+
+class Splits(NamedTuple):
+    train: TensorDataset
+    val: TensorDataset
+    test: TensorDataset  # held out: only `--test` and `--predict` touch it
+    note: str  # where the data came from, printed by the twins
 
 
 class DataError(Exception):
@@ -76,12 +84,14 @@ def _normalise(images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:
     return TensorDataset(x, labels.long())
 
 
-def load_mnist(data_dir: Path, download: bool = True) -> tuple[TensorDataset, TensorDataset, str]:
-    """MNIST as (train, val, note); `note` says where the data came from.
+def load_mnist(data_dir: Path, download: bool = True) -> Splits:
+    """MNIST as (train, val, test, note); `note` says where the data came from.
 
-    All four files present: train = first 55,000 training images, val = the last 5,000.
+    All four files present: train = first 55,000 training images, val = the last 5,000,
+    test = the 10,000 test images.
     Only the two test-split files present (as in `../shared/datasets`): train and val are
-    carved from the 10,000 test images, the first 8,000 and the last 2,000.
+    carved from the 10,000 test images, the first 8,000 and the last 2,000; there is no
+    separate test split left, so `test` is the validation set and the note says so.
     Nothing present: torchvision downloads it when `download` is true and the network allows.
     """
     raw_dir = Path(data_dir) / "MNIST" / "raw"
@@ -101,19 +111,24 @@ def load_mnist(data_dir: Path, download: bool = True) -> tuple[TensorDataset, Te
         _check_pair(images, labels, train_paths[0])
         split = len(images) - min(FULL_VAL_SIZE, len(images) // CARVE_VAL_FRACTION)
         note = f"MNIST from {raw_dir}: training split, first {split:,} train, last {len(images) - split:,} validate"
+        test_images, test_labels = (read_idx(p) for p in test_paths) if None not in test_paths else (None, None)
     elif None not in test_paths:
         images, labels = (read_idx(p) for p in test_paths)
         _check_pair(images, labels, test_paths[0])
         split = len(images) - len(images) // CARVE_VAL_FRACTION
         note = (
             f"MNIST training split not found in {raw_dir}: carved train (first {split:,}) and "
-            f"validation (last {len(images) - split:,}) from the {len(images):,}-image test split"
+            f"validation (last {len(images) - split:,}) from the {len(images):,}-image test split; "
+            "--test and --predict use the validation images"
         )
+        test_images, test_labels = images[split:], labels[split:]
     else:
         raise DataError(_missing_message(raw_dir, "no MNIST files there"))
-    train = _normalise(images[:split], labels[:split])
+    if test_images is None:
+        raise DataError(_missing_message(raw_dir, "the test split (t10k files) is missing"))
+    _check_pair(test_images, test_labels, raw_dir / TEST_FILES[0])
     val = _normalise(images[split:], labels[split:])
-    return train, val, note
+    return Splits(_normalise(images[:split], labels[:split]), val, _normalise(test_images, test_labels), note)
 
 
 def _check_pair(images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
@@ -126,18 +141,21 @@ def _missing_message(raw_dir: Path, reason: str) -> str:
     return f"{reason} in {raw_dir}; put {wanted} there (the two t10k files are enough), or pass --data-dir DIR for DIR/MNIST/raw/"
 
 
-def make_sum_dataset(num_samples: int, num_features: int, seed: int) -> tuple[TensorDataset, TensorDataset]:
-    """Synthetic (train, val): x ~ N(0, 1) of shape (N, F), label 1.0 when x.sum() > 0.
+def make_sum_dataset(num_samples: int, num_features: int, seed: int) -> Splits:
+    """Synthetic (train, val, test): x ~ N(0, 1) of shape (N, F), label 1.0 when x.sum() > 0.
 
     The samples come from their own `torch.Generator`, not the global one: every run and
     both twins see the same data, and building it does not move the global generator that
-    the model's initialisation and the shuffling draw from. The last 1/5 validates.
+    the model's initialisation and the shuffling draw from. Of the `num_samples`, the last
+    1/5 validates; a further `num_samples // 5` drawn after them form the test split.
     """
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(num_samples, num_features, generator=generator)
-    y = (x.sum(dim=1) > 0).float()  # (N,) float targets, as binary_cross_entropy_with_logits wants
+    x_test = torch.randn(num_samples // CARVE_VAL_FRACTION, num_features, generator=generator)
+    y, y_test = ((t.sum(dim=1) > 0).float() for t in (x, x_test))  # (N,) float targets for BCE-with-logits
     split = num_samples - num_samples // CARVE_VAL_FRACTION
-    return TensorDataset(x[:split], y[:split]), TensorDataset(x[split:], y[split:])
+    note = f"sum dataset: {split:,} train, {num_samples - split:,} validate, {len(x_test):,} test (seed {seed})"
+    return Splits(TensorDataset(x[:split], y[:split]), TensorDataset(x[split:], y[split:]), TensorDataset(x_test, y_test), note)
 
 
 def first(dataset: TensorDataset, n: int | None) -> TensorDataset:

@@ -3,7 +3,10 @@
 Schema (`--metrics-out PATH`), identical for both implementations:
     {"example": str, "implementation": "plain" | "lightning", "config": {flag: value},
      "train_loss": [float per optimizer step], "val_loss": [float per epoch],
-     "val_accuracy": [float per epoch], "seconds": float}
+     "val_accuracy": [float per epoch], "seconds": float,
+     "test": {"test_loss": float, "test_accuracy": float} or null, "predictions": [int] or null}
+With --accumulate-grad-batches K > 1, "train_loss" has one float per batch (K per step),
+each the loss of that batch as training_step logged it.
 Floats are written with Python's shortest round-trip repr, so a float32 loss read back
 from the JSON is the same number, bit for bit.
 """
@@ -25,6 +28,8 @@ class RunRecord:
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the training + validation loop (for Lightning: trainer.fit)
+    test: dict | None = None  # --test: {"test_loss": float, "test_accuracy": float}
+    predictions: list[int] | None = None  # --predict N: the predicted labels of the first N test samples
 
     @classmethod
     def start(cls, example: str, implementation: str, args: argparse.Namespace) -> "RunRecord":

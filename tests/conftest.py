@@ -59,3 +59,9 @@ def fake_split(raw_dir: Path, prefix: str, count: int, seed: int, gz: bool = Tru
     write_idx(raw_dir / f"{prefix}-images-idx3-ubyte{suffix}", images)
     write_idx(raw_dir / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
     return images, labels
+
+
+@pytest.fixture(autouse=True)
+def run_in_tmp_path(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder, so default outputs (runs/, checkpoints) land there."""
+    monkeypatch.chdir(tmp_path)

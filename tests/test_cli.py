@@ -69,10 +69,11 @@ def test_all_six_files_share_flags_and_defaults():
     for example in EXAMPLES:
         flags = {opt for action in build_parser(example)._actions for opt in action.option_strings}
         assert common <= flags
-    assert vars(build_parser("mnist_feedforward").parse_args([])) | {} == {
-        "epochs": 2, "batch_size": 100, "lr": 1e-3, "seed": 42, "data_dir": "./data", "limit_train": None,
-        "limit_val": None, "dry_run": False, "accelerator": "auto", "metrics_out": None, "hidden_size": 500,
+    defaults = vars(build_parser("mnist_feedforward").parse_args([]))
+    assert {k: defaults[k] for k in ("epochs", "batch_size", "lr", "hidden_size", "lr_step_gamma", "precision")} == {
+        "epochs": 2, "batch_size": 100, "lr": 1e-3, "hidden_size": 500, "lr_step_gamma": None, "precision": "32-true",
     }
+    assert vars(build_parser("cnn_classifier").parse_args([]))["lr_step_gamma"] == 0.7  # pytorch/examples' StepLR
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -25,21 +25,23 @@ def test_read_idx_round_trips_gzipped_and_raw(tmp_path, suffix):
 def test_test_split_only_is_carved_first_four_fifths_and_last_fifth(tmp_path):
     """With only the t10k files, train is the first 4/5 of the test split and val the last 1/5."""
     images, labels = fake_split(tmp_path / "MNIST" / "raw", "t10k", count=50, seed=0, gz=False)
-    train, val, note = data.load_mnist(tmp_path, download=False)
+    train, val, test, note = data.load_mnist(tmp_path, download=False)
     assert len(train) == 40 and len(val) == 10
     assert torch.equal(train.tensors[1], labels[:40].long()) and torch.equal(val.tensors[1], labels[40:].long())
     expected = images[40:].unsqueeze(1).float().div(255).sub(data.MNIST_MEAN).div(data.MNIST_STD)
     assert torch.equal(val.tensors[0], expected)  # (N, 1, 28, 28), normalised like ToTensor + Normalize
     assert "carved" in note and "test split" in note
+    assert torch.equal(test.tensors[0], val.tensors[0])  # nothing is left for a separate test split
 
 
 def test_full_mnist_uses_the_training_split_and_keeps_the_test_split_out(tmp_path):
     """With all four files, train and val both come from the training split."""
     raw = tmp_path / "MNIST" / "raw"
     _, train_labels = fake_split(raw, "train", count=30, seed=1)
-    fake_split(raw, "t10k", count=10, seed=2)
-    train, val, note = data.load_mnist(tmp_path, download=False)
+    _, test_labels = fake_split(raw, "t10k", count=10, seed=2)
+    train, val, test, note = data.load_mnist(tmp_path, download=False)
     assert len(train) == 24 and len(val) == 6
+    assert torch.equal(test.tensors[1], test_labels.long())
     assert torch.equal(torch.cat([train.tensors[1], val.tensors[1]]), train_labels.long())
     assert "training split" in note
 
@@ -80,7 +82,7 @@ def test_real_test_split_is_the_published_file(mnist_dir):
     gz = raw / "t10k-images-idx3-ubyte.gz"
     if gz.is_file():
         assert hashlib.md5(gz.read_bytes()).hexdigest() == "9fb629c4189551a2d022fa330f9573f3"
-    train, val, note = data.load_mnist(mnist_dir, download=False)
+    train, val, test, note = data.load_mnist(mnist_dir, download=False)
     assert (len(train), len(val)) == (8000, 2000)
     assert train.tensors[0].shape == (8000, 1, 28, 28) and set(val.tensors[1].tolist()) == set(range(10))
 
@@ -89,17 +91,17 @@ def test_sum_dataset_is_a_function_of_its_seed():
     """Same seed, same vectors; labels are exactly "sum > 0"; the global generator is untouched."""
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    train, val = data.make_sum_dataset(100, 8, seed=5)
+    train, val, test, _ = data.make_sum_dataset(100, 8, seed=5)
     assert torch.equal(torch.get_rng_state(), before)
-    again, _ = data.make_sum_dataset(100, 8, seed=5)
-    other, _ = data.make_sum_dataset(100, 8, seed=6)
+    again = data.make_sum_dataset(100, 8, seed=5).train
+    other = data.make_sum_dataset(100, 8, seed=6).train
     assert torch.equal(train.tensors[0], again.tensors[0]) and not torch.equal(train.tensors[0], other.tensors[0])
-    assert (len(train), len(val)) == (80, 20)
+    assert (len(train), len(val), len(test)) == (80, 20, 20)
     assert torch.equal(train.tensors[1], (train.tensors[0].sum(dim=1) > 0).float())
 
 
 def test_first_takes_a_prefix():
     """--limit-train/--limit-val keep the first N samples, or all when N is larger."""
-    train, _ = data.make_sum_dataset(50, 3, seed=0)
+    train = data.make_sum_dataset(50, 3, seed=0).train
     assert torch.equal(data.first(train, 7).tensors[0], train.tensors[0][:7])
     assert len(data.first(train, 1000)) == 40 and data.first(train, None) is train

@@ -1,0 +1,88 @@
+"""Lightning's checkpoints, by hand: saving best and last, resuming, rebuilding a model.
+
+Mirrors `ModelCheckpoint(monitor="val_loss", mode="min", filename="best", save_last=True)`
+(lightning/pytorch/callbacks/model_checkpoint.py), `Trainer.fit(ckpt_path=...)` and
+`LightningModule.load_from_checkpoint`. A checkpoint is a dict saved with `torch.save`:
+model, optimizer and scheduler states, the epoch and step counters, early stopping's
+state, the random generators' states and the hyperparameters that rebuild the model.
+
+Key prefixes: Lightning saves the LightningModule's `state_dict()`, whose keys start with
+"model." because the shared network is its attribute `self.model` ("model.net.0.weight");
+the plain twin saves the network's own keys ("net.0.weight"). `network_weights` strips
+the prefix, so either twin's checkpoint loads into the shared `nn.Module` alone.
+
+Loading uses `torch.load(weights_only=True)`: only tensors, numbers, strings and
+containers, never arbitrary pickled objects, so a checkpoint cannot run code.
+"""
+
+from pathlib import Path
+
+import torch
+
+from shared.cli import BadInput
+from shared.seeding import rng_states, set_rng_states
+
+
+class Checkpoints:
+    """Writes `last.ckpt` after every epoch and `best.ckpt` when val_loss is the lowest so far."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.best_val_loss = float("inf")
+
+    def save(self, checkpoint: dict, val_loss: float) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if val_loss < self.best_val_loss:  # strictly lower, as ModelCheckpoint's torch.lt
+            self.best_val_loss = val_loss
+            torch.save(checkpoint | {"best_val_loss": val_loss}, self.folder / "best.ckpt")
+        torch.save(checkpoint | {"best_val_loss": self.best_val_loss}, self.folder / "last.ckpt")
+
+
+def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler, early_stopping, hparams: dict) -> dict:
+    """Everything a resumed run needs to continue exactly where this one is now."""
+    return {
+        "epoch": epoch,  # the epoch just finished (0-based), as Lightning's "epoch" key
+        "global_step": global_step,  # optimizer steps so far
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler else None,
+        "early_stopping": early_stopping.state_dict() if early_stopping else None,
+        "rng_states": rng_states(),  # Lightning saves none; the twin adds them (shared/lightning_callbacks.py)
+        "hyper_parameters": hparams,  # Lightning: self.save_hyperparameters()
+    }
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def network_weights(checkpoint: dict) -> dict:
+    """The shared network's weights from either twin's checkpoint, without Lightning's "model." prefix."""
+    if "model" in checkpoint:  # the plain twin's
+        return checkpoint["model"]
+    return {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()}
+
+
+def resume(path: str | Path, model, optimizer, scheduler, early_stopping, checkpoints) -> tuple[int, int]:
+    """Load a plain-twin checkpoint into the run's objects; return (first epoch to run, global step).
+
+    The random generators are restored last, after the model was built (which drew its
+    initial weights): from here on the draws continue exactly where the saved run was.
+    """
+    try:
+        checkpoint = load_checkpoint(path)
+    except Exception as error:  # not a checkpoint, or one holding pickled code: refuse it
+        raise BadInput(f"--resume {path}: cannot load it safely ({type(error).__name__}); pass a .ckpt this twin wrote") from None
+    if "model" not in checkpoint:
+        raise BadInput(f"--resume {path}: not a plain_pytorch checkpoint; resume Lightning's with the Lightning twin")
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if scheduler and checkpoint["scheduler"]:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    if early_stopping and checkpoint["early_stopping"]:
+        early_stopping.load_state_dict(checkpoint["early_stopping"])
+    if checkpoints:
+        checkpoints.best_val_loss = checkpoint["best_val_loss"]
+    set_rng_states(checkpoint["rng_states"])
+    print(f"resumed from {path}: epoch {checkpoint['epoch'] + 1} done, {checkpoint['global_step']} steps")
+    return checkpoint["epoch"] + 1, checkpoint["global_step"]

@@ -1,0 +1,40 @@
+"""Two small Lightning Callbacks that both Lightning twins use.
+
+Only the Lightning twins import this module, so the plain twins never import Lightning.
+- `RecordMetrics` fills the same `RunRecord` the plain twin fills by hand, from what
+  Lightning already computed. It changes nothing.
+- `RngInCheckpoint` adds the global generators' states to every checkpoint and restores
+  them on resume. Lightning's checkpoints hold the model, optimizers, schedulers, loops and
+  callbacks, but not the random state, so without it a resumed run shuffles and drops out
+  differently from the run it continues.
+"""
+
+import lightning as L
+
+from shared.metrics import RunRecord
+from shared.seeding import rng_states, set_rng_states
+
+
+class RecordMetrics(L.Callback):
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # What training_step logged: the batch's loss before Lightning divides it by
+        # accumulate_grad_batches (outputs["loss"] is the divided one).
+        self.record.train_loss.append(trainer.callback_metrics["train_loss"].item())
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:  # the 2-batch sanity check before training is not an epoch
+            return
+        self.record.val_loss.append(trainer.callback_metrics["val_loss"].item())
+        self.record.val_accuracy.append(trainer.callback_metrics["val_accuracy"].item())
+
+
+class RngInCheckpoint(L.Callback):
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])
