@@ -25,8 +25,8 @@ from torch.utils.data import DataLoader
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, load_mnist
 from shared.lightning_data import TensorDataModule
-from shared.lightning_callbacks import RecordMetrics, RngInCheckpoint
-from shared.metrics import RunRecord
+from shared.lightning_callbacks import RecordMetrics, RngInCheckpoint, lightning_checkpoint
+from shared.metrics import RunRecord, output_dir
 from shared.models import ConvNet
 
 EXAMPLE = "cnn_classifier"
@@ -119,15 +119,15 @@ def main(argv: list[str] | None = None) -> RunRecord:
         enable_checkpointing=bool(args.checkpoint_dir),
         callbacks=callbacks,
     )
-    if args.find_lr:  # replaces 1.x's Trainer(auto_lr_find=True)
+    if args.find_lr and not args.dry_run:  # replaces 1.x's Trainer(auto_lr_find=True)
         lr_finder = Tuner(trainer).lr_find(model, datamodule=datamodule)  # sets model.lr to its suggestion
         print(f"lr finder suggests {lr_finder.suggestion()}")
-        lr_finder.plot(suggest=True).savefig(f"{args.log_dir}/{EXAMPLE}/lightning/lr_find.png")
-    if args.find_batch_size:  # replaces 1.x's Trainer(auto_scale_batch_size=...)
+        lr_finder.plot(suggest=True).savefig(output_dir(args.log_dir, EXAMPLE, "lightning") / "lr_find.png")
+    if args.find_batch_size and not args.dry_run:  # replaces 1.x's Trainer(auto_scale_batch_size=...)
         Tuner(trainer).scale_batch_size(model, datamodule=datamodule, mode=args.find_batch_size)
         print(f"batch-size finder chose {datamodule.batch_size}")
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=lightning_checkpoint(args.resume))
     record.seconds = time.perf_counter() - start
 
     if args.test:

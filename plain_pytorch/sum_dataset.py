@@ -25,20 +25,22 @@ from tqdm import tqdm
 
 from plain_pytorch.by_hand.checkpointing import Checkpoints, make_checkpoint, resume
 from plain_pytorch.by_hand.early_stopping import EarlyStopping
+from plain_pytorch.by_hand.lr_finder import lr_range_test
 from plain_pytorch.by_hand.precision import autocast, grad_scaler
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, make_sum_dataset
-from shared.metrics import RunRecord
+from shared.metrics import RunRecord, output_dir
 from shared.models import SumMLP
 from shared.seeding import seed_everything, seed_worker, use_deterministic_algorithms
 
 EXAMPLE = "sum_dataset"
 
 
-def training_loss(model, batch, device):
+def training_loss(model, batch, device, precision):
     features, labels = (t.to(device) for t in batch)  # Lightning moves each batch for you
-    logits = model(features)  # (B,) one logit per vector
-    return F.binary_cross_entropy_with_logits(logits, labels)
+    with autocast(precision, device):  # Trainer(precision=...)
+        logits = model(features)  # (B,) one logit per vector
+        return F.binary_cross_entropy_with_logits(logits, labels)
 
 
 def train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step, record, writer):
@@ -48,16 +50,17 @@ def train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch,
     for batch_idx, batch in enumerate(bar):  # iter() draws the shuffling seed from the global generator
         if batch_idx % args.accumulate_grad_batches == 0:  # first batch of an accumulation window
             optimizer.zero_grad()  # Lightning calls zero_grad, backward, clipping and step for you
-        with autocast(args.precision, device):  # Trainer(precision=...)
-            loss = training_loss(model, batch, device)
+        loss = training_loss(model, batch, device, args.precision)
         # Divided, so that a window's summed gradients average its batches (Lightning does the same).
         scaler.scale(loss / args.accumulate_grad_batches).backward()
         record.train_loss.append(loss.item())
         if (batch_idx + 1) % args.accumulate_grad_batches == 0 or batch_idx + 1 == len(train_loader):
             scaler.unscale_(optimizer)  # 16-mixed: clip the true gradients, not the scaled ones
             if args.gradient_clip_val is not None:  # Trainer(gradient_clip_val=..., gradient_clip_algorithm=...)
-                clip = torch.nn.utils.clip_grad_norm_ if args.gradient_clip_algorithm == "norm" else torch.nn.utils.clip_grad_value_
-                clip(model.parameters(), args.gradient_clip_val)
+                if args.gradient_clip_algorithm == "norm":
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.gradient_clip_val)
+                else:
+                    torch.nn.utils.clip_grad_value_(model.parameters(), args.gradient_clip_val)
             scaler.step(optimizer)  # optimizer.step(), unless 16-mixed gradients overflowed
             scaler.update()
             if writer:  # Lightning's logger: every step with log_every_n_steps=1, "epoch" alongside
@@ -115,16 +118,29 @@ def main(argv: list[str] | None = None) -> RunRecord:
     device = torch.device("cuda" if use_cuda else "cpu")
     model = SumMLP(args.num_features, args.hidden_size).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma) if args.lr_step_gamma else None
+    if args.find_lr and not args.dry_run:  # Lightning: Tuner(trainer).lr_find(model)
+        lr_finder = lr_range_test(model, train_loader, optimizer, partial(training_loss, device=device, precision=args.precision),
+                                  val_loader=val_loader, max_epochs=args.epochs)  # and sets the optimizer's lr to its suggestion
+        print(f"lr finder suggests {lr_finder.suggestion()}")
+        lr_finder.plot(output_dir(args.log_dir, EXAMPLE, "plain") / "lr_find.png")
+    scheduler = None
+    if args.lr_step_gamma:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma)
     scaler = grad_scaler(args.precision, device)
-    hparams = {"num_features": args.num_features, "hidden_size": args.hidden_size, "lr": args.lr, "lr_step_gamma": args.lr_step_gamma}
+    lr = optimizer.param_groups[0]["lr"]  # --lr, or the LR finder's suggestion
+    hparams = dict(num_features=args.num_features, hidden_size=args.hidden_size, lr=lr, lr_step_gamma=args.lr_step_gamma)
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
     record = RunRecord.start(EXAMPLE, "plain", args)
     writer = None if args.dry_run else SummaryWriter(f"{args.log_dir}/{EXAMPLE}/plain")  # TensorBoardLogger
-    early_stopping = EarlyStopping(args.early_stopping_patience, args.early_stopping_min_delta) if args.early_stopping_patience else None
-    checkpoints = Checkpoints(f"{args.checkpoint_dir}/{EXAMPLE}/plain") if args.checkpoint_dir and not args.dry_run else None
-    first_epoch, global_step = resume(args.resume, model, optimizer, scheduler, early_stopping, checkpoints) if args.resume else (0, 0)
+    early_stopping = checkpoints = None
+    if args.early_stopping_patience:
+        early_stopping = EarlyStopping(args.early_stopping_patience, args.early_stopping_min_delta)
+    if args.checkpoint_dir and not args.dry_run:
+        checkpoints = Checkpoints(f"{args.checkpoint_dir}/{EXAMPLE}/plain")
+    first_epoch, global_step = 0, 0
+    if args.resume:  # Lightning: trainer.fit(..., ckpt_path=args.resume)
+        first_epoch, global_step = resume(args.resume, model, optimizer, scheduler, early_stopping, checkpoints)
     start, epochs_done = time.perf_counter(), first_epoch
     for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
         global_step = train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step, record, writer)
@@ -138,7 +154,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
         if scheduler:
             scheduler.step()  # Lightning steps an epoch-interval scheduler after the epoch
         if checkpoints:  # ModelCheckpoint callback: last, so a resumed run starts the next epoch as-is
-            checkpoints.save(make_checkpoint(epoch, global_step, model, optimizer, scheduler, early_stopping, hparams), val_loss)
+            checkpoint = make_checkpoint(epoch, global_step, model, optimizer, scheduler, early_stopping, hparams)
+            checkpoints.save(checkpoint, val_loss)
         if not args.no_progress:
             print(f"epoch {epoch}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}")
         epochs_done = epoch + 1

@@ -108,8 +108,19 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
         parser.error("argument --accelerator: gpu asked for, but torch sees no GPU; use --accelerator cpu")
     if args.precision == "16-mixed" and not torch.cuda.is_available():
         parser.error("argument --precision: 16-mixed needs a CUDA GPU (its GradScaler path); use bf16-mixed on CPU")
+    finder = "--find-lr" if args.find_lr else "--find-batch-size" if args.find_batch_size else None
+    clashing = [flag for flag, on in (("--gradient-clip-val", args.gradient_clip_val is not None), ("--resume", args.resume),
+                                      ("--accumulate-grad-batches", args.accumulate_grad_batches > 1)) if on]
+    if finder and clashing:  # the hand-written finders leave these out (see plain_pytorch/by_hand/)
+        parser.error(f"argument {finder}: not together with {clashing[0]}; run the finder alone, then train with its result")
     if args.resume and not Path(args.resume).is_file():
         parser.error(f"argument --resume: no checkpoint file at {args.resume}; pass a .ckpt that --checkpoint-dir wrote")
+    if args.resume:
+        try:  # weights_only: tensors and plain data only, so a checkpoint cannot run code while loading
+            torch.load(args.resume, map_location="cpu", weights_only=True)
+        except Exception as error:
+            parser.error(f"argument --resume: {args.resume} is not a checkpoint that loads safely "
+                         f"({type(error).__name__}); pass a .ckpt that --checkpoint-dir wrote")
     return args
 
 

@@ -10,7 +10,9 @@ Only the Lightning twins import this module, so the plain twins never import Lig
 """
 
 import lightning as L
+import torch
 
+from shared.cli import BadInput
 from shared.metrics import RunRecord
 from shared.seeding import rng_states, set_rng_states
 
@@ -38,3 +40,14 @@ class RngInCheckpoint(L.Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
+
+
+def lightning_checkpoint(path: str | None) -> str | None:
+    """`path` if it is a Lightning checkpoint (or None); a plain twin's checkpoint is bad input.
+
+    Lightning would fail on one with a KeyError deep in its loading code; a learner who
+    mixed up the twins' checkpoints deserves one line instead.
+    """
+    if path is not None and "pytorch-lightning_version" not in torch.load(path, map_location="cpu", weights_only=True):
+        raise BadInput(f"--resume {path}: not a Lightning checkpoint; resume a plain twin's with the plain twin")
+    return path

@@ -54,3 +54,10 @@ class RunRecord:
             path.write_text(json.dumps(asdict(self), indent=1) + "\n")
         except OSError as error:
             raise BadInput(f"cannot write --metrics-out {path}: {error.strerror or error}; pick a writable path") from None
+
+
+def output_dir(root: str, example: str, implementation: str) -> Path:
+    """ROOT/EXAMPLE/IMPLEMENTATION, created: where a twin writes its plots (TensorBoard uses the same folder)."""
+    folder = Path(root) / example / implementation
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -86,3 +86,23 @@ def test_entry_point_bad_value_has_no_traceback(example, package):
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr and "--batch-size" in done.stderr
+
+
+def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(tmp_path, capsys):
+    """--resume exits 2 with one line for a missing file, a pickle that would run code, or the other twin's checkpoint."""
+    import argparse
+
+    unsafe = tmp_path / "unsafe.ckpt"  # a pickled object: what weights_only=False would let run code
+    torch.save({"model": argparse.Namespace(payload=1)}, unsafe)
+    twin("plain_pytorch", "sum_dataset").main(["--num-samples", "50", "--epochs", "1", "--no-progress", "--checkpoint-dir", "ck"])
+    plain_checkpoint = tmp_path / "ck/sum_dataset/plain/last.ckpt"
+    capsys.readouterr()
+    for package, path, words in [
+        ("plain_pytorch", tmp_path / "missing.ckpt", "no checkpoint file"),
+        ("lightning_version", unsafe, "loads safely"),
+        ("lightning_version", plain_checkpoint, "not a Lightning checkpoint"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+            twin(package, "sum_dataset").main(["--num-samples", "50", "--no-progress", "--resume", str(path)])
+        err = capsys.readouterr().err  # the Lightning twin may have logged its INFO lines first
+        assert exit_info.value.code == 2 and words in err.splitlines()[-1] and "Traceback" not in err

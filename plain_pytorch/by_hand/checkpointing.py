@@ -69,10 +69,7 @@ def resume(path: str | Path, model, optimizer, scheduler, early_stopping, checkp
     The random generators are restored last, after the model was built (which drew its
     initial weights): from here on the draws continue exactly where the saved run was.
     """
-    try:
-        checkpoint = load_checkpoint(path)
-    except Exception as error:  # not a checkpoint, or one holding pickled code: refuse it
-        raise BadInput(f"--resume {path}: cannot load it safely ({type(error).__name__}); pass a .ckpt this twin wrote") from None
+    checkpoint = load_checkpoint(path)  # shared/cli.py already refused files that do not load safely
     if "model" not in checkpoint:
         raise BadInput(f"--resume {path}: not a plain_pytorch checkpoint; resume Lightning's with the Lightning twin")
     model.load_state_dict(checkpoint["model"])
