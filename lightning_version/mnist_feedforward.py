@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
         print(f"lr finder suggests {lr_finder.suggestion()}")
         lr_finder.plot(suggest=True).savefig(output_dir(args.log_dir, EXAMPLE, "lightning") / "lr_find.png")
     if args.find_batch_size and not args.dry_run:  # replaces 1.x's Trainer(auto_scale_batch_size=...)
-        Tuner(trainer).scale_batch_size(model, datamodule=datamodule, mode=args.find_batch_size)
+        Tuner(trainer).scale_batch_size(model, datamodule=datamodule, mode=args.find_batch_size, init_val=args.batch_size)
         print(f"batch-size finder chose {datamodule.batch_size}")
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=lightning_checkpoint(args.resume))
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     if args.test:
         record.test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     if args.predict:
-        predict_loader = DataLoader(first(test_set, args.predict), batch_size=args.batch_size)
+        predict_loader = DataLoader(first(test_set, args.predict), batch_size=datamodule.batch_size)
         record.predictions = torch.cat(trainer.predict(model, dataloaders=predict_loader)).tolist()
     print(record.summary())
     record.write(args)

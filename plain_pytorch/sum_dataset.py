@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from plain_pytorch.by_hand.batch_size_finder import scale_batch_size
 from plain_pytorch.by_hand.checkpointing import Checkpoints, make_checkpoint, resume
 from plain_pytorch.by_hand.early_stopping import EarlyStopping
 from plain_pytorch.by_hand.lr_finder import lr_range_test
@@ -41,6 +42,10 @@ def training_loss(model, batch, device, precision):
     with autocast(precision, device):  # Trainer(precision=...)
         logits = model(features)  # (B,) one logit per vector
         return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def configure_optimizer(model, args, lr):  # Lightning: configure_optimizers
+    return torch.optim.Adam(model.parameters(), lr=lr)
 
 
 def train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step, record, writer):
@@ -117,12 +122,21 @@ def main(argv: list[str] | None = None) -> RunRecord:
     use_cuda = args.accelerator != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
     model = SumMLP(args.num_features, args.hidden_size).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = configure_optimizer(model, args, args.lr)
     if args.find_lr and not args.dry_run:  # Lightning: Tuner(trainer).lr_find(model)
         lr_finder = lr_range_test(model, train_loader, optimizer, partial(training_loss, device=device, precision=args.precision),
                                   val_loader=val_loader, max_epochs=args.epochs)  # and sets the optimizer's lr to its suggestion
         print(f"lr finder suggests {lr_finder.suggestion()}")
         lr_finder.plot(output_dir(args.log_dir, EXAMPLE, "plain") / "lr_find.png")
+    if args.find_batch_size and not args.dry_run:  # Lightning: Tuner(trainer).scale_batch_size(model, mode=...)
+        search = scale_batch_size(model, train_loader.dataset, partial(training_loss, device=device, precision=args.precision),
+                                  partial(configure_optimizer, args=args, lr=optimizer.param_groups[0]["lr"]),
+                                  val_set=val_loader.dataset, mode=args.find_batch_size, init_val=args.batch_size,
+                                  max_epochs=args.epochs, restore_rng=True)  # our checkpoints hold the RNG
+        print(f"batch-size finder chose {search.batch_size}")
+        loader = partial(loader, batch_size=search.batch_size)
+        train_loader = loader(first(train_set, args.limit_train), shuffle=True)
+        val_loader = loader(first(val_set, args.limit_val))
     scheduler = None
     if args.lr_step_gamma:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma)

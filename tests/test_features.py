@@ -170,3 +170,39 @@ def test_mnist_examples_take_the_same_features(example, mnist_dir, tmp_path):
     assert_same_run(plain, lightning)
     assert len(plain.train_loss) == 3 * math.ceil(300 / 32) and len(plain.predictions) == 10
     assert scalars(tmp_path / f"runs/{example}/plain") == scalars(tmp_path / f"runs/{example}/lightning")
+
+
+def test_lr_finder_flag_suggests_the_same_lr_and_trains_identically(tmp_path, capsys):
+    """--find-lr: both twins print the same suggestion, save a PNG, and then train bit-identically with it."""
+    argv = ["--num-samples", "1000", "--epochs", "2", "--batch-size", "64", "--accelerator", "cpu", "--no-progress",
+            "--find-lr", "--lr-step-gamma", "0.7", "--checkpoint-dir", "ckpt"]
+    plain, lightning = run_both("sum_dataset", argv)
+    assert_same_run(plain, lightning)
+    suggestions = [line for line in capsys.readouterr().out.splitlines() if line.startswith("lr finder suggests")]
+    assert len(suggestions) == 2 and suggestions[0] == suggestions[1]
+    suggested = float(suggestions[0].split()[-1])
+    assert suggested != 1e-3  # the run did not just keep --lr
+    for folder in ("plain", "lightning"):
+        assert (tmp_path / f"runs/sum_dataset/{folder}/lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert load_checkpoint(tmp_path / "ckpt/sum_dataset/plain/last.ckpt")["hyper_parameters"]["lr"] == suggested
+    assert load_checkpoint(tmp_path / "ckpt/sum_dataset/lightning/last.ckpt")["hyper_parameters"]["lr"] == suggested
+
+
+def test_lr_finder_flag_with_dropout_matches(mnist_dir):
+    """--find-lr on the CNN: the search draws dropout masks and shuffles, and both twins hand them back alike."""
+    argv = ["--data-dir", str(mnist_dir), "--limit-train", "640", "--limit-val", "64", "--epochs", "2",
+            "--batch-size", "32", "--accelerator", "cpu", "--no-progress", "--find-lr"]
+    assert_same_run(*run_both("cnn_classifier", argv))
+
+
+@pytest.mark.parametrize("mode", ["power", "binsearch"])
+def test_batch_size_finder_flag_chooses_the_same_size_and_trains_identically(mode, capsys):
+    """--find-batch-size: both twins choose the same batch size and then train, test and predict bit-identically."""
+    argv = ["--num-samples", "1000", "--epochs", "2", "--batch-size", "16", "--accelerator", "cpu", "--no-progress",
+            "--find-batch-size", mode, "--test", "--predict", "5"]
+    plain, lightning = run_both("sum_dataset", argv)
+    assert_same_run(plain, lightning)
+    chosen = [line for line in capsys.readouterr().out.splitlines() if line.startswith("batch-size finder chose")]
+    # On CPU nothing runs out of memory: the search grows until the batch holds all 800 training samples.
+    assert chosen == [f"batch-size finder chose {1024 if mode == 'power' else 972}"] * 2
+    assert len(plain.train_loss) == 2  # one batch per epoch at that size

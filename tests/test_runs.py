@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import EXAMPLES, PACKAGES, REPO
 
-SCHEMA = {"example", "implementation", "config", "train_loss", "val_loss", "val_accuracy", "seconds"}
+SCHEMA = {"example", "implementation", "config", "train_loss", "val_loss", "val_accuracy", "seconds", "test", "predictions"}
 
 
 def run(args: list[str], cwd) -> subprocess.CompletedProcess:
