@@ -63,7 +63,15 @@ def code_lines(path: str) -> dict[int, str]:
 
 
 def matching(path: str, pattern: str) -> list[int]:
-    return [number for number, line in code_lines(path).items() if re.search(pattern, line.split("  #")[0])]
+    """Code lines that match `pattern`, and every line of an `if args.flag`/`if name` block that matches it."""
+    lines = code_lines(path)
+    chosen = {number for number, line in lines.items() if re.search(pattern, line.split("  #")[0])}
+    for node in ast.walk(ast.parse((REPO / path).read_text())):
+        condition = ast.unparse(node.test) if isinstance(node, ast.If) else ""
+        # Only feature switches count as a whole block: `if args.test:`, `if writer:`, ...
+        if re.fullmatch(r"args\.\w+.*|\w+", condition) and re.search(pattern, condition):
+            chosen.update(n for n in range(node.lineno, node.end_lineno + 1) if n in lines)
+    return sorted(chosen)
 
 
 def ranges(numbers: list[int]) -> str:

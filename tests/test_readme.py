@@ -19,3 +19,12 @@ def test_ci_runs_readme_test_command_word_for_word():
 def test_readme_main_job_runs_the_comparison():
     """README's main-job command runs all six files through shared.compare."""
     assert any("-m shared.compare" in c for c in readme_commands())
+
+
+def test_readme_one_liner_table_is_what_the_code_counts():
+    """README's "The one-liner and what it does" table is exactly what shared/one_liners.py counts now."""
+    from shared.one_liners import table
+
+    readme = (REPO / "README.md").read_text()
+    begin, end = "<!-- one-liners: begin -->\n", "\n<!-- one-liners: end -->"
+    assert readme[readme.index(begin) + len(begin) : readme.index(end)] == table()
