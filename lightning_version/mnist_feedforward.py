@@ -49,19 +49,19 @@ class LitFeedForward(L.LightningModule):
         self.log("train_loss", loss)  # Lightning 1.x returned {"loss": loss, "log": {...}}
         return loss  # the Trainer calls zero_grad, backward, clipping and step around this
 
-    def validation_step(self, batch, batch_idx):  # runs under eval mode and inference_mode
-        loss, accuracy = self.evaluate(batch)
+    def validation_step(self, batch, batch_idx):  # runs in eval mode, under torch.no_grad()
+        loss, accuracy = self.loss_and_accuracy(batch)
         # In validation, self.log averages over the epoch, weighted by batch size. This
         # replaces 1.x's `validation_epoch_end`, which had to average the outputs by hand.
         self.log("val_loss", loss, prog_bar=True)
         self.log("val_accuracy", accuracy, prog_bar=True)
 
     def test_step(self, batch, batch_idx):  # trainer.test: the same, on the test split
-        loss, accuracy = self.evaluate(batch)
+        loss, accuracy = self.loss_and_accuracy(batch)
         self.log("test_loss", loss)
         self.log("test_accuracy", accuracy)
 
-    def evaluate(self, batch):
+    def loss_and_accuracy(self, batch):
         images, labels = batch
         logits = self.model(images)
         loss = F.cross_entropy(logits, labels)
@@ -126,13 +126,14 @@ def main(argv: list[str] | None = None) -> RunRecord:
         Tuner(trainer).scale_batch_size(model, datamodule=datamodule, mode=args.find_batch_size, init_val=args.batch_size)
         print(f"batch-size finder chose {datamodule.batch_size}")
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=lightning_checkpoint(args.resume))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=lightning_checkpoint(args.resume, model))
     record.seconds = time.perf_counter() - start
 
     if args.test:
         record.test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     if args.predict:
-        predict_loader = DataLoader(first(test_set, args.predict), batch_size=datamodule.batch_size)
+        predict_loader = DataLoader(first(test_set, args.predict), batch_size=datamodule.batch_size,
+                                    num_workers=args.num_workers)
         record.predictions = torch.cat(trainer.predict(model, dataloaders=predict_loader)).tolist()
     print(record.summary())
     record.write(args)

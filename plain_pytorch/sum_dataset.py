@@ -44,10 +44,6 @@ def training_loss(model, batch, device, precision):
         return F.binary_cross_entropy_with_logits(logits, labels)
 
 
-def configure_optimizer(model, args, lr):  # Lightning: configure_optimizers
-    return torch.optim.Adam(model.parameters(), lr=lr)
-
-
 def train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step, record, writer):
     """One pass over the training data; returns the number of optimizer steps taken so far."""
     model.train()  # Lightning: the model is already in train mode; validation puts it back
@@ -78,7 +74,7 @@ def train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch,
     return global_step
 
 
-@torch.no_grad()  # Lightning validates under torch.inference_mode(): same numbers
+@torch.no_grad()  # as Lightning validates during fit (trainer.test uses inference_mode: same numbers)
 def evaluate(model, loader, device, args):
     model.eval()
     loss_sum = accuracy_sum = torch.tensor(0.0, device=device)
@@ -102,8 +98,17 @@ def evaluate(model, loader, device, args):
 @torch.no_grad()
 def predict(model, loader, device, args):  # Lightning: trainer.predict with predict_step
     model.eval()
-    with autocast(args.precision, device):
-        return torch.cat([(model(features.to(device)) > 0).long() for features, _ in loader]).tolist()
+    predictions = []
+    for features, _ in loader:
+        with autocast(args.precision, device):
+            predictions += (model(features.to(device)) > 0).long().tolist()
+        if args.dry_run:  # fast_dev_run predicts one batch too
+            break
+    return predictions
+
+
+def configure_optimizer(model, args, lr):  # Lightning: configure_optimizers
+    return torch.optim.Adam(model.parameters(), lr=lr)
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
@@ -116,13 +121,25 @@ def main(argv: list[str] | None = None) -> RunRecord:
     print(note)  # --data-dir is not used
     loader = partial(DataLoader, batch_size=args.batch_size, num_workers=args.num_workers, worker_init_fn=seed_worker)
     train_loader = loader(first(train_set, args.limit_train), shuffle=True)
-    val_loader = loader(first(val_set, args.limit_val))  # no shuffle needed
+    val_loader = loader(first(val_set, args.limit_val))  # unshuffled: order cannot change an epoch mean
 
-    # Model, optimizer, scheduler, on the device we pick (Lightning: Trainer(accelerator=...)).
-    use_cuda = args.accelerator != "cpu" and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
+    # Model and optimizer, on the device Trainer(accelerator="auto") picks: CUDA, else Apple's MPS, else CPU.
+    gpu = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else None
+    device = torch.device(gpu if gpu and args.accelerator != "cpu" else "cpu")
     model = SumMLP(args.num_features, args.hidden_size).to(device)
     optimizer = configure_optimizer(model, args, args.lr)
+    scaler = grad_scaler(args.precision, device)
+
+    # What Lightning's logger and callbacks do, by hand.
+    record = RunRecord.start(EXAMPLE, "plain", args)
+    writer = None if args.dry_run else SummaryWriter(f"{args.log_dir}/{EXAMPLE}/plain")  # TensorBoardLogger
+    early_stopping = checkpoints = None
+    if args.early_stopping_patience:
+        early_stopping = EarlyStopping(args.early_stopping_patience, args.early_stopping_min_delta)
+    if args.checkpoint_dir and not args.dry_run:
+        checkpoints = Checkpoints(f"{args.checkpoint_dir}/{EXAMPLE}/plain")
+
+    # The tuner's searches, before training (Lightning: Tuner(trainer)).
     if args.find_lr and not args.dry_run:  # Lightning: Tuner(trainer).lr_find(model)
         lr_finder = lr_range_test(model, train_loader, optimizer, partial(training_loss, device=device, precision=args.precision),
                                   val_loader=val_loader, max_epochs=args.epochs)  # and sets the optimizer's lr to its suggestion
@@ -140,18 +157,10 @@ def main(argv: list[str] | None = None) -> RunRecord:
     scheduler = None
     if args.lr_step_gamma:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma)
-    scaler = grad_scaler(args.precision, device)
     lr = optimizer.param_groups[0]["lr"]  # --lr, or the LR finder's suggestion
     hparams = dict(num_features=args.num_features, hidden_size=args.hidden_size, lr=lr, lr_step_gamma=args.lr_step_gamma)
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
-    record = RunRecord.start(EXAMPLE, "plain", args)
-    writer = None if args.dry_run else SummaryWriter(f"{args.log_dir}/{EXAMPLE}/plain")  # TensorBoardLogger
-    early_stopping = checkpoints = None
-    if args.early_stopping_patience:
-        early_stopping = EarlyStopping(args.early_stopping_patience, args.early_stopping_min_delta)
-    if args.checkpoint_dir and not args.dry_run:
-        checkpoints = Checkpoints(f"{args.checkpoint_dir}/{EXAMPLE}/plain")
     first_epoch, global_step = 0, 0
     if args.resume:  # Lightning: trainer.fit(..., ckpt_path=args.resume)
         first_epoch, global_step = resume(args.resume, model, optimizer, scheduler, early_stopping, checkpoints)

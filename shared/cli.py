@@ -7,6 +7,7 @@ with one line on stderr and exit status 2, never a traceback.
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,7 +106,7 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
     if args.seed > MAX_SEED:
         parser.error(f"argument --seed: {args.seed} is too large; it must be at most {MAX_SEED}")
     if args.accelerator == "gpu" and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
-        parser.error("argument --accelerator: gpu asked for, but torch sees no GPU; use --accelerator cpu")
+        parser.error("argument --accelerator: gpu asked for, but torch sees no CUDA or MPS GPU; use --accelerator cpu")
     if args.precision == "16-mixed" and not torch.cuda.is_available():
         parser.error("argument --precision: 16-mixed needs a CUDA GPU (its GradScaler path); use bf16-mixed on CPU")
     finder = "--find-lr" if args.find_lr else "--find-batch-size" if args.find_batch_size else None
@@ -117,11 +118,33 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
         parser.error(f"argument --resume: no checkpoint file at {args.resume}; pass a .ckpt that --checkpoint-dir wrote")
     if args.resume:
         try:  # weights_only: tensors and plain data only, so a checkpoint cannot run code while loading
-            torch.load(args.resume, map_location="cpu", weights_only=True)
+            checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
         except Exception as error:
             parser.error(f"argument --resume: {args.resume} is not a checkpoint that loads safely "
                          f"({type(error).__name__}); pass a .ckpt that --checkpoint-dir wrote")
+        if not isinstance(checkpoint, dict):
+            parser.error(f"argument --resume: {args.resume} holds no checkpoint; pass a .ckpt that --checkpoint-dir wrote")
+    for flag, folder in (("--log-dir", args.log_dir), ("--checkpoint-dir", args.checkpoint_dir),
+                         ("--metrics-out", args.metrics_out and str(Path(args.metrics_out).parent))):
+        if folder and not _can_create_folder(Path(folder)):
+            parser.error(f"argument {flag}: cannot write into {folder}; pick a folder you can write to")
     return args
+
+
+def _can_create_folder(folder: Path) -> bool:
+    """Whether `folder` is, or can become, a writable folder (nothing is created here)."""
+    while not folder.exists():
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_weights_fit(state_dict: dict, model: torch.nn.Module, path: str) -> None:
+    """Refuse, in one line, a checkpoint whose weights do not fit `model` (another example, another width)."""
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    found = {key: tuple(value.shape) for key, value in state_dict.items()}
+    if found != expected:
+        raise BadInput(f"--resume {path}: its weights do not fit this model (another example, or other "
+                       "--hidden-size/--num-features?); resume with the flags it was trained with")
 
 
 @contextlib.contextmanager

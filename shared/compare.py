@@ -65,6 +65,9 @@ def main() -> None:
     known, flags = parser.parse_known_args()
     everywhere = {opt for example in EXAMPLES for opt in flags_for(example, flags) if opt.startswith("--")}
     unknown = [f for f in flags if f.startswith("--") and f not in everywhere]
+    if "--dry-run" in flags:  # a dry run writes no --metrics-out, so there would be nothing to compare
+        print("error: shared.compare runs full examples; drop --dry-run (or run one twin with it)", file=sys.stderr)
+        sys.exit(2)
     if unknown:
         print(f"error: no example takes {unknown[0]} (see python -m plain_pytorch.sum_dataset --help)", file=sys.stderr)
         sys.exit(2)

@@ -12,7 +12,7 @@ Only the Lightning twins import this module, so the plain twins never import Lig
 import lightning as L
 import torch
 
-from shared.cli import BadInput
+from shared.cli import BadInput, check_weights_fit
 from shared.metrics import RunRecord
 from shared.seeding import rng_states, set_rng_states
 
@@ -42,12 +42,17 @@ class RngInCheckpoint(L.Callback):
             set_rng_states(checkpoint["rng_states"])
 
 
-def lightning_checkpoint(path: str | None) -> str | None:
-    """`path` if it is a Lightning checkpoint (or None); a plain twin's checkpoint is bad input.
+def lightning_checkpoint(path: str | None, model: L.LightningModule) -> str | None:
+    """`path` if it is a Lightning checkpoint whose weights fit `model` (or None); else bad input.
 
-    Lightning would fail on one with a KeyError deep in its loading code; a learner who
-    mixed up the twins' checkpoints deserves one line instead.
+    Lightning would fail on a plain twin's checkpoint, or on one of another example, with a
+    KeyError or a size mismatch deep in its loading code; a learner who mixed them up
+    deserves one line instead.
     """
-    if path is not None and "pytorch-lightning_version" not in torch.load(path, map_location="cpu", weights_only=True):
+    if path is None:
+        return None
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # shared/cli.py checked it loads
+    if "pytorch-lightning_version" not in checkpoint:
         raise BadInput(f"--resume {path}: not a Lightning checkpoint; resume a plain twin's with the plain twin")
+    check_weights_fit(checkpoint["state_dict"], model, path)
     return path

@@ -21,20 +21,37 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def seed_worker(worker_id: int) -> None:
-    """DataLoader `worker_init_fn`: seed each worker's generators, as `seed_everything(workers=True)` does.
+def seed_worker(worker_id: int, rank: int = 0) -> None:
+    """DataLoader `worker_init_fn`: reseed a worker's generators as `seed_everything(seed, workers=True)` does.
 
-    torch already seeds each worker's torch generator from the loader's base seed; Python's
-    `random` and NumPy are left alone, so two workers would draw the same "random" numbers.
-    Lightning's `pl_worker_init_function` derives their seeds from torch's per-worker seed
-    (mixing in the process rank, for DDP); this does the same job more simply, so the
-    numbers a worker draws differ from Lightning's. The examples' datasets draw no random
-    numbers in workers, so the curves still match bit for bit; it matters for your own
-    random augmentations.
+    torch already seeds each worker's torch, Python and NumPy generators from the loader's
+    base seed (drawn from the global generator at `iter()`) plus the worker id. Lightning's
+    `pl_worker_init_function` reseeds all three from that seed mixed with the worker id and
+    the process rank, so DDP processes never share augmentations. This is the same recipe
+    (lightning/fabric/utilities/seed.py), so a worker draws the same numbers in both twins;
+    tests/test_features.py checks it.
     """
-    worker_seed = torch.initial_seed() % 2**32
-    random.seed(worker_seed)
-    np.random.seed(worker_seed)
+    base_seed = torch.initial_seed() - worker_id  # torch gave this worker base_seed + worker_id
+    torch_seed, python_high, python_low, _ = _seed_sequence(base_seed, worker_id, rank, count=4)
+    torch.manual_seed(torch_seed)
+    random.seed((python_high << 32) | python_low)
+    np.random.seed(np.random.SeedSequence([base_seed, worker_id, rank]).generate_state(4))
+
+
+def _seed_sequence(base_seed: int, worker_id: int, rank: int, count: int) -> list[int]:
+    """Mix base seed, worker id and rank into one 64-bit number (MurmurHash3's finaliser), then LCG steps."""
+    mask = (1 << 64) - 1
+    mixed = (base_seed << 32) | (worker_id << 16) | rank
+    mixed ^= mixed >> 33
+    mixed = (mixed * 0xFF51AFD7ED558CCD) & mask
+    mixed ^= mixed >> 33
+    mixed = (mixed * 0xC4CEB9FE1A85EC53) & mask
+    mixed ^= mixed >> 33
+    seeds = []
+    for _ in range(count):
+        mixed = (mixed * 6364136223846793005 + 1) & mask  # Knuth's LCG constant, c = 1, m = 2**64
+        seeds.append(mixed)
+    return seeds
 
 
 def use_deterministic_algorithms(enabled: bool) -> None:

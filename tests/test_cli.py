@@ -62,13 +62,19 @@ def test_unwritable_metrics_out_exits_2(tmp_path, capsys):
     assert exit_info.value.code == 2 and "--metrics-out" in capsys.readouterr().err
 
 
-def test_all_six_files_share_flags_and_defaults():
-    """Both twins of an example take the same flags; every example takes every common flag."""
+def test_all_six_files_share_flags_and_defaults(capsys):
+    """Both twins of an example print the same --help; every example takes every common flag."""
     common = {"--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--limit-train", "--limit-val",
               "--dry-run", "--accelerator", "--metrics-out"}
     for example in EXAMPLES:
         flags = {opt for action in build_parser(example)._actions for opt in action.option_strings}
         assert common <= flags
+        helps = []
+        for package in PACKAGES:
+            with pytest.raises(SystemExit):
+                twin(package, example).main(["--help"])
+            helps.append(capsys.readouterr().out)
+        assert helps[0] == helps[1] and "--early-stopping-patience" in helps[0]
     defaults = vars(build_parser("mnist_feedforward").parse_args([]))
     assert {k: defaults[k] for k in ("epochs", "batch_size", "lr", "hidden_size", "lr_step_gamma", "precision")} == {
         "epochs": 2, "batch_size": 100, "lr": 1e-3, "hidden_size": 500, "lr_step_gamma": None, "precision": "32-true",
@@ -89,7 +95,7 @@ def test_entry_point_bad_value_has_no_traceback(example, package):
 
 
 def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(tmp_path, capsys):
-    """--resume exits 2 with one line for a missing file, a pickle that would run code, or the other twin's checkpoint."""
+    """--resume exits 2 with one line for a missing file, pickled code, a bare tensor, the other twin's or a misfit checkpoint."""
     import argparse
 
     unsafe = tmp_path / "unsafe.ckpt"  # a pickled object: what weights_only=False would let run code
@@ -97,12 +103,32 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(tmp_path, capsys)
     twin("plain_pytorch", "sum_dataset").main(["--num-samples", "50", "--epochs", "1", "--no-progress", "--checkpoint-dir", "ck"])
     plain_checkpoint = tmp_path / "ck/sum_dataset/plain/last.ckpt"
     capsys.readouterr()
-    for package, path, words in [
-        ("plain_pytorch", tmp_path / "missing.ckpt", "no checkpoint file"),
-        ("lightning_version", unsafe, "loads safely"),
-        ("lightning_version", plain_checkpoint, "not a Lightning checkpoint"),
+    twin("lightning_version", "sum_dataset").main(["--num-samples", "50", "--epochs", "1", "--no-progress", "--checkpoint-dir", "ck"])
+    lightning_checkpoint = tmp_path / "ck/sum_dataset/lightning/last.ckpt"
+    bare_tensor = tmp_path / "tensor.ckpt"
+    torch.save(torch.zeros(3), bare_tensor)
+    capsys.readouterr()
+    for package, path, extra, words in [
+        ("plain_pytorch", tmp_path / "missing.ckpt", [], "no checkpoint file"),
+        ("lightning_version", unsafe, [], "loads safely"),
+        ("plain_pytorch", bare_tensor, [], "holds no checkpoint"),
+        ("lightning_version", plain_checkpoint, [], "not a Lightning checkpoint"),
+        ("plain_pytorch", lightning_checkpoint, [], "not a plain_pytorch checkpoint"),
+        ("plain_pytorch", plain_checkpoint, ["--hidden-size", "8"], "do not fit"),
+        ("lightning_version", lightning_checkpoint, ["--num-features", "4"], "do not fit"),
     ]:
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
-            twin(package, "sum_dataset").main(["--num-samples", "50", "--no-progress", "--resume", str(path)])
+            twin(package, "sum_dataset").main(["--num-samples", "50", "--no-progress", "--resume", str(path)] + extra)
         err = capsys.readouterr().err  # the Lightning twin may have logged its INFO lines first
         assert exit_info.value.code == 2 and words in err.splitlines()[-1] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", ["--log-dir", "--checkpoint-dir", "--metrics-out"])
+def test_unwritable_output_folder_exits_2(flag, tmp_path, capsys):
+    """An output path below a regular file is refused before any work starts."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin("lightning_version", "sum_dataset").main([flag, str(blocker / "sub" / "x")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and flag in err

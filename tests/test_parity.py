@@ -72,8 +72,13 @@ def test_every_dataloader_iter_draws_from_the_global_generator():
 
 
 @pytest.mark.parametrize("example", ["mnist_feedforward", "cnn_classifier", "sum_dataset"])
-def test_dry_run_is_one_batch_each_way(example, mnist_dir):
-    """`--dry-run` (Lightning's fast_dev_run) trains one batch and validates one, in both twins."""
-    plain, lightning = run_both(example, ["--dry-run", "--data-dir", str(mnist_dir), "--accelerator", "cpu"])
-    assert len(plain.train_loss) == 1 and len(plain.val_loss) == 1
-    assert plain.train_loss == lightning.train_loss and plain.val_accuracy == lightning.val_accuracy
+def test_dry_run_is_one_batch_each_way(example, request):
+    """`--dry-run` (Lightning's fast_dev_run) trains, validates, tests and predicts one batch, alike in both twins."""
+    data = ["--data-dir", str(request.getfixturevalue("mnist_dir"))] if example != "sum_dataset" else []
+    argv = data + ["--dry-run", "--accelerator", "cpu", "--batch-size", "16", "--test", "--predict", "40"]
+    plain, lightning = run_both(example, argv)
+    for record in (plain, lightning):
+        assert len(record.train_loss) == 1 and len(record.val_loss) == 1 and len(record.predictions) == 16
+    assert plain.train_loss == lightning.train_loss and plain.val_loss == lightning.val_loss
+    assert plain.val_accuracy == lightning.val_accuracy and plain.test == lightning.test
+    assert plain.predictions == lightning.predictions

@@ -28,3 +28,15 @@ def test_readme_one_liner_table_is_what_the_code_counts():
     readme = (REPO / "README.md").read_text()
     begin, end = "<!-- one-liners: begin -->\n", "\n<!-- one-liners: end -->"
     assert readme[readme.index(begin) + len(begin) : readme.index(end)] == table()
+
+
+def test_readme_main_job_table_has_the_step_counts_the_defaults_give():
+    """The steps column of README's main-job table is what each example's defaults give on 8,000 training samples."""
+    import math
+
+    from shared.cli import EXAMPLES
+
+    expected = {name: defaults["epochs"] * math.ceil(8000 / defaults["batch_size"]) for name, defaults in EXAMPLES.items()}
+    rows = [line.split("|") for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| ")]
+    found = {cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in EXAMPLES and cells[2].strip().isdigit()}
+    assert found == expected

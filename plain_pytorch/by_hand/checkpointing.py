@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from shared.cli import BadInput
+from shared.cli import BadInput, check_weights_fit
 from shared.seeding import rng_states, set_rng_states
 
 
@@ -27,15 +27,24 @@ class Checkpoints:
     """Writes `last.ckpt` after every epoch and `best.ckpt` when val_loss is the lowest so far."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
+        self.folder = Path(folder).resolve()
         self.best_val_loss = float("inf")
 
     def save(self, checkpoint: dict, val_loss: float) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         if val_loss < self.best_val_loss:  # strictly lower, as ModelCheckpoint's torch.lt
             self.best_val_loss = val_loss
-            torch.save(checkpoint | {"best_val_loss": val_loss}, self.folder / "best.ckpt")
-        torch.save(checkpoint | {"best_val_loss": self.best_val_loss}, self.folder / "last.ckpt")
+            torch.save(checkpoint | self.state_dict(), self.folder / "best.ckpt")
+        torch.save(checkpoint | self.state_dict(), self.folder / "last.ckpt")
+
+    def state_dict(self) -> dict:
+        return {"best_val_loss": self.best_val_loss, "checkpoint_dir": str(self.folder)}
+
+    def load_state_dict(self, state: dict) -> None:
+        # As ModelCheckpoint: the best score carries over only into the same folder; a new
+        # folder starts its own best.ckpt.
+        if state["checkpoint_dir"] == str(self.folder):
+            self.best_val_loss = state["best_val_loss"]
 
 
 def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler, early_stopping, hparams: dict) -> dict:
@@ -72,6 +81,7 @@ def resume(path: str | Path, model, optimizer, scheduler, early_stopping, checkp
     checkpoint = load_checkpoint(path)  # shared/cli.py already refused files that do not load safely
     if "model" not in checkpoint:
         raise BadInput(f"--resume {path}: not a plain_pytorch checkpoint; resume Lightning's with the Lightning twin")
+    check_weights_fit(checkpoint["model"], model, path)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     if scheduler and checkpoint["scheduler"]:
@@ -79,7 +89,7 @@ def resume(path: str | Path, model, optimizer, scheduler, early_stopping, checkp
     if early_stopping and checkpoint["early_stopping"]:
         early_stopping.load_state_dict(checkpoint["early_stopping"])
     if checkpoints:
-        checkpoints.best_val_loss = checkpoint["best_val_loss"]
+        checkpoints.load_state_dict(checkpoint)
     set_rng_states(checkpoint["rng_states"])
     print(f"resumed from {path}: epoch {checkpoint['epoch'] + 1} done, {checkpoint['global_step']} steps")
     return checkpoint["epoch"] + 1, checkpoint["global_step"]

@@ -28,7 +28,9 @@ class EarlyStopping:
         return self.wait_count >= self.patience
 
     def state_dict(self) -> dict:  # saved in checkpoints, so a resumed run keeps counting
-        return {"best_score": self.best_score, "wait_count": self.wait_count}
+        return {"best_score": self.best_score, "wait_count": self.wait_count, "patience": self.patience}
 
     def load_state_dict(self, state: dict) -> None:
-        self.best_score, self.wait_count = state["best_score"], state["wait_count"]
+        # Lightning restores `patience` too: a resumed run keeps the patience it was saved with,
+        # whatever --early-stopping-patience says now (min_delta comes from the flag).
+        self.best_score, self.wait_count, self.patience = state["best_score"], state["wait_count"], state["patience"]
