@@ -1,6 +1,7 @@
 """Count, from the code itself, what each Lightning one-liner replaces.
 
-    python -m shared.one_liners            # prints README's table "The one-liner and what it does"
+    python -m shared.one_liners                  # prints README's table "The one-liner and what it does"
+    python -m shared.one_liners --update-readme  # writes it into README.md, between its markers
 
 For each feature, the Lightning side is the set of lines in `lightning_version/sum_dataset.py`
 that match its patterns; the hand-written side is the matching lines of
@@ -98,5 +99,14 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def update_readme() -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- one-liners: begin -->\n", "\n<!-- one-liners: end -->"
+    readme.write_text(text[: text.index(begin) + len(begin)] + table() + text[text.index(end) :])
+
+
 if __name__ == "__main__":
-    print(table())
+    import sys
+
+    update_readme() if "--update-readme" in sys.argv[1:] else print(table())
