@@ -140,16 +140,17 @@ def main(argv: list[str] | None = None) -> RunRecord:
         checkpoints = Checkpoints(f"{args.checkpoint_dir}/{EXAMPLE}/plain")
 
     # The tuner's searches, before training (Lightning: Tuner(trainer)).
+    loss_of_batch = partial(training_loss, device=device, precision=args.precision)
     if args.find_lr and not args.dry_run:  # Lightning: Tuner(trainer).lr_find(model)
-        lr_finder = lr_range_test(model, train_loader, optimizer, partial(training_loss, device=device, precision=args.precision),
-                                  val_loader=val_loader, max_epochs=args.epochs)  # and sets the optimizer's lr to its suggestion
+        # Also sets the optimizer's lr to the suggestion, as Lightning sets model.lr.
+        lr_finder = lr_range_test(model, train_loader, optimizer, loss_of_batch, val_loader=val_loader, max_epochs=args.epochs)
         print(f"lr finder suggests {lr_finder.suggestion()}")
         lr_finder.plot(output_dir(args.log_dir, EXAMPLE, "plain") / "lr_find.png")
     if args.find_batch_size and not args.dry_run:  # Lightning: Tuner(trainer).scale_batch_size(model, mode=...)
-        search = scale_batch_size(model, train_loader.dataset, partial(training_loss, device=device, precision=args.precision),
-                                  partial(configure_optimizer, args=args, lr=optimizer.param_groups[0]["lr"]),
-                                  val_set=val_loader.dataset, mode=args.find_batch_size, init_val=args.batch_size,
-                                  max_epochs=args.epochs, restore_rng=True)  # our checkpoints hold the RNG
+        new_optimizer = partial(configure_optimizer, args=args, lr=optimizer.param_groups[0]["lr"])
+        search = scale_batch_size(model, train_loader.dataset, loss_of_batch, new_optimizer, val_set=val_loader.dataset,
+                                  mode=args.find_batch_size, init_val=args.batch_size, max_epochs=args.epochs,
+                                  restore_rng=True)  # our checkpoints hold the RNG: the search hands it back
         print(f"batch-size finder chose {search.batch_size}")
         loader = partial(loader, batch_size=search.batch_size)
         train_loader = loader(first(train_set, args.limit_train), shuffle=True)
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
     if args.lr_step_gamma:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma)
     lr = optimizer.param_groups[0]["lr"]  # --lr, or the LR finder's suggestion
-    hparams = dict(num_features=args.num_features, hidden_size=args.hidden_size, lr=lr, lr_step_gamma=args.lr_step_gamma)
+    hparams = dict(num_features=args.num_features, hidden_size=args.hidden_size, lr=lr,
+                   lr_step_gamma=args.lr_step_gamma)  # Lightning: save_hyperparameters()
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
     first_epoch, global_step = 0, 0
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
         first_epoch, global_step = resume(args.resume, model, optimizer, scheduler, early_stopping, checkpoints)
     start, epochs_done = time.perf_counter(), first_epoch
     for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
-        global_step = train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step, record, writer)
+        global_step = train_one_epoch(model, train_loader, optimizer, scaler, device, args, epoch, global_step,
+                                      record, writer)
         val_loss, val_accuracy = evaluate(model, val_loader, device, args)
         record.val_loss.append(val_loss)
         record.val_accuracy.append(val_accuracy)

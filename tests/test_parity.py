@@ -58,6 +58,22 @@ def test_the_comparison_can_fail():
     assert first.train_loss != second.train_loss
 
 
+def test_skipping_validation_would_break_parity(mnist_dir, monkeypatch):
+    """The CNN twins part ways after epoch 1 if the plain loop stops iterating its validation loader.
+
+    This is the trap of "Why the curves match", point 2, made to bite: the parity tests above
+    would catch a plain loop that validated less often than Lightning.
+    """
+    argv = ["--data-dir", str(mnist_dir), "--limit-train", "200", "--limit-val", "50", "--epochs", "2",
+            "--batch-size", "50", "--accelerator", "cpu", "--no-progress"]
+    lightning = twin("lightning_version", "cnn_classifier").main(argv)
+    plain_module = twin("plain_pytorch", "cnn_classifier")
+    monkeypatch.setattr(plain_module, "evaluate", lambda *args: (0.0, 0.0))  # no iter() over val_loader
+    plain = plain_module.main(argv)
+    assert plain.train_loss[:4] == lightning.train_loss[:4]  # epoch 1: the same
+    assert plain.train_loss[4:] != lightning.train_loss[4:]  # epoch 2: other shuffle, other dropout masks
+
+
 def test_every_dataloader_iter_draws_from_the_global_generator():
     """The trap the twins must respect: even an unshuffled loader moves the global RNG on iter().
 
