@@ -7,6 +7,9 @@ side by side (`diff -y`): what is missing here is what the Trainer does for you.
 Run:  python -m lightning_version.sum_dataset --epochs 5
 Flags (shared with the twin): python -m lightning_version.sum_dataset --help
 
+Left out on purpose: several GPUs (DDP), several optimizers, streaming datasets; the
+16-mixed (float16) path is written but untested here, as this machine has no GPU.
+
 This is the showcase for Lightning's extras (the tutorials' "75 lines" example): TensorBoard
 logging, checkpoints and resume, early stopping, the LR and batch-size finders, seeding,
 clipping, mixed precision, accumulation, a scheduler, test and predict. Each is one

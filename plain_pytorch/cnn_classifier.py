@@ -7,6 +7,9 @@ side by side (`diff -y`): every line here that the twin lacks is work Lightning 
 Run:  python -m plain_pytorch.cnn_classifier --data-dir ../shared/datasets
 Flags (shared with the twin): python -m plain_pytorch.cnn_classifier --help
 
+Left out on purpose: several GPUs (DDP), several optimizers, streaming datasets; the
+16-mixed (float16) path is written but untested here, as this machine has no GPU.
+
 The extras of the sum_dataset showcase (logging, checkpoints, early stopping, finders,
 clipping, precision, accumulation, scheduler, test, predict) work here through the same
 flags; see README, "The one-liner and what it does".
