@@ -87,6 +87,13 @@ def test_checkpoint_weights_load_into_either_twin(tmp_path):
         assert list(lightning["state_dict"]) == ["model." + key for key in plain["model"]]  # the "model." prefix
         plain_weights, lightning_weights = network_weights(plain), network_weights(lightning)
         assert all(torch.equal(plain_weights[k], lightning_weights[k]) for k in plain_weights)
+    # Cross-load: the plain twin's file into the Lightning twin's model, and Lightning's into the plain model.
+    from lightning_version.sum_dataset import LitSumMLP
+
+    lightning_model, plain_model = LitSumMLP(32, 256, 1e-3), SumMLP(32, 256)
+    lightning_model.model.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/sum_dataset/plain/last.ckpt")))
+    plain_model.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/sum_dataset/lightning/last.ckpt")))
+    assert all(torch.equal(a, b) for a, b in zip(lightning_model.model.state_dict().values(), plain_model.state_dict().values()))
 
 
 def test_a_saved_model_predicts_alone_and_rebuilds_from_hyperparameters(tmp_path):
