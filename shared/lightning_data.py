@@ -1,8 +1,9 @@
 """A LightningDataModule over the same tensors and loader settings the plain twins use.
 
-Only the Lightning twins import this module. The plain twins build the same two
-DataLoaders inline; this class builds them in `train_dataloader()`/`val_dataloader()`,
-where the Trainer (and `Tuner.scale_batch_size`, which changes `self.batch_size`) asks for them.
+Only the Lightning twins import this module. The plain twins build the same DataLoaders
+inline; this class builds them in `train_dataloader()`/`val_dataloader()`/`test_dataloader()`,
+where the Trainer (and `Tuner.scale_batch_size`, which changes `self.batch_size`) asks for
+them. `--predict N` passes its own loader of the first N test samples to `trainer.predict`.
 """
 
 import lightning as L
@@ -31,6 +32,3 @@ class TensorDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=self.batch_size, num_workers=self.num_workers)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
