@@ -1,18 +1,21 @@
-"""MNIST with a small conv net and dropout, trained by a LightningModule and a Trainer.
+"""Step 2 of 3: a real training job, a small MNIST conv net with dropout, by Lightning.
 
-Twin: plain_pytorch/cnn_classifier.py writes the same training loop by hand;
+Twin: plain_pytorch/cnn_classifier.py writes the same training job by hand;
 tests/test_parity.py proves both give the same per-step losses, bit for bit. Read the two
-side by side (`diff -y`): what is missing here is what the Trainer does for you.
+side by side, `diff -y -W 210 plain_pytorch/cnn_classifier.py
+lightning_version/cnn_classifier.py`. Step 1 (mnist_feedforward.py) taught the Trainer itself.
 
-Run:  python -m lightning_version.cnn_classifier --data-dir ../shared/datasets
-Flags (shared with the twin): python -m lightning_version.cnn_classifier --help
+This step teaches: `configure_optimizers` returning SGD and a StepLR scheduler;
+`ModelCheckpoint` (best and last), `trainer.fit(ckpt_path=...)` to resume, and
+`load_from_checkpoint` with `save_hyperparameters()` to rebuild the best model; a
+`LightningDataModule`; `trainer.test` and `trainer.predict` with `test_step` and
+`predict_step`.
 
-Left out on purpose: several GPUs (DDP), several optimizers, streaming datasets; the
-16-mixed (float16) path is written but untested here, as this machine has no GPU.
+Run:  python -m lightning_version.cnn_classifier --data-dir ../shared/datasets \\
+          --checkpoint-dir checkpoints --test --predict 10
 
-The extras of the sum_dataset showcase (logging, checkpoints, early stopping, finders,
-clipping, precision, accumulation, scheduler, test, predict) work here through the same
-flags; see README, "The one-liner and what it does".
+Left out on purpose: several GPUs (DDP); a custom Dataset, worker seeding, early stopping,
+the finders, clipping, mixed precision and accumulation (step 3, sum_dataset.py).
 """
 
 import time
@@ -20,43 +23,36 @@ import time
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.tuner import Tuner
 from torch.utils.data import DataLoader
 
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, load_mnist
-from shared.lightning_data import TensorDataModule
 from shared.lightning_callbacks import RecordMetrics, RngInCheckpoint, lightning_checkpoint
-from shared.metrics import RunRecord, output_dir
+from shared.metrics import RunRecord, show_predictions
 from shared.models import ConvNet
 
 EXAMPLE = "cnn_classifier"
 
 
 class LitConvNet(L.LightningModule):
-    """Wraps the shared `ConvNet` model; it does not redefine it."""
+    """Wraps the shared `ConvNet` (it does not redefine it): training, test and predict steps."""
 
-    def __init__(self, lr: float, momentum: float, lr_step_gamma: float | None = None) -> None:
+    def __init__(self, lr: float, momentum: float, lr_step_gamma: float) -> None:
         super().__init__()
-        self.save_hyperparameters()  # into every checkpoint: load_from_checkpoint rebuilds the model from them
-        self.model = ConvNet()  # initial weights: drawn from the seeded global generator
-        self.lr = lr  # Tuner.lr_find writes its suggestion here
-        self.momentum = momentum
-        self.lr_step_gamma = lr_step_gamma
+        self.save_hyperparameters()  # into each checkpoint: load_from_checkpoint rebuilds from them
+        self.model = ConvNet()  # initial weights: from the seeded global generator
 
-    def training_step(self, batch, batch_idx):
-        images, labels = batch  # already on the device, under autocast if --precision asks
-        logits = self.model(images)  # (B, 10); dropout draws from the global generator
+    def training_step(self, batch, batch_idx):  # in train mode: dropout on
+        images, labels = batch
+        logits = self.model(images)  # (B, 10); dropout draws its masks from the global generator
         loss = F.cross_entropy(logits, labels)
-        self.log("train_loss", loss)  # Lightning 1.x returned {"loss": loss, "log": {...}}
-        return loss  # the Trainer calls zero_grad, backward, clipping and step around this
+        self.log("train_loss", loss)
+        return loss
 
-    def validation_step(self, batch, batch_idx):  # runs in eval mode, under torch.no_grad()
+    def validation_step(self, batch, batch_idx):  # eval mode (dropout off), under torch.no_grad()
         loss, accuracy = self.loss_and_accuracy(batch)
-        # In validation, self.log averages over the epoch, weighted by batch size. This
-        # replaces 1.x's `validation_epoch_end`, which had to average the outputs by hand.
         self.log("val_loss", loss, prog_bar=True)
         self.log("val_accuracy", accuracy, prog_bar=True)
 
@@ -68,80 +64,90 @@ class LitConvNet(L.LightningModule):
     def loss_and_accuracy(self, batch):
         images, labels = batch
         logits = self.model(images)
-        loss = F.cross_entropy(logits, labels)
-        accuracy = (logits.argmax(dim=1) == labels).float().mean()
-        return loss, accuracy
+        return F.cross_entropy(logits, labels), (logits.argmax(dim=1) == labels).float().mean()
 
     def predict_step(self, batch, batch_idx):  # trainer.predict
         images, _ = batch
         return self.model(images).argmax(dim=1)  # (B,) predicted digits
 
     def configure_optimizers(self):
-        optimizer = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=self.momentum)
-        if self.lr_step_gamma is None:
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=self.lr_step_gamma)
+        optimizer = torch.optim.SGD(self.model.parameters(), lr=self.hparams.lr,
+                                    momentum=self.hparams.momentum)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1,
+                                                    gamma=self.hparams.lr_step_gamma)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}  # stepped after every epoch
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """The data side of the job in one class: the Trainer calls setup(), then asks for loaders."""
+
+    def __init__(self, args) -> None:
+        super().__init__()
+        self.args = args
+
+    def setup(self, stage: str) -> None:  # before fit, test and predict: load the splits once
+        if not hasattr(self, "test_set"):
+            self.train_set, self.val_set, self.test_set, note = load_mnist(self.args.data_dir)
+            print(note)
+
+    def train_dataloader(self):
+        return DataLoader(first(self.train_set, self.args.limit_train),
+                          batch_size=self.args.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(first(self.val_set, self.args.limit_val), batch_size=self.args.batch_size)
+
+    def test_dataloader(self):
+        return DataLoader(self.test_set, batch_size=self.args.batch_size)
+
+    def predict_dataloader(self):
+        return DataLoader(first(self.test_set, self.args.predict), batch_size=self.args.batch_size)
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
     args = parse_args(EXAMPLE, argv)
-    L.seed_everything(args.seed, workers=True)  # workers=True: seeds each DataLoader worker too
+    L.seed_everything(args.seed)  # the twin's weights and dropout masks
 
-    # Data: tensors in memory; the DataModule builds the same loaders as the plain twin.
-    train_set, val_set, test_set, note = load_mnist(args.data_dir)
-    print(note)
-    datamodule = TensorDataModule(first(train_set, args.limit_train), first(val_set, args.limit_val), test_set,
-                                  batch_size=args.batch_size, num_workers=args.num_workers)
+    # Data: the DataModule loads the splits when the Trainer calls its setup().
+    datamodule = MNISTDataModule(args)
 
-    # Model; the optimizer comes from configure_optimizers, the device from the Trainer.
+    # Model; the Trainer puts it on its device, and the optimizer comes from configure_optimizers.
     model = LitConvNet(args.lr, args.momentum, args.lr_step_gamma)
 
-    # The loop: the Trainer trains one epoch, then validates, `max_epochs` times.
+    # Checkpoints: best.ckpt (lowest val_loss) and last.ckpt.
     record = RunRecord.start(EXAMPLE, "lightning", args)
-    callbacks = [RecordMetrics(record), RngInCheckpoint()]
-    if args.early_stopping_patience:
-        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=args.early_stopping_patience,
-                                       min_delta=args.early_stopping_min_delta))
+    callbacks = [RecordMetrics(record), RngInCheckpoint()]  # parity record; RNG in checkpoints
     if args.checkpoint_dir:
-        callbacks.append(ModelCheckpoint(dirpath=f"{args.checkpoint_dir}/{EXAMPLE}/lightning", filename="best",
-                                         monitor="val_loss", mode="min", save_last=True))
+        folder = f"{args.checkpoint_dir}/{EXAMPLE}/lightning"
+        checkpoint = ModelCheckpoint(dirpath=folder, filename="best", monitor="val_loss",
+                                     mode="min", save_last=True)
+        callbacks.append(checkpoint)
+
+    # The loop: the Trainer trains one epoch, then validates, `max_epochs` times.
     trainer = L.Trainer(
         max_epochs=args.epochs,
-        accelerator=args.accelerator,  # replaces 1.x's gpus=N
+        accelerator=args.accelerator,
         devices=1,
-        precision=args.precision,  # "bf16-mixed": forward under torch.autocast(bfloat16)
-        gradient_clip_val=args.gradient_clip_val,
-        gradient_clip_algorithm=args.gradient_clip_algorithm,
-        accumulate_grad_batches=args.accumulate_grad_batches,
-        deterministic=args.deterministic,
-        fast_dev_run=args.dry_run,  # one train batch, one val batch, nothing written
-        logger=TensorBoardLogger(args.log_dir, name=EXAMPLE, version="lightning", default_hp_metric=False),
-        log_every_n_steps=1,  # every step's train_loss reaches TensorBoard (default: every 50th)
+        fast_dev_run=args.dry_run,
+        logger=TensorBoardLogger(args.log_dir, EXAMPLE, "lightning", default_hp_metric=False),
+        log_every_n_steps=1,
         enable_progress_bar=not args.no_progress,
         enable_checkpointing=bool(args.checkpoint_dir),
         callbacks=callbacks,
     )
-    if args.find_lr and not args.dry_run:  # replaces 1.x's Trainer(auto_lr_find=True)
-        lr_finder = Tuner(trainer).lr_find(model, datamodule=datamodule)  # sets model.lr to its suggestion
-        print(f"lr finder suggests {lr_finder.suggestion()}")
-        lr_finder.plot(suggest=True).savefig(output_dir(args.log_dir, EXAMPLE, "lightning") / "lr_find.png")
-    if args.find_batch_size and not args.dry_run:  # replaces 1.x's Trainer(auto_scale_batch_size=...)
-        Tuner(trainer).scale_batch_size(model, datamodule=datamodule, mode=args.find_batch_size, init_val=args.batch_size)
-        print(f"batch-size finder chose {datamodule.batch_size}")
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=lightning_checkpoint(args.resume, model))
     record.seconds = time.perf_counter() - start
 
+    # Test and predict with the best model, rebuilt from its file and its hyperparameters.
+    if args.checkpoint_dir and not args.dry_run:
+        model = LitConvNet.load_from_checkpoint(checkpoint.best_model_path)
     if args.test:
-        record.test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+        record.test = trainer.test(model, datamodule=datamodule)[0]  # prints Lightning's table
     if args.predict:
-        predict_loader = DataLoader(first(test_set, args.predict), batch_size=datamodule.batch_size,
-                                    num_workers=args.num_workers)
-        record.predictions = torch.cat(trainer.predict(model, dataloaders=predict_loader)).tolist()
-    print(record.summary())
-    record.write(args)
-    return record
+        record.predictions = torch.cat(trainer.predict(model, datamodule=datamodule)).tolist()
+        show_predictions(record.predictions, first(datamodule.test_set, args.predict))
+    return record.finish(args)  # prints the summary, writes --metrics-out
 
 
 if __name__ == "__main__":

@@ -1,19 +1,20 @@
-"""Synthetic vectors labelled "sum > 0", with a wide MLP, trained by a LightningModule and a Trainer.
+"""Step 3 of 3: Lightning's extras, each one argument or one callback, on a custom Dataset.
 
-Twin: plain_pytorch/sum_dataset.py writes the same training loop by hand;
-tests/test_parity.py proves both give the same per-step losses, bit for bit. Read the two
-side by side (`diff -y`): what is missing here is what the Trainer does for you.
+Twin: plain_pytorch/sum_dataset.py writes each extra by hand; tests/test_features.py holds
+every one against its twin, bit for bit. Read the two side by side, `diff -y -W 210
+plain_pytorch/sum_dataset.py lightning_version/sum_dataset.py`. Steps 1 and 2 taught the
+Trainer and a real training job.
 
-Run:  python -m lightning_version.sum_dataset --epochs 5
-Flags (shared with the twin): python -m lightning_version.sum_dataset --help
+This step teaches: a custom `Dataset` (shared/data.py: `SumDataset`) served by the
+LightningModule's own `train_dataloader`/`val_dataloader`; `seed_everything(workers=True)`
+and `Trainer(deterministic=True)`; the `EarlyStopping` callback; `Tuner.lr_find` and
+`Tuner.scale_batch_size`; `Trainer(gradient_clip_val=..., precision=...,
+accumulate_grad_batches=...)`.
 
-Left out on purpose: several GPUs (DDP), several optimizers, streaming datasets; the
-16-mixed (float16) path is written but untested here, as this machine has no GPU.
+Run:  python -m lightning_version.sum_dataset --early-stopping-patience 2 --find-lr
 
-This is the showcase for Lightning's extras (the tutorials' "75 lines" example): TensorBoard
-logging, checkpoints and resume, early stopping, the LR and batch-size finders, seeding,
-clipping, mixed precision, accumulation, a scheduler, test and predict. Each is one
-argument or one callback here; tests/test_features.py holds each against its plain twin.
+Left out on purpose: checkpoints, schedulers, test and predict (step 2); the finders are
+run without clipping and accumulation, as their hand-written twins leave those out.
 """
 
 import time
@@ -21,15 +22,14 @@ import time
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.tuner import Tuner
 from torch.utils.data import DataLoader
 
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, make_sum_dataset
-from shared.lightning_data import TensorDataModule
-from shared.lightning_callbacks import RecordMetrics, RngInCheckpoint, lightning_checkpoint
+from shared.lightning_callbacks import RecordMetrics
 from shared.metrics import RunRecord, output_dir
 from shared.models import SumMLP
 
@@ -37,111 +37,95 @@ EXAMPLE = "sum_dataset"
 
 
 class LitSumMLP(L.LightningModule):
-    """Wraps the shared `SumMLP` model; it does not redefine it."""
+    """Wraps the shared `SumMLP` (it does not redefine it), and serves its own data loaders."""
 
-    def __init__(self, num_features: int, hidden_size: int, lr: float, lr_step_gamma: float | None = None) -> None:
+    def __init__(self, train_set, val_set, num_features: int, hidden_size: int, lr: float,
+                 batch_size: int, num_workers: int = 0) -> None:
         super().__init__()
-        self.save_hyperparameters()  # into every checkpoint: load_from_checkpoint rebuilds the model from them
-        self.model = SumMLP(num_features, hidden_size)  # initial weights: drawn from the seeded global generator
+        self.model = SumMLP(num_features, hidden_size)  # initial weights: the seeded generator
+        self.train_set, self.val_set, self.num_workers = train_set, val_set, num_workers
         self.lr = lr  # Tuner.lr_find writes its suggestion here
-        self.lr_step_gamma = lr_step_gamma
+        self.batch_size = batch_size  # Tuner.scale_batch_size searches over this
 
     def training_step(self, batch, batch_idx):
-        features, labels = batch  # already on the device, under autocast if --precision asks
+        features, labels = batch  # on the device, and the forward under autocast for bf16-mixed
         logits = self.model(features)  # (B,) one logit per vector
         loss = F.binary_cross_entropy_with_logits(logits, labels)
-        self.log("train_loss", loss)  # Lightning 1.x returned {"loss": loss, "log": {...}}
-        return loss  # the Trainer calls zero_grad, backward, clipping and step around this
+        self.log("train_loss", loss)
+        return loss  # the Trainer accumulates, clips and steps as its arguments say
 
-    def validation_step(self, batch, batch_idx):  # runs in eval mode, under torch.no_grad()
-        loss, accuracy = self.loss_and_accuracy(batch)
-        # In validation, self.log averages over the epoch, weighted by batch size. This
-        # replaces 1.x's `validation_epoch_end`, which had to average the outputs by hand.
-        self.log("val_loss", loss, prog_bar=True)
-        self.log("val_accuracy", accuracy, prog_bar=True)
-
-    def test_step(self, batch, batch_idx):  # trainer.test: the same, on the test split
-        loss, accuracy = self.loss_and_accuracy(batch)
-        self.log("test_loss", loss)
-        self.log("test_accuracy", accuracy)
-
-    def loss_and_accuracy(self, batch):
+    def validation_step(self, batch, batch_idx):
         features, labels = batch
         logits = self.model(features)
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         accuracy = ((logits > 0).float() == labels).float().mean()  # logit > 0 means p > 0.5
-        return loss, accuracy
-
-    def predict_step(self, batch, batch_idx):  # trainer.predict
-        features, _ = batch
-        return (self.model(features) > 0).long()  # (B,) predicted labels
+        self.log("val_loss", loss, prog_bar=True)
+        self.log("val_accuracy", accuracy, prog_bar=True)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
-        if self.lr_step_gamma is None:
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=self.lr_step_gamma)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}  # stepped after every epoch
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+
+    def train_dataloader(self):  # asked again after the batch-size finder changes self.batch_size
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
+                          num_workers=self.num_workers)  # workers seeded by seed_everything
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
     args = parse_args(EXAMPLE, argv)
-    L.seed_everything(args.seed, workers=True)  # workers=True: seeds each DataLoader worker too
+    L.seed_everything(args.seed, workers=True)  # workers=True: each DataLoader worker reseeded
 
-    # Data: tensors in memory; the DataModule builds the same loaders as the plain twin.
-    train_set, val_set, test_set, note = make_sum_dataset(args.num_samples, args.num_features, args.seed)
+    # Data: a custom Dataset; the model below serves it through its own loaders.
+    train_set, val_set, _, note = make_sum_dataset(args.num_samples, args.num_features, args.seed)
     print(note)  # --data-dir is not used
-    datamodule = TensorDataModule(first(train_set, args.limit_train), first(val_set, args.limit_val), test_set,
-                                  batch_size=args.batch_size, num_workers=args.num_workers)
 
-    # Model; the optimizer comes from configure_optimizers, the device from the Trainer.
-    model = LitSumMLP(args.num_features, args.hidden_size, args.lr, args.lr_step_gamma)
+    # Model; the Trainer puts it on its device, and the optimizer comes from configure_optimizers.
+    model = LitSumMLP(first(train_set, args.limit_train), first(val_set, args.limit_val),
+                      args.num_features, args.hidden_size, args.lr, args.batch_size,
+                      args.num_workers)
 
-    # The loop: the Trainer trains one epoch, then validates, `max_epochs` times.
+    # The loop, with each extra switched on by one Trainer argument or callback.
     record = RunRecord.start(EXAMPLE, "lightning", args)
-    callbacks = [RecordMetrics(record), RngInCheckpoint()]
+    callbacks = [RecordMetrics(record)]  # parity record: fills the twin's RunRecord
+    early_stopping = None
     if args.early_stopping_patience:
-        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=args.early_stopping_patience,
-                                       min_delta=args.early_stopping_min_delta))
-    if args.checkpoint_dir:
-        callbacks.append(ModelCheckpoint(dirpath=f"{args.checkpoint_dir}/{EXAMPLE}/lightning", filename="best",
-                                         monitor="val_loss", mode="min", save_last=True))
+        early_stopping = EarlyStopping(monitor="val_loss", mode="min",
+                                       patience=args.early_stopping_patience,
+                                       min_delta=args.early_stopping_min_delta)
+        callbacks.append(early_stopping)
     trainer = L.Trainer(
         max_epochs=args.epochs,
-        accelerator=args.accelerator,  # replaces 1.x's gpus=N
+        accelerator=args.accelerator,
         devices=1,
-        precision=args.precision,  # "bf16-mixed": forward under torch.autocast(bfloat16)
+        precision=args.precision,  # "bf16-mixed": each forward under torch.autocast(bfloat16)
         gradient_clip_val=args.gradient_clip_val,
         gradient_clip_algorithm=args.gradient_clip_algorithm,
         accumulate_grad_batches=args.accumulate_grad_batches,
         deterministic=args.deterministic,
-        fast_dev_run=args.dry_run,  # one train batch, one val batch, nothing written
-        logger=TensorBoardLogger(args.log_dir, name=EXAMPLE, version="lightning", default_hp_metric=False),
-        log_every_n_steps=1,  # every step's train_loss reaches TensorBoard (default: every 50th)
+        fast_dev_run=args.dry_run,
+        logger=TensorBoardLogger(args.log_dir, EXAMPLE, "lightning", default_hp_metric=False),
+        log_every_n_steps=1,
         enable_progress_bar=not args.no_progress,
-        enable_checkpointing=bool(args.checkpoint_dir),
+        enable_checkpointing=False,  # checkpoints are step 2's lesson
         callbacks=callbacks,
     )
     if args.find_lr and not args.dry_run:  # replaces 1.x's Trainer(auto_lr_find=True)
-        lr_finder = Tuner(trainer).lr_find(model, datamodule=datamodule)  # sets model.lr to its suggestion
+        lr_finder = Tuner(trainer).lr_find(model)  # sets model.lr to its suggestion
         print(f"lr finder suggests {lr_finder.suggestion()}")
-        lr_finder.plot(suggest=True).savefig(output_dir(args.log_dir, EXAMPLE, "lightning") / "lr_find.png")
-    if args.find_batch_size and not args.dry_run:  # replaces 1.x's Trainer(auto_scale_batch_size=...)
-        Tuner(trainer).scale_batch_size(model, datamodule=datamodule, mode=args.find_batch_size, init_val=args.batch_size)
-        print(f"batch-size finder chose {datamodule.batch_size}")
+        figure = lr_finder.plot(suggest=True)  # loss against lr, the suggestion marked
+        figure.savefig(output_dir(args.log_dir, EXAMPLE, "lightning") / "lr_find.png")
+    if args.find_batch_size and not args.dry_run:  # replaces 1.x's auto_scale_batch_size=...
+        Tuner(trainer).scale_batch_size(model, mode=args.find_batch_size, init_val=args.batch_size)
+        print(f"batch-size finder chose {model.batch_size}")
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=lightning_checkpoint(args.resume, model))
+    trainer.fit(model)
     record.seconds = time.perf_counter() - start
-
-    if args.test:
-        record.test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    if args.predict:
-        predict_loader = DataLoader(first(test_set, args.predict), batch_size=datamodule.batch_size,
-                                    num_workers=args.num_workers)
-        record.predictions = torch.cat(trainer.predict(model, dataloaders=predict_loader)).tolist()
-    print(record.summary())
-    record.write(args)
-    return record
+    if early_stopping and early_stopping.stopping_reason_message:
+        print(f"early stopping after epoch {early_stopping.stopped_epoch}: "
+              f"{early_stopping.stopping_reason_message}")
+    return record.finish(args)  # prints the summary, writes --metrics-out
 
 
 if __name__ == "__main__":

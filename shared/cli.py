@@ -1,8 +1,9 @@
 """The command-line flags of all six files, defined once.
 
 `parse_args("cnn_classifier")` gives both twins of that example the same flags with the
-same defaults, so "the same flags" always means the same run. Bad values end the program
-with one line on stderr and exit status 2, never a traceback.
+same defaults, so "the same flags" always means the same run. Every step takes the common
+flags plus its own (shared/ladder.py lists them); a flag of another step is refused. Bad
+values end the program with one line on stderr and exit status 2, never a traceback.
 """
 
 import argparse
@@ -16,7 +17,7 @@ import torch
 
 from shared.data import DataError
 
-# The defaults of each example. Shared flags first, then the flags only that example has.
+# Each example is one step of the ladder; its flags are the common ones plus its own.
 EXAMPLES: dict[str, dict] = {
     "mnist_feedforward": dict(epochs=2, batch_size=100, lr=1e-3, hidden_size=500),  # the classic tutorial's numbers
     "cnn_classifier": dict(epochs=2, batch_size=64, lr=0.01, momentum=0.9, lr_step_gamma=0.7),  # gamma: pytorch/examples
@@ -57,8 +58,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser(example: str) -> argparse.ArgumentParser:
-    """The parser for one example; its defaults come from `EXAMPLES[example]`."""
-    defaults = EXAMPLES[example]
+    """The parser for one example: the common flags, then that step's own; defaults from `EXAMPLES`."""
     parser = OneLineParser(prog=f"python -m {{plain_pytorch,lightning_version}}.{example}")
     parser.add_argument("--epochs", type=_at_least(1, int), help="passes over the training set")
     parser.add_argument("--batch-size", type=_at_least(1, int), help="samples per optimizer step")
@@ -70,32 +70,31 @@ def build_parser(example: str) -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="one train and one val batch, write nothing")
     parser.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], default="auto")
     parser.add_argument("--metrics-out", metavar="PATH", help="write the run's losses and accuracies as JSON")
-    # Lightning's extras, each with a hand-written twin in plain_pytorch/ (README: "The one-liner and what it does").
-    parser.add_argument("--log-dir", default="runs", help="TensorBoard event files go to LOG_DIR/EXAMPLE/{plain,lightning}")
+    parser.add_argument("--log-dir", default="runs", help="TensorBoard files go to LOG_DIR/EXAMPLE/{plain,lightning}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--checkpoint-dir", help="save best.ckpt (lowest val_loss) and last.ckpt here")
-    parser.add_argument("--resume", metavar="PATH", help="continue training from this twin's checkpoint")
-    parser.add_argument("--early-stopping-patience", type=_at_least(1, int), help="stop after N epochs without improvement")
-    parser.add_argument("--early-stopping-min-delta", type=_at_least(0.0, float), default=0.0, help="smallest improvement")
-    parser.add_argument("--find-lr", action="store_true", help="run the LR range test first, train with its suggestion")
-    parser.add_argument("--find-batch-size", nargs="?", const="power", choices=["power", "binsearch"], help="search first")
-    parser.add_argument("--num-workers", type=_at_least(0, int), default=0, help="DataLoader worker processes")
-    parser.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
-    parser.add_argument("--gradient-clip-val", type=_positive_float, help="clip gradients at this norm or value")
-    parser.add_argument("--gradient-clip-algorithm", choices=["norm", "value"], default="norm")
-    parser.add_argument("--precision", choices=["32-true", "bf16-mixed", "16-mixed"], default="32-true")
-    parser.add_argument("--accumulate-grad-batches", type=_at_least(1, int), default=1, help="batches per optimizer step")
-    parser.add_argument("--lr-step-gamma", type=_positive_float, help="StepLR: multiply the lr by this after each epoch")
-    parser.add_argument("--test", action="store_true", help="after training, evaluate on the test split")
-    parser.add_argument("--predict", type=_at_least(1, int), metavar="N", help="after training, predict the first N test samples")
-    if "hidden_size" in defaults:
+    if example in ("mnist_feedforward", "sum_dataset"):
         parser.add_argument("--hidden-size", type=_at_least(1, int), help="width of the hidden layer(s)")
-    if "momentum" in defaults:
+    if example == "cnn_classifier":  # step 2: a real training job
         parser.add_argument("--momentum", type=_at_least(0.0, float), help="SGD momentum")
-    if "num_features" in defaults:
+        parser.add_argument("--lr-step-gamma", type=_positive_float, help="StepLR: multiply the lr by this each epoch")
+        parser.add_argument("--checkpoint-dir", help="save best.ckpt (lowest val_loss) and last.ckpt here")
+        parser.add_argument("--resume", metavar="PATH", help="continue training from this twin's checkpoint")
+        parser.add_argument("--test", action="store_true", help="after training, evaluate on the test split")
+        parser.add_argument("--predict", type=_at_least(1, int), metavar="N", help="then predict N test images")
+    if example == "sum_dataset":  # step 3: Lightning's extras
         parser.add_argument("--num-features", type=_at_least(1, int), help="length of each vector")
         parser.add_argument("--num-samples", type=_at_least(5, int), help="train + val; the last 1/5 validates")
-    parser.set_defaults(**defaults)
+        parser.add_argument("--num-workers", type=_at_least(0, int), default=0, help="DataLoader worker processes")
+        parser.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
+        parser.add_argument("--early-stopping-patience", type=_at_least(1, int), help="stop after N epochs without improvement")
+        parser.add_argument("--early-stopping-min-delta", type=_at_least(0.0, float), default=0.0, help="smallest improvement")
+        parser.add_argument("--find-lr", action="store_true", help="run the LR range test first, train with its suggestion")
+        parser.add_argument("--find-batch-size", nargs="?", const="power", choices=["power", "binsearch"], help="search first")
+        parser.add_argument("--gradient-clip-val", type=_positive_float, help="clip gradients at this norm or value")
+        parser.add_argument("--gradient-clip-algorithm", choices=["norm", "value"], default="norm")
+        parser.add_argument("--precision", choices=["32-true", "bf16-mixed", "16-mixed"], default="32-true")
+        parser.add_argument("--accumulate-grad-batches", type=_at_least(1, int), default=1, help="batches per optimizer step")
+    parser.set_defaults(**EXAMPLES[example])
     return parser
 
 
@@ -107,28 +106,34 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
         parser.error(f"argument --seed: {args.seed} is too large; it must be at most {MAX_SEED}")
     if args.accelerator == "gpu" and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
         parser.error("argument --accelerator: gpu asked for, but torch sees no CUDA or MPS GPU; use --accelerator cpu")
-    if args.precision == "16-mixed" and not torch.cuda.is_available():
+    if getattr(args, "precision", None) == "16-mixed" and not torch.cuda.is_available():
         parser.error("argument --precision: 16-mixed needs a CUDA GPU (its GradScaler path); use bf16-mixed on CPU")
-    finder = "--find-lr" if args.find_lr else "--find-batch-size" if args.find_batch_size else None
-    clashing = [flag for flag, on in (("--gradient-clip-val", args.gradient_clip_val is not None), ("--resume", args.resume),
-                                      ("--accumulate-grad-batches", args.accumulate_grad_batches > 1)) if on]
-    if finder and clashing:  # the hand-written finders leave these out (see plain_pytorch/by_hand/)
-        parser.error(f"argument {finder}: not together with {clashing[0]}; run the finder alone, then train with its result")
-    if args.resume and not Path(args.resume).is_file():
-        parser.error(f"argument --resume: no checkpoint file at {args.resume}; pass a .ckpt that --checkpoint-dir wrote")
-    if args.resume:
-        try:  # weights_only: tensors and plain data only, so a checkpoint cannot run code while loading
-            checkpoint = torch.load(args.resume, map_location="cpu", weights_only=True)
-        except Exception as error:
-            parser.error(f"argument --resume: {args.resume} is not a checkpoint that loads safely "
-                         f"({type(error).__name__}); pass a .ckpt that --checkpoint-dir wrote")
-        if not isinstance(checkpoint, dict):
-            parser.error(f"argument --resume: {args.resume} holds no checkpoint; pass a .ckpt that --checkpoint-dir wrote")
-    for flag, folder in (("--log-dir", args.log_dir), ("--checkpoint-dir", args.checkpoint_dir),
+    if example == "sum_dataset" and (args.find_lr or args.find_batch_size):
+        finder = "--find-lr" if args.find_lr else "--find-batch-size"
+        clashing = [flag for flag, on in (("--gradient-clip-val", args.gradient_clip_val is not None),
+                                          ("--accumulate-grad-batches", args.accumulate_grad_batches > 1)) if on]
+        if clashing:  # the hand-written finders leave these out (see plain_pytorch/by_hand/)
+            parser.error(f"argument {finder}: not together with {clashing[0]}; run the finder alone, then train with its result")
+    if getattr(args, "resume", None):
+        _check_resume(parser, args.resume)
+    for flag, folder in (("--log-dir", args.log_dir), ("--checkpoint-dir", getattr(args, "checkpoint_dir", None)),
                          ("--metrics-out", args.metrics_out and str(Path(args.metrics_out).parent))):
         if folder and not _can_create_folder(Path(folder)):
             parser.error(f"argument {flag}: cannot write into {folder}; pick a folder you can write to")
     return args
+
+
+def _check_resume(parser: argparse.ArgumentParser, path: str) -> None:
+    """Refuse a --resume file that is missing or does not load safely, before any work starts."""
+    if not Path(path).is_file():
+        parser.error(f"argument --resume: no checkpoint file at {path}; pass a .ckpt that --checkpoint-dir wrote")
+    try:  # weights_only: tensors and plain data only, so a checkpoint cannot run code while loading
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        parser.error(f"argument --resume: {path} is not a checkpoint that loads safely "
+                     f"({type(error).__name__}); pass a .ckpt that --checkpoint-dir wrote")
+    if not isinstance(checkpoint, dict):
+        parser.error(f"argument --resume: {path} holds no checkpoint; pass a .ckpt that --checkpoint-dir wrote")
 
 
 def _can_create_folder(folder: Path) -> bool:

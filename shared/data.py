@@ -2,8 +2,8 @@
 
 MNIST is read from torchvision's folder layout, `DATA_DIR/MNIST/raw/*-ubyte[.gz]`, so a
 folder that torchvision downloaded works as it is. The sum dataset is generated from a
-seed. Both return `TensorDataset`s; the twins build their own DataLoaders from them, since
-the DataLoader is part of the lesson.
+seed by a custom `Dataset` class (step 3's lesson). The twins build their own DataLoaders
+from them, since the DataLoader is part of the lesson.
 """
 
 import gzip
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the usual MNIST normalisation (pytorch/examples)
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -22,9 +22,9 @@ CARVE_VAL_FRACTION = 5  # test split only: the last 1/5 validates (2,000 of 10,0
 
 
 class Splits(NamedTuple):
-    train: TensorDataset
-    val: TensorDataset
-    test: TensorDataset  # held out: only `--test` and `--predict` touch it
+    train: Dataset
+    val: Dataset
+    test: Dataset | None  # held out: only `--test` and `--predict` (step 2) touch it
     note: str  # where the data came from, printed by the twins
 
 
@@ -141,23 +141,42 @@ def _missing_message(raw_dir: Path, reason: str) -> str:
     return f"{reason} in {raw_dir}; put {wanted} there (the two t10k files are enough), or pass --data-dir DIR for DIR/MNIST/raw/"
 
 
-def make_sum_dataset(num_samples: int, num_features: int, seed: int) -> Splits:
-    """Synthetic (train, val, test): x ~ N(0, 1) of shape (N, F), label 1.0 when x.sum() > 0.
+class SumDataset(Dataset):
+    """`num_samples` random vectors, each labelled 1.0 when its features sum to more than 0.
 
-    The samples come from their own `torch.Generator`, not the global one: every run and
-    both twins see the same data, and building it does not move the global generator that
-    the model's initialisation and the shuffling draw from. Of the `num_samples`, the last
-    1/5 validates; a further `num_samples // 5` drawn after them form the test split.
+    A custom `Dataset` as the tutorials write one: `__len__` says how many samples there
+    are, `__getitem__` returns one (features, label) pair, and the DataLoader calls it once
+    per sample and stacks the pairs into a batch. The vectors come from the `generator`
+    passed in, not the global one, so building the data moves nothing the model or the
+    shuffling draws from.
     """
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(num_samples, num_features, generator=generator)
-    x_test = torch.randn(num_samples // CARVE_VAL_FRACTION, num_features, generator=generator)
-    y, y_test = ((t.sum(dim=1) > 0).float() for t in (x, x_test))  # (N,) float targets for BCE-with-logits
+
+    def __init__(self, num_samples: int, num_features: int, generator: torch.Generator) -> None:
+        self.features = torch.randn(num_samples, num_features, generator=generator)  # (N, F)
+        self.labels = (self.features.sum(dim=1) > 0).float()  # (N,) float targets for BCE-with-logits
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[index], self.labels[index]  # (F,) and () : the DataLoader stacks them
+
+
+def make_sum_dataset(num_samples: int, num_features: int, seed: int) -> Splits:
+    """The sum example's (train, val, None, note): one seeded `SumDataset`, its last 1/5 validates.
+
+    Every run and both twins see the same vectors. Step 3 has no test split.
+    """
+    dataset = SumDataset(num_samples, num_features, torch.Generator().manual_seed(seed))
     split = num_samples - num_samples // CARVE_VAL_FRACTION
-    note = f"sum dataset: {split:,} train, {num_samples - split:,} validate, {len(x_test):,} test (seed {seed})"
-    return Splits(TensorDataset(x[:split], y[:split]), TensorDataset(x[split:], y[split:]), TensorDataset(x_test, y_test), note)
+    note = f"sum dataset: {split:,} train, {num_samples - split:,} validate (seed {seed})"
+    return Splits(Subset(dataset, range(split)), Subset(dataset, range(split, num_samples)), None, note)
 
 
-def first(dataset: TensorDataset, n: int | None) -> TensorDataset:
+def first(dataset: Dataset, n: int | None) -> Dataset:
     """The first `n` samples (all of them when `n` is None or larger): `--limit-train/--limit-val`."""
-    return dataset if n is None else TensorDataset(*(t[:n] for t in dataset.tensors))
+    if n is None or n >= len(dataset):
+        return dataset
+    if isinstance(dataset, TensorDataset):  # slicing keeps it one tensor per field
+        return TensorDataset(*(t[:n] for t in dataset.tensors))
+    return Subset(dataset, range(n))

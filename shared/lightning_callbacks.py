@@ -2,7 +2,8 @@
 
 Only the Lightning twins import this module, so the plain twins never import Lightning.
 - `RecordMetrics` fills the same `RunRecord` the plain twin fills by hand, from what
-  Lightning already computed. It changes nothing.
+  Lightning already computed, and prints the same line after each validation. It changes
+  nothing in the run.
 - `RngInCheckpoint` adds the global generators' states to every checkpoint and restores
   them on resume. Lightning's checkpoints hold the model, optimizers, schedulers, loops and
   callbacks, but not the random state, so without it a resumed run shuffles and drops out
@@ -29,8 +30,9 @@ class RecordMetrics(L.Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:  # the 2-batch sanity check before training is not an epoch
             return
-        self.record.val_loss.append(trainer.callback_metrics["val_loss"].item())
-        self.record.val_accuracy.append(trainer.callback_metrics["val_accuracy"].item())
+        metrics = trainer.callback_metrics  # the epoch means that validation_step's self.log built
+        line = self.record.end_epoch(trainer.current_epoch, metrics["val_loss"].item(), metrics["val_accuracy"].item())
+        pl_module.print(line)  # above the progress bar, as the plain twin prints it after its bar
 
 
 class RngInCheckpoint(L.Callback):

@@ -16,6 +16,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from torch.utils.data import Dataset
+
 from shared.cli import BadInput
 
 
@@ -35,6 +37,12 @@ class RunRecord:
     def start(cls, example: str, implementation: str, args: argparse.Namespace) -> "RunRecord":
         return cls(example, implementation, config=dict(vars(args)))
 
+    def end_epoch(self, epoch: int, val_loss: float, val_accuracy: float) -> str:
+        """Keep one epoch's validation metrics; return the line both twins print for it."""
+        self.val_loss.append(val_loss)
+        self.val_accuracy.append(val_accuracy)
+        return f"epoch {epoch}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}"
+
     def summary(self) -> str:
         """One line for the terminal: what a learner wants to see at the end of a run."""
         if not self.val_loss:
@@ -43,6 +51,12 @@ class RunRecord:
             f"{self.implementation}: {len(self.train_loss)} steps, last train_loss {self.train_loss[-1]:.4f}, "
             f"val_loss {self.val_loss[-1]:.4f}, val_accuracy {self.val_accuracy[-1]:.4f}, {self.seconds:.1f} s"
         )
+
+    def finish(self, args: argparse.Namespace) -> "RunRecord":
+        """The end of every twin's main(): print the summary line, write `--metrics-out`."""
+        print(self.summary())
+        self.write(args)
+        return self
 
     def write(self, args: argparse.Namespace) -> None:
         """Write the JSON to `--metrics-out`, unless there is none or this is a `--dry-run`."""
@@ -54,6 +68,13 @@ class RunRecord:
             path.write_text(json.dumps(asdict(self), indent=1) + "\n")
         except OSError as error:
             raise BadInput(f"cannot write --metrics-out {path}: {error.strerror or error}; pick a writable path") from None
+
+
+def show_predictions(predictions: list[int], dataset: Dataset) -> None:
+    """Print each predicted label beside the true one, as both twins of step 2 do for `--predict N`."""
+    print("sample  predicted  true")
+    for index, (predicted, (_, label)) in enumerate(zip(predictions, dataset)):
+        print(f"{index:6}  {predicted:9}  {int(label):4}{'' if predicted == int(label) else '  <- wrong'}")
 
 
 def output_dir(root: str, example: str, implementation: str) -> Path:

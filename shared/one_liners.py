@@ -1,66 +1,77 @@
-"""Count, from the code itself, what each Lightning one-liner replaces.
+"""Count, from the code itself, what each Lightning one-liner replaces, in the step that teaches it.
 
     python -m shared.one_liners                  # prints README's table "The one-liner and what it does"
     python -m shared.one_liners --update-readme  # writes it into README.md, between its markers
 
-For each feature, the Lightning side is the set of lines in `lightning_version/sum_dataset.py`
-that match its patterns; the hand-written side is the matching lines of
-`plain_pytorch/sum_dataset.py` plus the whole of the feature's own file(s) in
-`plain_pytorch/by_hand/` or `shared/`. Only code lines count: no blank lines, comments or
-docstrings. "Lines saved" is hand-written minus Lightning. tests/test_readme.py checks that
-README's table is exactly what this prints, so the numbers cannot go stale.
+For each feature, the Lightning side is the set of lines in `lightning_version/EXAMPLE.py`
+that match its patterns, EXAMPLE being the step that teaches the feature; the hand-written
+side is the matching lines of `plain_pytorch/EXAMPLE.py` plus the whole of the feature's own
+file(s) in `plain_pytorch/by_hand/` or `shared/`. Only code lines count: no blank lines,
+comments or docstrings. "Lines saved" is hand-written minus Lightning. tests/test_readme.py
+checks that README's table is exactly what this prints, so the numbers cannot go stale.
 """
 
 import ast
 import re
-from pathlib import Path
+from typing import NamedTuple
 
-REPO = Path(__file__).resolve().parents[1]
-PLAIN, LIGHTNING = "plain_pytorch/sum_dataset.py", "lightning_version/sum_dataset.py"
+from shared.ladder import REPO, STEPS, code_line_numbers, replace_block
 
-# (feature, the one-liner to show, Lightning patterns, plain patterns, whole files of the hand-written twin)
+
+class Feature(NamedTuple):
+    name: str
+    example: str  # the step that teaches it
+    one_liner: str  # what Lightning asks of you, as README shows it
+    lightning: str  # pattern of its lines in the Lightning twin
+    plain: str  # pattern of its lines in the plain twin
+    files: tuple[str, ...] = ()  # whole files of the hand-written twin
+    everywhere: bool = False  # taught in this step, then used by every later step too
+
+
 FEATURES = [
-    ("TensorBoard logging", '`self.log(...)` + `TensorBoardLogger(...)`', r"TensorBoardLogger|log_every_n_steps",
-     r"writer|SummaryWriter", []),
-    ("progress bar", "default `TQDMProgressBar`", r"enable_progress_bar", r"\bbar\b|tqdm", []),
-    ("checkpoints and resume", '`ModelCheckpoint(monitor="val_loss", save_last=True)`, `fit(ckpt_path=...)`',
-     r"ModelCheckpoint|save_hyperparameters|ckpt_path|enable_checkpointing|monitor=\"val_loss\"|RngInCheckpoint",
-     r"[Cc]heckpoint|resume|hparams", ["plain_pytorch/by_hand/checkpointing.py"]),
-    ("early stopping", '`EarlyStopping(monitor="val_loss", patience=..., min_delta=...)`',
-     r"EarlyStopping|min_delta=args", r"early_stopping|\bstop\b", ["plain_pytorch/by_hand/early_stopping.py"]),
-    ("LR finder", "`Tuner(trainer).lr_find(model)`", r"lr_find|lr_finder", r"find_lr|lr_finder|lr_range_test",
-     ["plain_pytorch/by_hand/lr_finder.py"]),
-    ("batch-size finder", "`Tuner(trainer).scale_batch_size(model, mode=...)`", r"scale_batch_size|find_batch_size",
-     r"find_batch_size|batch_size_finder|scale_batch_size", ["plain_pytorch/by_hand/batch_size_finder.py"]),
-    ("seeding and determinism", "`seed_everything(seed, workers=True)`, `Trainer(deterministic=True)`",
-     r"seed_everything|deterministic=", r"seed_everything|seed_worker|deterministic", ["shared/seeding.py"]),
-    ("gradient clipping", "`Trainer(gradient_clip_val=..., gradient_clip_algorithm=...)`", r"gradient_clip",
-     r"clip|unscale_", []),
-    ("mixed precision", '`Trainer(precision="bf16-mixed")`', r"precision=", r"autocast|scaler",
-     ["plain_pytorch/by_hand/precision.py"]),
-    ("gradient accumulation", "`Trainer(accumulate_grad_batches=N)`", r"accumulate_grad_batches",
-     r"accumulate_grad_batches", []),
-    ("LR scheduler", "`configure_optimizers` returning a `StepLR`", r"scheduler|lr_step_gamma is None",
-     r"scheduler", []),
-    ("test and predict", "`LightningDataModule`, `trainer.test`, `trainer.predict`",
-     r"TensorDataModule|datamodule=datamodule\)|test_step|predict_step|trainer\.test|trainer\.predict|predict_loader|args\.test|args\.predict|self\.log\(\"test",
-     r"args\.test|args\.predict|test_loss|def predict|predict\(|test_set\)", []),
+    Feature("TensorBoard logging", "mnist_feedforward", "`self.log(...)` + `TensorBoardLogger(...)`",
+            r"TensorBoardLogger|log_every_n_steps", r"writer|SummaryWriter", everywhere=True),
+    Feature("progress bar", "mnist_feedforward", "default `TQDMProgressBar`", r"enable_progress_bar",
+            r"\bbar\b|tqdm", everywhere=True),
+    Feature("one-batch dry run", "mnist_feedforward", "`Trainer(fast_dev_run=True)`", r"fast_dev_run",
+            r"dry_run", everywhere=True),
+    Feature("LR scheduler", "cnn_classifier", "`configure_optimizers` returning a `StepLR`",
+            r"scheduler|StepLR", r"scheduler|StepLR"),
+    Feature("checkpoints and resume", "cnn_classifier",
+            '`ModelCheckpoint(monitor="val_loss", save_last=True)`, `fit(ckpt_path=...)`, `load_from_checkpoint`',
+            r"ModelCheckpoint|save_hyperparameters|ckpt_path|enable_checkpointing|RngInCheckpoint|"
+            r"load_from_checkpoint|checkpoint|folder",
+            r"[Cc]heckpoint|resume|hparams|first_epoch|folder", ("plain_pytorch/by_hand/checkpointing.py",)),
+    Feature("test and predict", "cnn_classifier", "`trainer.test`, `trainer.predict`",
+            r"test_step|predict_step|loss_and_accuracy|test_dataloader|predict_dataloader|trainer\.test|"
+            r"trainer\.predict|args\.test|args\.predict|self\.log\(\"test|show_predictions",
+            r"args\.test|args\.predict|test_loss|def predict|predict\(|predictions|show_predictions|"
+            r"predict_set"),
+    Feature("seeding and determinism", "sum_dataset",
+            "`seed_everything(seed, workers=True)`, `Trainer(deterministic=True)`",
+            r"seed_everything|deterministic=", r"seed_everything|seed_worker|deterministic",
+            ("shared/seeding.py",)),
+    Feature("early stopping", "sum_dataset", '`EarlyStopping(monitor="val_loss", patience=..., min_delta=...)`',
+            r"EarlyStopping|early_stopping|patience=|min_delta=", r"early_stopping|EarlyStopping",
+            ("plain_pytorch/by_hand/early_stopping.py",)),
+    Feature("LR finder", "sum_dataset", "`Tuner(trainer).lr_find(model)`", r"lr_find|lr_finder|figure",
+            r"find_lr|lr_finder|lr_range_test", ("plain_pytorch/by_hand/lr_finder.py",)),
+    Feature("batch-size finder", "sum_dataset", "`Tuner(trainer).scale_batch_size(model, mode=...)`",
+            r"scale_batch_size|find_batch_size", r"find_batch_size|scale_batch_size|new_optimizer",
+            ("plain_pytorch/by_hand/batch_size_finder.py",)),
+    Feature("gradient clipping", "sum_dataset", "`Trainer(gradient_clip_val=..., gradient_clip_algorithm=...)`",
+            r"gradient_clip", r"clip|unscale_"),
+    Feature("mixed precision", "sum_dataset", '`Trainer(precision="bf16-mixed")`', r"precision=",
+            r"autocast|scaler", ("plain_pytorch/by_hand/precision.py",)),
+    Feature("gradient accumulation", "sum_dataset", "`Trainer(accumulate_grad_batches=N)`",
+            r"accumulate_grad_batches", r"accumulate_grad_batches|last_batch"),
 ]
 
 
 def code_lines(path: str) -> dict[int, str]:
-    """Line number -> text of every line that is code: not blank, not a comment, not a docstring."""
-    source = (REPO / path).read_text()
-    docstrings = set()
-    for node in ast.walk(ast.parse(source)):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-            docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
-    return {
-        number: line
-        for number, line in enumerate(source.splitlines(), start=1)
-        if line.strip() and not line.strip().startswith("#") and number not in docstrings
-    }
+    """Line number -> text of every code line of `path` (see shared.ladder.code_line_numbers)."""
+    lines = (REPO / path).read_text().splitlines()
+    return {number: lines[number - 1] for number in sorted(code_line_numbers(path))}
 
 
 def matching(path: str, pattern: str) -> list[int]:
@@ -87,23 +98,24 @@ def ranges(numbers: list[int]) -> str:
 
 
 def table() -> str:
-    rows = ["| feature | Lightning | hand-written twin (file: lines) | Lightning lines | hand-written lines | lines saved |",
-            "|---|---|---|---|---|---|"]
-    for name, one_liner, lightning_pattern, plain_pattern, files in FEATURES:
-        lightning = len(matching(LIGHTNING, lightning_pattern))
-        plain_numbers = matching(PLAIN, plain_pattern)
-        where = [f"`{PLAIN}`: {ranges(plain_numbers)}"] if plain_numbers else []
-        where += [f"`{f}`: all {len(code_lines(f))}" for f in files]
-        written = len(plain_numbers) + sum(len(code_lines(f)) for f in files)
-        rows.append(f"| {name} | {one_liner} | {'; '.join(where)} | {lightning} | {written} | {written - lightning} |")
+    step_of = {step.example: step.number for step in STEPS}
+    rows = ["| feature | step | Lightning | hand-written twin (file: lines) | Lightning lines | "
+            "hand-written lines | lines saved |", "|---|---|---|---|---|---|---|"]
+    for feature in FEATURES:
+        plain_file, lightning_file = f"plain_pytorch/{feature.example}.py", f"lightning_version/{feature.example}.py"
+        lightning = len(matching(lightning_file, feature.lightning))
+        plain_numbers = matching(plain_file, feature.plain)
+        where = [f"`{plain_file}`: {ranges(plain_numbers)}"] if plain_numbers else []
+        where += [f"`{f}`: all {len(code_lines(f))}" for f in feature.files]
+        written = len(plain_numbers) + sum(len(code_lines(f)) for f in feature.files)
+        rows.append(f"| {feature.name} | {step_of[feature.example]} `{feature.example}` | {feature.one_liner} | "
+                    f"{'; '.join(where)} | {lightning} | {written} | {written - lightning} |")
     return "\n".join(rows)
 
 
 def update_readme() -> None:
     readme = REPO / "README.md"
-    text = readme.read_text()
-    begin, end = "<!-- one-liners: begin -->\n", "\n<!-- one-liners: end -->"
-    readme.write_text(text[: text.index(begin) + len(begin)] + table() + text[text.index(end) :])
+    readme.write_text(replace_block(readme.read_text(), "one-liners", table()))
 
 
 if __name__ == "__main__":

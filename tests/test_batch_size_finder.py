@@ -17,7 +17,6 @@ from lightning.pytorch.tuner import Tuner
 from lightning_version.sum_dataset import LitSumMLP
 from plain_pytorch.by_hand.batch_size_finder import BatchSizeSearch, MemoryBudget, scale_batch_size
 from shared.data import make_sum_dataset
-from shared.lightning_data import TensorDataModule
 from shared.models import SumMLP
 from shared.seeding import seed_everything
 
@@ -46,10 +45,9 @@ class SearchStuck(Exception):
 class BudgetedLitSumMLP(LitSumMLP):
     """LitSumMLP on a pretend GPU: every step checks the batch against the budget first."""
 
-    def __init__(self, budget: int | None) -> None:
-        # An int, not a MemoryBudget: LitSumMLP's save_hyperparameters() records our arguments
-        # too, and the checkpoint the search reloads (weights_only) may hold only plain types.
-        super().__init__(num_features=NUM_FEATURES, hidden_size=HIDDEN_SIZE, lr=LR)
+    def __init__(self, budget: int | None, train_set, val_set, batch_size: int) -> None:
+        super().__init__(train_set, val_set, num_features=NUM_FEATURES, hidden_size=HIDDEN_SIZE, lr=LR,
+                         batch_size=batch_size)
         self.budget = MemoryBudget(budget) if budget else None
         self.trials: list[tuple[int, bool]] = []  # as the search ran them, observed
 
@@ -77,21 +75,19 @@ class BudgetedLitSumMLP(LitSumMLP):
 
 
 def search_with_lightning(tmp_path, budget: int | None, mode: str, num_samples: int = NUM_SAMPLES,
-                          max_epochs: int = 1, datamodule_batch_size: int | None = None, **search_args) -> dict:
+                          max_epochs: int = 1, model_batch_size: int | None = None, **search_args) -> dict:
     """Run Tuner.scale_batch_size; return what it found and what it left behind."""
     train_set, val_set, _, _ = make_sum_dataset(num_samples, NUM_FEATURES, SEED)
     L.seed_everything(SEED, verbose=False)
-    model = BudgetedLitSumMLP(budget)
+    # The model's loaders start at init_val: Lightning's first trial runs at their batch size.
+    model = BudgetedLitSumMLP(budget, train_set, val_set, model_batch_size or search_args.get("init_val", 2))
     weights_before = {name: tensor.clone() for name, tensor in model.model.state_dict().items()}
-    # The datamodule starts at init_val: Lightning's first trial runs at its batch size.
-    batch_size = datamodule_batch_size or search_args.get("init_val", 2)
-    datamodule = TensorDataModule(train_set, val_set, batch_size=batch_size)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    found = Tuner(trainer).scale_batch_size(model, datamodule=datamodule, mode=mode, **search_args)
+    found = Tuner(trainer).scale_batch_size(model, mode=mode, **search_args)
     return {
         "search": BatchSizeSearch(trials=model.trials, batch_size=found),
-        "datamodule_batch_size": datamodule.batch_size,
+        "model_batch_size": model.batch_size,
         "weights_before": weights_before,
         "weights_after": model.model.state_dict(),
         "rng_after": torch.get_rng_state(),
@@ -145,7 +141,7 @@ def test_twin_tries_the_same_sizes_and_returns_the_same_batch_size(tmp_path, cas
     by_hand = search_by_hand(budget, mode, **search_args)
     assert by_hand["search"].trials == lightning["search"].trials
     assert by_hand["search"].batch_size == lightning["search"].batch_size == expected
-    assert lightning["datamodule_batch_size"] == expected  # Lightning leaves its answer in the datamodule
+    assert lightning["model_batch_size"] == expected  # Lightning leaves its answer in model.batch_size
     assert torch.equal(by_hand["rng_after"], lightning["rng_after"])  # same DataLoader seeds drawn, in the same order
 
 
@@ -173,9 +169,9 @@ def test_on_cpu_without_a_budget_the_sum_dataset_search_stops_at_max_val(tmp_pat
     assert by_hand["search"].batch_size == lightning["search"].batch_size == expected  # binsearch: 8192 less 5%
 
 
-def test_lightning_first_trial_runs_at_the_datamodule_batch_size(tmp_path):
-    """When the datamodule's batch size is not init_val, Lightning's first trial runs at the datamodule's size."""
-    lightning = search_with_lightning(tmp_path, 100, "power", datamodule_batch_size=32)
+def test_lightning_first_trial_runs_at_the_model_batch_size(tmp_path):
+    """When the model's batch size is not init_val, Lightning's first trial runs at the model's size."""
+    lightning = search_with_lightning(tmp_path, 100, "power", model_batch_size=32)
     by_hand = search_by_hand(100, "power")
     assert lightning["search"].trials[0] == (32, True)  # what Lightning counts as its init_val=2 trial
     assert by_hand["search"].trials[0] == (2, True)

@@ -62,24 +62,28 @@ def test_unwritable_metrics_out_exits_2(tmp_path, capsys):
     assert exit_info.value.code == 2 and "--metrics-out" in capsys.readouterr().err
 
 
-def test_all_six_files_share_flags_and_defaults(capsys):
-    """Both twins of an example print the same --help; every example takes every common flag."""
-    common = {"--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--limit-train", "--limit-val",
-              "--dry-run", "--accelerator", "--metrics-out"}
+def test_both_twins_of_a_step_print_the_same_help(capsys):
+    """Both twins of an example print the same --help, with that step's defaults."""
     for example in EXAMPLES:
-        flags = {opt for action in build_parser(example)._actions for opt in action.option_strings}
-        assert common <= flags
         helps = []
         for package in PACKAGES:
             with pytest.raises(SystemExit):
                 twin(package, example).main(["--help"])
             helps.append(capsys.readouterr().out)
-        assert helps[0] == helps[1] and "--early-stopping-patience" in helps[0]
+        assert helps[0] == helps[1] and "--metrics-out" in helps[0]
     defaults = vars(build_parser("mnist_feedforward").parse_args([]))
-    assert {k: defaults[k] for k in ("epochs", "batch_size", "lr", "hidden_size", "lr_step_gamma", "precision")} == {
-        "epochs": 2, "batch_size": 100, "lr": 1e-3, "hidden_size": 500, "lr_step_gamma": None, "precision": "32-true",
+    assert {k: defaults[k] for k in ("epochs", "batch_size", "lr", "hidden_size")} == {
+        "epochs": 2, "batch_size": 100, "lr": 1e-3, "hidden_size": 500,
     }
     assert vars(build_parser("cnn_classifier").parse_args([]))["lr_step_gamma"] == 0.7  # pytorch/examples' StepLR
+
+
+def test_another_steps_flag_is_refused_with_one_line(capsys):
+    """Step 1 does not take step 3's --precision: one line, status 2 (each feature lives in one step)."""
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin("plain_pytorch", "mnist_feedforward").main(["--precision", "bf16-mixed"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "--precision" in err
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -94,41 +98,49 @@ def test_entry_point_bad_value_has_no_traceback(example, package):
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr and "--batch-size" in done.stderr
 
 
-def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(tmp_path, capsys):
-    """--resume exits 2 with one line for a missing file, pickled code, a bare tensor, the other twin's or a misfit checkpoint."""
+def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_path, capsys):
+    """--resume exits 2 with one line for a missing file, pickled code, a bare tensor, or the other twin's checkpoint."""
     import argparse
 
     unsafe = tmp_path / "unsafe.ckpt"  # a pickled object: what weights_only=False would let run code
     torch.save({"model": argparse.Namespace(payload=1)}, unsafe)
-    twin("plain_pytorch", "sum_dataset").main(["--num-samples", "50", "--epochs", "1", "--no-progress", "--checkpoint-dir", "ck"])
-    plain_checkpoint = tmp_path / "ck/sum_dataset/plain/last.ckpt"
-    capsys.readouterr()
-    twin("lightning_version", "sum_dataset").main(["--num-samples", "50", "--epochs", "1", "--no-progress", "--checkpoint-dir", "ck"])
-    lightning_checkpoint = tmp_path / "ck/sum_dataset/lightning/last.ckpt"
+    flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20", "--no-progress"]
+    twin("plain_pytorch", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
+    twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
+    plain_checkpoint = tmp_path / "ck/cnn_classifier/plain/last.ckpt"
+    lightning_checkpoint = tmp_path / "ck/cnn_classifier/lightning/last.ckpt"
     bare_tensor = tmp_path / "tensor.ckpt"
     torch.save(torch.zeros(3), bare_tensor)
     capsys.readouterr()
-    for package, path, extra, words in [
-        ("plain_pytorch", tmp_path / "missing.ckpt", [], "no checkpoint file"),
-        ("lightning_version", unsafe, [], "loads safely"),
-        ("plain_pytorch", bare_tensor, [], "holds no checkpoint"),
-        ("lightning_version", plain_checkpoint, [], "not a Lightning checkpoint"),
-        ("plain_pytorch", lightning_checkpoint, [], "not a plain_pytorch checkpoint"),
-        ("plain_pytorch", plain_checkpoint, ["--hidden-size", "8"], "do not fit"),
-        ("lightning_version", lightning_checkpoint, ["--num-features", "4"], "do not fit"),
+    for package, path, words in [
+        ("plain_pytorch", tmp_path / "missing.ckpt", "no checkpoint file"),
+        ("lightning_version", unsafe, "loads safely"),
+        ("plain_pytorch", bare_tensor, "holds no checkpoint"),
+        ("lightning_version", plain_checkpoint, "not a Lightning checkpoint"),
+        ("plain_pytorch", lightning_checkpoint, "not a plain_pytorch checkpoint"),
     ]:
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
-            twin(package, "sum_dataset").main(["--num-samples", "50", "--no-progress", "--resume", str(path)] + extra)
+            twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(path)])
         err = capsys.readouterr().err  # the Lightning twin may have logged its INFO lines first
         assert exit_info.value.code == 2 and words in err.splitlines()[-1] and "Traceback" not in err
 
 
-@pytest.mark.parametrize("flag", ["--log-dir", "--checkpoint-dir", "--metrics-out"])
+def test_check_weights_fit_refuses_another_models_weights():
+    """A checkpoint of another model or width is refused in one line, before loading can fail deep inside torch."""
+    from shared.cli import BadInput, check_weights_fit
+    from shared.models import ConvNet, FeedForward
+
+    check_weights_fit(ConvNet().state_dict(), ConvNet(), "ok.ckpt")  # the same architecture passes
+    with pytest.raises(BadInput, match="do not fit"):
+        check_weights_fit(FeedForward(8).state_dict(), ConvNet(), "other.ckpt")
+
+
+@pytest.mark.parametrize("flag", ["--log-dir", "--checkpoint-dir", "--metrics-out"])  # step 2 has all three
 def test_unwritable_output_folder_exits_2(flag, tmp_path, capsys):
     """An output path below a regular file is refused before any work starts."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
-        twin("lightning_version", "sum_dataset").main([flag, str(blocker / "sub" / "x")])
+        twin("lightning_version", "cnn_classifier").main([flag, str(blocker / "sub" / "x")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and flag in err

@@ -8,6 +8,7 @@ import urllib.error
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from shared import data
 from shared.cli import exit_on_bad_input
@@ -87,6 +88,10 @@ def test_real_test_split_is_the_published_file(mnist_dir):
     assert train.tensors[0].shape == (8000, 1, 28, 28) and set(val.tensors[1].tolist()) == set(range(10))
 
 
+def features_of(dataset) -> torch.Tensor:
+    return torch.stack([features for features, _ in dataset])
+
+
 def test_sum_dataset_is_a_function_of_its_seed():
     """Same seed, same vectors; labels are exactly "sum > 0"; the global generator is untouched."""
     torch.manual_seed(123)
@@ -95,13 +100,27 @@ def test_sum_dataset_is_a_function_of_its_seed():
     assert torch.equal(torch.get_rng_state(), before)
     again = data.make_sum_dataset(100, 8, seed=5).train
     other = data.make_sum_dataset(100, 8, seed=6).train
-    assert torch.equal(train.tensors[0], again.tensors[0]) and not torch.equal(train.tensors[0], other.tensors[0])
-    assert (len(train), len(val), len(test)) == (80, 20, 20)
-    assert torch.equal(train.tensors[1], (train.tensors[0].sum(dim=1) > 0).float())
+    assert torch.equal(features_of(train), features_of(again)) and not torch.equal(features_of(train), features_of(other))
+    assert (len(train), len(val), test) == (80, 20, None)  # step 3 has no test split
+    labels = torch.stack([label for _, label in train])
+    assert torch.equal(labels, (features_of(train).sum(dim=1) > 0).float())
+
+
+def test_sum_dataset_is_a_custom_dataset_that_a_loader_batches():
+    """SumDataset answers len() and [i] with one (features, label) pair; the DataLoader stacks them into a batch."""
+    from torch.utils.data import DataLoader
+
+    dataset = data.SumDataset(10, 4, torch.Generator().manual_seed(0))
+    features, label = dataset[3]
+    assert len(dataset) == 10 and features.shape == (4,) and label.shape == ()
+    batch_features, batch_labels = next(iter(DataLoader(dataset, batch_size=4)))
+    assert torch.equal(batch_features, dataset.features[:4]) and torch.equal(batch_labels, dataset.labels[:4])
 
 
 def test_first_takes_a_prefix():
     """--limit-train/--limit-val keep the first N samples, or all when N is larger."""
     train = data.make_sum_dataset(50, 3, seed=0).train
-    assert torch.equal(data.first(train, 7).tensors[0], train.tensors[0][:7])
+    assert torch.equal(features_of(data.first(train, 7)), features_of(train)[:7])
     assert len(data.first(train, 1000)) == 40 and data.first(train, None) is train
+    images = TensorDataset(torch.arange(10.0), torch.arange(10))
+    assert torch.equal(data.first(images, 3).tensors[0], torch.arange(3.0))  # tensors stay tensors

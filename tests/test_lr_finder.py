@@ -33,8 +33,14 @@ class LitDropoutSumMLP(LitSumMLP):
     """LitSumMLP with dropout in front, so every training step draws from the global generator."""
 
     def __init__(self, num_features: int, hidden_size: int, lr: float) -> None:
-        super().__init__(num_features, hidden_size, lr)
+        super().__init__(TRAIN_SET, VAL_SET, num_features, hidden_size, lr, BATCH_SIZE)
         self.model = nn.Sequential(nn.Dropout(0.2), self.model)
+
+
+class LitSumMLPWithoutValidation(LitSumMLP):
+    """LitSumMLP with its val_dataloader hook taken away: Lightning then has no validation to run."""
+
+    val_dataloader = L.LightningModule.val_dataloader  # the unimplemented default: "not overridden"
 
 
 def training_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -50,7 +56,11 @@ def loaders(with_val: bool) -> tuple[DataLoader, DataLoader | None]:
 def lightning_search(tmp_path, dropout: bool = False, with_val: bool = True, max_epochs: int = 5, **search):
     """Lightning's lr_find from seed 0; returns the module, its trainer, the finder and the RNG state after."""
     torch.manual_seed(0)
-    lit_model = (LitDropoutSumMLP if dropout else LitSumMLP)(NUM_FEATURES, HIDDEN_SIZE, LR)
+    if dropout:
+        lit_model = LitDropoutSumMLP(NUM_FEATURES, HIDDEN_SIZE, LR)
+    else:  # without validation, no val_dataloader hook either: lr_find would ask it (it sets limit_val_batches)
+        lit_class = LitSumMLP if with_val else LitSumMLPWithoutValidation
+        lit_model = lit_class(TRAIN_SET, VAL_SET, NUM_FEATURES, HIDDEN_SIZE, LR, BATCH_SIZE)  # loaders passed below
     rng_before = torch.get_rng_state()
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)

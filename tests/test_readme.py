@@ -23,11 +23,17 @@ def test_readme_main_job_runs_the_comparison():
 
 def test_readme_one_liner_table_is_what_the_code_counts():
     """README's "The one-liner and what it does" table is exactly what shared/one_liners.py counts now."""
+    from shared.ladder import readme_block
     from shared.one_liners import table
 
-    readme = (REPO / "README.md").read_text()
-    begin, end = "<!-- one-liners: begin -->\n", "\n<!-- one-liners: end -->"
-    assert readme[readme.index(begin) + len(begin) : readme.index(end)] == table()
+    assert readme_block("one-liners") == table()
+
+
+def test_readme_ladder_table_is_what_the_code_counts():
+    """README's ladder table (steps, flags, code lines of each twin) is exactly what shared/ladder.py counts now."""
+    from shared.ladder import readme_block, table
+
+    assert readme_block("ladder") == table()
 
 
 def test_readme_main_job_table_has_the_step_counts_the_defaults_give():
@@ -35,8 +41,9 @@ def test_readme_main_job_table_has_the_step_counts_the_defaults_give():
     import math
 
     from shared.cli import EXAMPLES
+    from shared.ladder import readme_block
 
     expected = {name: defaults["epochs"] * math.ceil(8000 / defaults["batch_size"]) for name, defaults in EXAMPLES.items()}
-    rows = [line.split("|") for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| ")]
-    found = {cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in EXAMPLES and cells[2].strip().isdigit()}
+    rows = [line.split("|") for line in readme_block("main-job").splitlines() if line.startswith("| ")]
+    found = {cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in EXAMPLES}
     assert found == expected

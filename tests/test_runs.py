@@ -54,3 +54,15 @@ def test_main_job_prints_the_table(mnist_dir, tmp_path):
     assert [row.split("|")[1].strip() for row in rows] == EXAMPLES
     assert all(row.split("|")[3].strip() == "0" for row in rows)  # max abs(Δloss)
     assert "bit-identical (train_loss, val_loss, val_accuracy): yes" in done.stdout
+
+
+def test_installed_project_runs_from_any_folder_and_by_path(mnist_dir, tmp_path):
+    """After README's setup (`pip install -e .`): `python -m` works outside the repository, `python FILE` from its root."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}  # only the install helps
+    flags = ["--dry-run", "--no-progress", "--data-dir", str(mnist_dir)]
+    for args, cwd in ((["-m", "plain_pytorch.mnist_feedforward"], tmp_path),
+                      (["lightning_version/mnist_feedforward.py"], REPO)):
+        done = subprocess.run([sys.executable, *args, *flags], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "1 steps" in done.stdout

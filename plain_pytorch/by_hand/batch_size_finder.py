@@ -1,4 +1,4 @@
-"""Lightning's `Tuner(trainer).scale_batch_size(model, datamodule=..., mode=...)`, by hand.
+"""Lightning's `Tuner(trainer).scale_batch_size(model, mode=...)`, by hand (step 3, sum_dataset).
 
 Mirrors lightning/pytorch/tuner/batch_size_scaling.py (Lightning 2.6). A trial trains the
 model for `steps_per_trial` real optimizer steps at one batch size, and fails if that raises
@@ -16,8 +16,8 @@ Afterwards Lightning reloads weights, optimizer and loops from a checkpoint it s
 this keeps a copy of the weights in memory and throws its optimizer away. Neither puts back
 the global random generator: every DataLoader iterator draws a seed from it, and this draws
 the same ones, in the same order. (A callback that saves the generator in checkpoints, like
-the twins' RngInCheckpoint, makes Lightning's restore rewind it to where the search began.)
-Lightning leaves the result in `datamodule.batch_size`; this returns it.
+step 2's RngInCheckpoint, makes Lightning's restore rewind it: `restore_rng=True`.)
+Lightning leaves the result in `model.batch_size` (or a DataModule's); this returns it.
 
 On CPU nothing runs out of memory in a few steps, so only those limits stop the search. On
 the sum dataset's 8,000 training samples with the defaults, both modes try 2, 4, ..., 4096;
@@ -27,7 +27,7 @@ power returns 8192 (max_val: never tried, more than the dataset), binsearch 7782
 Left out: `batch_arg_name`, method="validate"/"test"/"predict", iterable datasets, freeing
 CUDA memory between trials, gradient accumulation (Lightning's max_steps counts optimizer
 steps, so with accumulate_grad_batches=k its trials run k times as many batches). Two
-differences: Lightning's first trial runs at the datamodule's batch size, not `init_val`,
+differences: Lightning's first trial runs at the model's batch size, not `init_val`,
 when the two differ (it builds the loader before setting init_val), this one at init_val;
 and where binsearch fails at a size >= the training set's length, Lightning retries that
 size forever, while this raises.
@@ -204,7 +204,7 @@ def scale_batch_size(model: nn.Module, train_set: Dataset, training_loss: Callab
     saved_weights = copy.deepcopy(model.state_dict())  # Lightning: trainer.save_checkpoint(...)
     saved_rng = rng_states()
     trials = Trials(model, optimizer, train_set, val_set, training_loss, steps_per_trial, max_epochs)
-    trials.rebuild(init_val)  # Lightning builds this first loader at the datamodule's batch size
+    trials.rebuild(init_val)  # Lightning builds this first loader at the model's batch size
     batch_size = init_val
     try:
         if mode == "power":

@@ -3,8 +3,8 @@
 Mirrors `ModelCheckpoint(monitor="val_loss", mode="min", filename="best", save_last=True)`
 (lightning/pytorch/callbacks/model_checkpoint.py), `Trainer.fit(ckpt_path=...)` and
 `LightningModule.load_from_checkpoint`. A checkpoint is a dict saved with `torch.save`:
-model, optimizer and scheduler states, the epoch and step counters, early stopping's
-state, the random generators' states and the hyperparameters that rebuild the model.
+model, optimizer and scheduler states, the epoch and step counters, the random generators'
+states and the hyperparameters that rebuild the model. Step 2 (cnn_classifier) uses it.
 
 Key prefixes: Lightning saves the LightningModule's `state_dict()`, whose keys start with
 "model." because the shared network is its attribute `self.model` ("model.net.0.weight");
@@ -30,11 +30,15 @@ class Checkpoints:
         self.folder = Path(folder).resolve()
         self.best_val_loss = float("inf")
 
+    @property
+    def best_path(self) -> Path:
+        return self.folder / "best.ckpt"
+
     def save(self, checkpoint: dict, val_loss: float) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         if val_loss < self.best_val_loss:  # strictly lower, as ModelCheckpoint's torch.lt
             self.best_val_loss = val_loss
-            torch.save(checkpoint | self.state_dict(), self.folder / "best.ckpt")
+            torch.save(checkpoint | self.state_dict(), self.best_path)
         torch.save(checkpoint | self.state_dict(), self.folder / "last.ckpt")
 
     def state_dict(self) -> dict:
@@ -47,15 +51,14 @@ class Checkpoints:
             self.best_val_loss = state["best_val_loss"]
 
 
-def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler, early_stopping, hparams: dict) -> dict:
+def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler, hparams: dict) -> dict:
     """Everything a resumed run needs to continue exactly where this one is now."""
     return {
         "epoch": epoch,  # the epoch just finished (0-based), as Lightning's "epoch" key
         "global_step": global_step,  # optimizer steps so far
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler else None,
-        "early_stopping": early_stopping.state_dict() if early_stopping else None,
+        "scheduler": scheduler.state_dict(),
         "rng_states": rng_states(),  # Lightning saves none; the twin adds them (shared/lightning_callbacks.py)
         "hyper_parameters": hparams,  # Lightning: self.save_hyperparameters()
     }
@@ -72,8 +75,8 @@ def network_weights(checkpoint: dict) -> dict:
     return {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()}
 
 
-def resume(path: str | Path, model, optimizer, scheduler, early_stopping, checkpoints) -> tuple[int, int]:
-    """Load a plain-twin checkpoint into the run's objects; return (first epoch to run, global step).
+def resume(path: str | Path, model, optimizer, scheduler, checkpoints: Checkpoints | None) -> int:
+    """Load a plain-twin checkpoint into the run's objects; return the first epoch to run.
 
     The random generators are restored last, after the model was built (which drew its
     initial weights): from here on the draws continue exactly where the saved run was.
@@ -84,12 +87,9 @@ def resume(path: str | Path, model, optimizer, scheduler, early_stopping, checkp
     check_weights_fit(checkpoint["model"], model, path)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
-    if scheduler and checkpoint["scheduler"]:
-        scheduler.load_state_dict(checkpoint["scheduler"])
-    if early_stopping and checkpoint["early_stopping"]:
-        early_stopping.load_state_dict(checkpoint["early_stopping"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
     if checkpoints:
         checkpoints.load_state_dict(checkpoint)
     set_rng_states(checkpoint["rng_states"])
     print(f"resumed from {path}: epoch {checkpoint['epoch'] + 1} done, {checkpoint['global_step']} steps")
-    return checkpoint["epoch"] + 1, checkpoint["global_step"]
+    return checkpoint["epoch"] + 1

@@ -1,0 +1,126 @@
+"""The lesson ladder: the three twin pairs in reading order, what each teaches, and its flags.
+
+    python -m shared.ladder                  # prints README's ladder table, lines counted now
+    python -m shared.ladder --update-readme  # writes it into README.md, between its markers
+
+Each Lightning feature lives in exactly one step, the one where the classic tutorials
+teach it; `tests/test_ladder.py` holds the files to that, and to the size limits below.
+README's walk through the ladder, the one-liner table (`shared/one_liners.py`) and the
+tests read this module, so there is one place that says what the ladder is.
+"""
+
+import ast
+import io
+import tokenize
+from pathlib import Path
+from typing import NamedTuple
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Step(NamedTuple):
+    number: int
+    example: str  # the file name in plain_pytorch/ and lightning_version/
+    title: str
+    teaches: str  # plain, by hand <-> Lightning
+    flags: tuple[str, ...]  # the flags this step adds to COMMON_FLAGS
+
+
+COMMON_FLAGS = ("--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--limit-train",
+                "--limit-val", "--dry-run", "--accelerator", "--metrics-out", "--log-dir",
+                "--no-progress")
+
+STEPS = (
+    Step(1, "mnist_feedforward", "the classic 784-500-10 MLP on MNIST",
+         "device choice and `.to(device)`; the DataLoader; `model.train()`/`model.eval()`; "
+         "`zero_grad`, forward, loss, `backward`, `step` ⟷ `training_step` + `Trainer`; "
+         "validation under `no_grad` ⟷ `validation_step`; accuracy; `SummaryWriter` ⟷ `self.log` "
+         "+ `TensorBoardLogger`; tqdm ⟷ the default progress bar; `--dry-run` ⟷ `fast_dev_run`",
+         ("--hidden-size",)),
+    Step(2, "cnn_classifier", "a real training job: a conv net with dropout",
+         "dropout, and why train/eval modes matter; SGD with momentum and `StepLR` ⟷ "
+         "`configure_optimizers` returning a scheduler; best and last checkpoints, resuming, and "
+         "rebuilding the best model ⟷ `ModelCheckpoint`, `fit(ckpt_path=...)`, "
+         "`load_from_checkpoint`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
+         "test split and plain inference ⟷ `trainer.test`, `trainer.predict`",
+         ("--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict")),
+    Step(3, "sum_dataset", "Lightning's extras, on a custom Dataset",
+         "a custom `Dataset` with `__len__` and `__getitem__`; seeding every generator and each "
+         "worker ⟷ `seed_everything(workers=True)`, `deterministic`; early stopping; the LR "
+         "finder; the batch-size finder; gradient clipping; mixed precision (bf16 on CPU, "
+         "16-mixed on CUDA); gradient accumulation",
+         ("--hidden-size", "--num-features", "--num-samples", "--num-workers", "--deterministic",
+          "--early-stopping-patience", "--early-stopping-min-delta", "--find-lr",
+          "--find-batch-size", "--gradient-clip-val", "--gradient-clip-algorithm", "--precision",
+          "--accumulate-grad-batches")),
+)
+PACKAGES = ("plain_pytorch", "lightning_version")
+
+# The size limits (code lines: not blank, not comment, not docstring).
+MAX_CODE_LINES = {("plain_pytorch", "mnist_feedforward"): 80, ("lightning_version", "mnist_feedforward"): 60}
+MAX_CODE_LINES_ANY_TWIN = 150
+MAX_LINE_LENGTH = 100  # so `diff -y -W 210` shows both files' lines whole
+
+
+def twin_path(package: str, example: str) -> str:
+    return f"{package}/{example}.py"
+
+
+def code_line_numbers(path: str) -> set[int]:
+    """The numbers of the lines of `path` (relative to the repository) that hold code.
+
+    Not blank, not a comment, not part of a docstring; a statement spread over several
+    lines counts each of them.
+    """
+    source = (REPO / path).read_text()
+    docstrings: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+    skip = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.ENDMARKER)
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    lines = {n for t in tokens if t.type not in skip for n in range(t.start[0], t.end[0] + 1)}
+    return lines - docstrings
+
+
+def code_lines(path: str) -> int:
+    """How many code lines `path` has (see `code_line_numbers`)."""
+    return len(code_line_numbers(path))
+
+
+def table() -> str:
+    """README's ladder table: each step, what it teaches, its own flags and its twins' code lines."""
+    rows = ["| step | example | what the pair teaches (plain, by hand ⟷ Lightning) | its own flags | "
+            "code lines plain / Lightning |", "|---|---|---|---|---|"]
+    for step in STEPS:
+        plain, lightning = (code_lines(twin_path(package, step.example)) for package in PACKAGES)
+        files = f"[`{step.example}`](plain_pytorch/{step.example}.py) ({step.title})"
+        flags = ", ".join(f"`{flag}`" for flag in step.flags)
+        rows.append(f"| {step.number} | {files} | {step.teaches} | {flags} | {plain} / {lightning} |")
+    return "\n".join(rows)
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    """`text` with what stands between `<!-- NAME: begin -->` and `<!-- NAME: end -->` replaced."""
+    begin, end = f"<!-- {name}: begin -->\n", f"\n<!-- {name}: end -->"
+    return text[: text.index(begin) + len(begin)] + content + text[text.index(end) :]
+
+
+def readme_block(name: str) -> str:
+    """What README.md holds now between the markers of block `name`."""
+    text = (REPO / "README.md").read_text()
+    begin, end = f"<!-- {name}: begin -->\n", f"\n<!-- {name}: end -->"
+    return text[text.index(begin) + len(begin) : text.index(end)]
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--update-readme" in sys.argv[1:]:
+        readme = REPO / "README.md"
+        readme.write_text(replace_block(readme.read_text(), "ladder", table()))
+    else:
+        print(table())
