@@ -1,0 +1,292 @@
+"""The side-by-side reader: each twin pair as one static web page, built from the code.
+
+    python -m shared.reader --out site                               # site/index.html + a page a pair
+    python -m shared.reader --out site --screenshot docs/reader.png  # and a picture of step 1's page
+
+A pair's page puts plain PyTorch on the left and Lightning on the right, section by section
+(what the file is, imports, data, the model, optimisation, the loop or `training_step`,
+evaluation, `main()`). A Lightning class is split by method, so `training_step` stands
+beside the hand-written loop and `configure_optimizers` beside nothing: the plain twin does
+that in `main()`. Within a section difflib lines the two files up; lines whose code differs
+are marked, and the comments that say what Lightning or the Trainer takes over are shown as
+notes beside the line they explain. Lines are never cut: a narrow window wraps them.
+
+The pages are plain HTML and CSS (pygments' colours): no server, no network, no JavaScript.
+Built twice from the same code they are the same bytes; tests/test_reader.py opens them in
+headless Chromium. The index lists the steps in ladder order with each file's code lines,
+counted when the pages are built.
+"""
+
+import argparse
+import ast
+import difflib
+import html
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from itertools import zip_longest
+from pathlib import Path
+
+from pygments import lex
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+from pygments.token import STANDARD_TYPES, Comment
+
+from shared.ladder import PACKAGES, REPO, STEPS, Step, code_lines, twin_path
+
+SECTIONS = {  # key: heading, in page order
+    "about": "What the file is",
+    "imports": "Imports",
+    "data": "Data",
+    "model": "The model",
+    "optimisation": "Optimisation",
+    "loop": "The loop, or training_step",
+    "evaluation": "Evaluation, test and predict",
+    "main": "main(): putting it together",
+}
+FUNCTION_SECTIONS = {"training_loss": "loop", "train_one_epoch": "loop", "training_step": "loop",
+                     "evaluate": "evaluation", "predict": "evaluation", "validation_step": "evaluation",
+                     "test_step": "evaluation", "predict_step": "evaluation", "loss_and_accuracy": "evaluation",
+                     "configure_optimizers": "optimisation", "__init__": "model", "main": "main"}
+TAKES_OVER = re.compile(r"Lightning|Trainer|fast_dev_run")  # a comment naming what the other side does
+COLUMN_TITLES = {"plain_pytorch": "plain PyTorch, by hand", "lightning_version": "Lightning"}
+
+
+def section_of(node: ast.stmt, first: bool) -> str:
+    """Which section a top-level statement (or a method) belongs to."""
+    if first and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+        return "about"
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign)):
+        return "imports"
+    if isinstance(node, ast.FunctionDef):
+        return FUNCTION_SECTIONS.get(node.name, "data" if node.name.endswith("dataloader") or node.name == "setup"
+                                     else "main")
+    if isinstance(node, ast.ClassDef) and any("DataModule" in ast.unparse(base) for base in node.bases):
+        return "data"
+    return "main"  # `if __name__ == "__main__":` and anything else
+
+
+def sections(path: str) -> dict[str, list[int]]:
+    """The line numbers of `path`, grouped by section, in file order within each section.
+
+    Each statement takes the lines above it that no earlier statement took (blank lines,
+    comments, decorators). A LightningModule is split by method; its `class` line and
+    docstring go with the model.
+    """
+    source = (REPO / path).read_text()
+    groups: dict[str, list[int]] = {key: [] for key in SECTIONS}
+    taken = 0
+    for index, node in enumerate(ast.parse(source).body):
+        is_module_class = isinstance(node, ast.ClassDef) and section_of(node, False) == "main"
+        if not is_module_class:
+            groups[section_of(node, index == 0)] += range(taken + 1, node.end_lineno + 1)
+            taken = node.end_lineno
+            continue
+        methods = [item for item in node.body if isinstance(item, ast.FunctionDef)]
+        header_end = methods[0].lineno - 1 - len(methods[0].decorator_list) if methods else node.end_lineno
+        groups["model"] += range(taken + 1, header_end + 1)
+        taken = header_end
+        for method in methods:
+            groups[section_of(method, False)] += range(taken + 1, method.end_lineno + 1)
+            taken = method.end_lineno
+        taken = node.end_lineno
+    groups["main"] += range(taken + 1, len(source.splitlines()) + 1)  # trailing lines, if any
+    return groups
+
+
+def highlighted_lines(source: str) -> list[str]:
+    """Each line of `source` as HTML, coloured by pygments' token classes; no span crosses a line."""
+    lines: list[list[str]] = [[]]
+    for token_type, value in lex(source, PythonLexer(stripnl=False, ensurenl=False)):
+        kind = token_type
+        while kind not in STANDARD_TYPES:
+            kind = kind.parent
+        css = STANDARD_TYPES[kind]
+        note = token_type in Comment and TAKES_OVER.search(value)
+        for number, part in enumerate(value.split("\n")):
+            if number:
+                lines.append([])
+            if part:
+                classes = " ".join(filter(None, (css, "note" if note else "")))
+                lines[-1].append(f'<span class="{classes}">{html.escape(part)}</span>' if classes
+                                 else html.escape(part))
+    return ["".join(parts) for parts in lines][: len(source.splitlines())]
+
+
+def code_key(line: str) -> str:
+    """What a line does, for lining the twins up: its code without the comment and spacing."""
+    return line.split("  #")[0].strip()
+
+
+def section_rows(left: list[int], right: list[int], plain_lines: list[str], lightning_lines: list[str]):
+    """(left line number or None, right line number or None, same code?) for one section."""
+    left_keys = [code_key(plain_lines[n - 1]) for n in left]
+    right_keys = [code_key(lightning_lines[n - 1]) for n in right]
+    matcher = difflib.SequenceMatcher(None, left_keys, right_keys, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        for a, b in zip_longest(left[i1:i2], right[j1:j2]):
+            yield a, b, tag == "equal"
+
+
+def cell(package: str, number: int | None, lines: list[str], raw: list[str]) -> str:
+    if number is None:
+        return f'<td class="n"></td><td class="code {package} gap"></td>'
+    note = " takeover" if ' note"' in lines[number - 1] else ""  # the line holds a highlighted note
+    return (f'<td class="n">{number}</td><td class="code {package}{note}" data-line="{number}">'
+            f"{lines[number - 1]}</td>") if raw[number - 1] else (
+            f'<td class="n">{number}</td><td class="code {package} blank" data-line="{number}"></td>')
+
+
+def pair_page(step: Step) -> str:
+    """The HTML page of one twin pair."""
+    paths = {package: twin_path(package, step.example) for package in PACKAGES}
+    raw = {package: (REPO / path).read_text().splitlines() for package, path in paths.items()}
+    coloured = {package: highlighted_lines((REPO / path).read_text()) for package, path in paths.items()}
+    groups = {package: sections(path) for package, path in paths.items()}
+    body = []
+    for key, heading in SECTIONS.items():
+        left, right = groups["plain_pytorch"][key], groups["lightning_version"][key]
+        if not left and not right:
+            continue
+        rows = []
+        for a, b, same in section_rows(left, right, raw["plain_pytorch"], raw["lightning_version"]):
+            rows.append(f'<tr class="{"same" if same else "differs"}">'
+                        f'{cell("plain_pytorch", a, coloured["plain_pytorch"], raw["plain_pytorch"])}'
+                        f'{cell("lightning_version", b, coloured["lightning_version"], raw["lightning_version"])}</tr>')
+        for package, lines in (("plain_pytorch", left), ("lightning_version", right)):
+            if not lines:
+                where = "in main()" if key != "model" else "from shared/models.py, built in main()"
+                rows.append(f'<tr class="absent"><td colspan="4">{COLUMN_TITLES[package]}: nothing here; '
+                            f"this twin does it {where}</td></tr>")
+        body.append(f'<h2 id="{key}">{heading}</h2>\n<table class="pair">\n' + "\n".join(rows) + "\n</table>")
+    steps = {s.number: s for s in STEPS}
+    links = [f'<a href="index.html">all steps</a>']
+    if step.number - 1 in steps:
+        links.append(f'<a href="{steps[step.number - 1].example}.html">← step {step.number - 1}</a>')
+    if step.number + 1 in steps:
+        links.append(f'<a href="{steps[step.number + 1].example}.html">step {step.number + 1} →</a>')
+    counts = {package: code_lines(path) for package, path in paths.items()}
+    head = (f"<h1>Step {step.number}: <code>{step.example}</code>, {html.escape(step.title)}</h1>\n"
+            f'<nav>{" · ".join(links)}</nav>\n<p class="teaches">{inline_code(step.teaches)}</p>\n'
+            '<table class="pair heading"><tr>'
+            + "".join(f'<th colspan="2">{COLUMN_TITLES[p]}: <code>{paths[p]}</code> ({counts[p]} code lines)</th>'
+                      for p in PACKAGES) + "</tr></table>\n"
+            '<p class="legend"><span class="differs">code differs</span> '
+            '<span class="note">comment: what Lightning or the Trainer takes over</span></p>')
+    return page(f"Step {step.number}: {step.example}", head + "\n" + "\n".join(body))
+
+
+def inline_code(text: str) -> str:
+    """Markdown's `code` spans as <code>, the rest escaped."""
+    return re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
+
+
+def index_page() -> str:
+    items = []
+    for step in STEPS:
+        counts = ", ".join(f"<code>{twin_path(p, step.example)}</code> {code_lines(twin_path(p, step.example))}"
+                           for p in PACKAGES)
+        items.append(f'<li><h2><a href="{step.example}.html">Step {step.number}: <code>{step.example}</code></a>, '
+                     f"{html.escape(step.title)}</h2>\n<p>{inline_code(step.teaches)}</p>\n"
+                     f'<p class="counts">code lines (no blanks, comments or docstrings): {counts}</p></li>')
+    intro = ("<h1>PyTorch ⟷ PyTorch Lightning, side by side</h1>\n<p>Each example is written twice and the "
+             "two give the same losses, bit for bit. Read the pairs in order: each step teaches its own "
+             "part of Lightning.</p>")
+    return page("PyTorch ⟷ Lightning, side by side", intro + '\n<ol class="steps">\n' + "\n".join(items) + "\n</ol>")
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+code, td.code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
+table.pair { border-collapse: collapse; width: 100%; table-layout: fixed; }
+table.pair td.n { width: 3em; text-align: right; color: #999; padding-right: 0.5em; vertical-align: top;
+  font-size: 12px; font-family: monospace; }
+table.pair td.code { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12.5px; padding: 0 0.5em;
+  vertical-align: top; }
+table.pair td.lightning_version { border-left: 1px solid #ccc; }
+table.pair th { text-align: left; padding: 0.4em; background: #f0f0f0; }
+tr.differs td.code { background: #fff6d6; }
+tr.differs td.gap { background: #f4f4f4; }
+td.takeover { box-shadow: inset 4px 0 #e8a400; }
+span.note { background: #ffe58a; font-style: normal; }
+tr.absent td { color: #777; font-style: italic; padding: 0.3em 0.5em; }
+h2 { font-size: 1.05em; margin: 1.4em 0 0.3em; border-bottom: 1px solid #ddd; }
+p.legend span { padding: 0 0.4em; margin-right: 1em; }
+p.legend span.differs { background: #fff6d6; }
+ol.steps li { margin-bottom: 1em; }
+"""
+
+
+def page(title: str, body: str) -> str:
+    colours = HtmlFormatter(style="default").get_style_defs("td.code")
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+            f"<style>{STYLE}{colours}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+
+
+def build(out: Path) -> list[Path]:
+    """Write index.html and one page per pair into `out`; return the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "index.html"]
+    written[0].write_text(index_page(), encoding="utf-8")
+    for step in STEPS:
+        written.append(out / f"{step.example}.html")
+        written[-1].write_text(pair_page(step), encoding="utf-8")
+    return written
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+def chromium() -> str | None:
+    """The headless browser (Debian's `chromium`), or None when it is not installed."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def run_chromium(args: list[str], page_file: Path) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:  # a new, empty profile each time
+        command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page_file.resolve().as_uri()]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def screenshot(page_file: Path, png: Path, width: int = 1500, height: int = 2500, scale: float = 0.6) -> None:
+    """Render `page_file` in headless Chromium and save its top as `png`.
+
+    A tall window at 0.6 scale: on step 1's page that reaches the loop and its
+    `training_step`, in a picture of 900 x 1500 pixels.
+    """
+    png.parent.mkdir(parents=True, exist_ok=True)
+    run_chromium([f"--screenshot={png.resolve()}", f"--window-size={width},{height}",
+                  f"--force-device-scale-factor={scale}"], page_file)
+
+
+def rendered_dom(page_file: Path) -> str:
+    """The page's DOM after Chromium rendered it (`--dump-dom`)."""
+    return run_chromium(["--dump-dom"], page_file).stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder for index.html and the pair pages")
+    parser.add_argument("--screenshot", metavar="PNG", help="also save a picture of step 1's page (needs chromium)")
+    args = parser.parse_args()
+    try:
+        written = build(Path(args.out))
+    except OSError as error:
+        print(f"error: cannot write into {args.out}: {error.strerror or error}; pick a folder you can write to",
+              file=sys.stderr)
+        sys.exit(2)
+    print("\n".join(f"wrote {path}" for path in written))
+    if args.screenshot:
+        if chromium() is None:
+            print("error: --screenshot needs Chromium; install it (apt-get install chromium)", file=sys.stderr)
+            sys.exit(2)
+        screenshot(written[1], Path(args.screenshot))
+        print(f"wrote {args.screenshot}")
+
+
+if __name__ == "__main__":
+    main()

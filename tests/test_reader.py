@@ -1,0 +1,157 @@
+"""The side-by-side reader: pages built from the code, checked in a real browser.
+
+The browser is Debian's headless Chromium (`.ci/run` installs it). Without it these tests
+skip with a reason locally and fail on CI (`CI=true`), so a CI run cannot pass by skipping.
+"""
+
+import html
+import os
+import re
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+
+import shared.ladder
+import shared.reader
+from shared.ladder import PACKAGES, REPO, STEPS, code_lines, twin_path
+from shared.reader import build, chromium, rendered_dom, screenshot
+
+PAGES = ["index"] + [step.example for step in STEPS]
+
+
+@pytest.fixture(scope="module")
+def browser() -> str:
+    path = chromium()
+    if path:
+        return path
+    message = "headless Chromium not found; install Debian's chromium (apt-get install chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("site")
+    build(folder)
+    return folder
+
+
+class Cells(HTMLParser):
+    """Collects the text of every code cell, by column and line number, and the section each sits in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.columns: dict[str, dict[int, str]] = {package: {} for package in PACKAGES}
+        self.section_of: dict[tuple[str, int], str] = {}
+        self.section = ""
+        self.current: tuple[str, int] | None = None
+        self.in_heading = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "h2" and "id" in attrs:
+            self.section = attrs["id"]
+        if tag == "td" and "data-line" in attrs:
+            package = next(p for p in PACKAGES if p in attrs["class"].split())
+            self.current = (package, int(attrs["data-line"]))
+            self.columns[package][self.current[1]] = ""
+            self.section_of[self.current] = self.section
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self.current = None
+
+    def handle_data(self, data):
+        if self.current:
+            package, number = self.current
+            self.columns[package][number] += data
+
+
+def cells(dom: str) -> Cells:
+    parser = Cells()
+    parser.feed(dom)
+    return parser
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda step: step.example)
+def test_pair_page_shows_both_files_whole_in_the_browser(step, browser, site):
+    """Chromium's rendered DOM holds both columns, and in them every line of each twin, whole."""
+    found = cells(rendered_dom(site / f"{step.example}.html"))
+    for package in PACKAGES:
+        lines = (REPO / twin_path(package, step.example)).read_text().splitlines()
+        assert sorted(found.columns[package]) == list(range(1, len(lines) + 1))  # every line, once
+        assert found.columns[package] == dict(enumerate(lines, 1))  # each one whole, as in the file
+
+
+def test_sections_line_up_the_loop_with_training_step(browser, site):
+    """The hand-written loop and training_step, evaluate and validation_step, stand in the same sections."""
+    found = cells(rendered_dom(site / "mnist_feedforward.html"))
+
+    def section(package: str, text: str) -> str:
+        return next(found.section_of[(package, n)] for n, line in found.columns[package].items() if text in line)
+
+    assert section("plain_pytorch", "def train_one_epoch") == section("lightning_version", "def training_step") == "loop"
+    assert section("plain_pytorch", "def evaluate") == section("lightning_version", "def validation_step")
+    assert section("plain_pytorch", "def main") == section("lightning_version", "def main") == "main"
+
+
+def test_index_lists_the_steps_in_order_with_their_code_lines(browser, site):
+    """The index names the three steps in ladder order, each file with its code-line count as counted now."""
+    dom = rendered_dom(site / "index.html")
+    positions = [dom.index(f'href="{step.example}.html"') for step in STEPS]
+    assert positions == sorted(positions)
+    for step in STEPS:
+        for package in PACKAGES:
+            path = twin_path(package, step.example)
+            assert f"<code>{path}</code> {code_lines(path)}" in dom
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_is_not_blank_on_screen(name, browser, site, tmp_path):
+    """A screenshot of each page shows text in colour, not an empty window."""
+    from matplotlib.image import imread
+
+    png = tmp_path / f"{name}.png"
+    screenshot(site / f"{name}.html", png)
+    pixels = imread(png)[..., :3]
+    ink = (pixels < 0.9).any(axis=-1).mean()  # share of pixels that are not near-white
+    colours = len({tuple(p) for p in pixels.reshape(-1, 3)[::97].round(2).tolist()})
+    assert ink > 0.02 and colours > 20
+
+
+def test_pages_are_the_same_bytes_when_built_twice(tmp_path):
+    """Built twice from the same code, every page is byte for byte the same: nothing depends on the clock."""
+    first, second = build(tmp_path / "one"), build(tmp_path / "two")
+    assert [p.name for p in first] == [p.name for p in second] == [f"{name}.html" for name in PAGES]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))
+
+
+def test_a_line_changed_in_a_twin_shows_up_on_its_page(tmp_path, monkeypatch):
+    """Change one line of a twin and rebuild: its page shows the new line, the other pairs' pages do not change."""
+    copy = tmp_path / "repo"
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, copy / package)
+    before = build(tmp_path / "before")
+    monkeypatch.setattr(shared.ladder, "REPO", copy)
+    monkeypatch.setattr(shared.reader, "REPO", copy)
+    twin_file = copy / "plain_pytorch" / "cnn_classifier.py"
+    twin_file.write_text(twin_file.read_text().replace("optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=True)"))
+    after = build(tmp_path / "after")
+    changed = [b.name for a, b in zip(before, after) if a.read_bytes() != b.read_bytes()]
+    assert changed == ["cnn_classifier.html"]
+    shown = html.unescape(re.sub(r"<[^>]+>", "", after[2].read_text()))  # the page's text, without markup
+    assert "optimizer.zero_grad(set_to_none=True)" in shown
+
+
+def test_unwritable_output_folder_is_one_line_and_status_2(tmp_path):
+    """`--out` below a regular file: one line on stderr, exit status 2, no traceback."""
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = subprocess.run([sys.executable, "-m", "shared.reader", "--out", str(blocker / "site")], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--out" not in done.stderr.split(":")[0]
