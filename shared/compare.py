@@ -3,9 +3,10 @@
     python -m shared.compare --data-dir ../shared/datasets [any flag the examples take]
 
 Each of the six files runs in its own process, exactly as a learner would run it, with
-`--metrics-out`; the JSON files are then compared. Other flags go to every example that
-has them (`--epochs 3` to all six, `--num-samples 2000` to the sum twins only). Exit status
-1 if any pair's numbers differ, 2 for a flag no example knows.
+`--metrics-out`; the JSON files are then compared, and each pair's loss curves are drawn
+on one chart, `PLOT_DIR/EXAMPLE.png` (`--plot-dir`, default runs/compare). Other flags go
+to every example that has them (`--epochs 3` to all six, `--num-samples 2000` to the sum
+twins only). Exit status 1 if any pair's numbers differ, 2 for a flag no example knows.
 """
 
 import argparse
@@ -16,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from shared.cli import EXAMPLES, build_parser
+from shared.metrics import plot_losses
 
 IMPLEMENTATIONS = {"plain": "plain_pytorch", "lightning": "lightning_version"}
 
@@ -62,6 +64,7 @@ def compare(plain: dict, lightning: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", nargs="+", choices=list(EXAMPLES), default=list(EXAMPLES))
+    parser.add_argument("--plot-dir", default="runs/compare", help="where each pair's loss-curve PNG goes")
     known, flags = parser.parse_known_args()
     everywhere = {opt for example in EXAMPLES for opt in flags_for(example, flags) if opt.startswith("--")}
     unknown = [f for f in flags if f.startswith("--") and f not in everywhere]
@@ -72,7 +75,14 @@ def main() -> None:
         print(f"error: no example takes {unknown[0]} (see python -m plain_pytorch.sum_dataset --help)", file=sys.stderr)
         sys.exit(2)
     header = ["example", "steps", "max abs(Δloss)", "val accuracy plain / lightning", "seconds plain / lightning"]
-    rows, identical = [], True
+    rows, identical, plots = [], True, []
+    plot_dir = Path(known.plot_dir)
+    try:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"error: cannot write into --plot-dir {plot_dir}: {error.strerror or error}; pick a writable folder",
+              file=sys.stderr)
+        sys.exit(2)
     with tempfile.TemporaryDirectory() as tmp:
         for example in known.examples:
             runs = {}
@@ -81,11 +91,14 @@ def main() -> None:
                 print(f"running {package}.{example} {' '.join(own_flags)}", flush=True)
                 runs[name] = run_twin(package, example, own_flags, Path(tmp) / f"{example}-{name}.json")
             rows.append(compare(runs["plain"], runs["lightning"]))
+            plots.append(plot_dir / f"{example}.png")
+            plot_losses(runs["plain"], runs["lightning"], plots[-1])
             identical &= all(runs["plain"][k] == runs["lightning"][k] for k in ("train_loss", "val_loss", "val_accuracy"))
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("| " + " | ".join(str(cell).ljust(w) for cell, w in zip(row, widths)) + " |")
     print("twins bit-identical (train_loss, val_loss, val_accuracy):", "yes" if identical else "NO")
+    print("loss curves, both twins on one chart:", ", ".join(str(path) for path in plots))
     sys.exit(0 if identical else 1)
 
 

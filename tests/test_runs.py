@@ -54,6 +54,21 @@ def test_main_job_prints_the_table(mnist_dir, tmp_path):
     assert [row.split("|")[1].strip() for row in rows] == EXAMPLES
     assert all(row.split("|")[3].strip() == "0" for row in rows)  # max abs(Δloss)
     assert "bit-identical (train_loss, val_loss, val_accuracy): yes" in done.stdout
+    pictures = [tmp_path / "runs" / "compare" / f"{example}.png" for example in EXAMPLES]  # the default --plot-dir
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pictures)
+    assert all(str(p.relative_to(tmp_path)) in done.stdout for p in pictures)  # it says where it wrote them
+
+
+def test_loss_chart_title_gives_the_largest_difference():
+    """The main job's chart overlays both curves and its title names the largest |difference| between them."""
+    from shared.metrics import plot_losses
+
+    plain = {"example": "x", "train_loss": [1.0, 0.5, 0.25]}
+    figure = plot_losses(plain, dict(plain, train_loss=[1.0, 0.75, 0.25]))
+    ax = figure.axes[0]
+    assert ax.get_title() == "x: 3 steps, largest |difference| 0.25"
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[1.0, 0.5, 0.25], [1.0, 0.75, 0.25]]
+    assert plot_losses(plain, plain).axes[0].get_title() == "x: 3 steps, largest |difference| 0"
 
 
 def test_installed_project_runs_from_any_folder_and_by_path(mnist_dir, tmp_path):
