@@ -87,7 +87,8 @@ class MNISTDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:  # before fit, test and predict: load the splits once
         if not hasattr(self, "test_set"):
-            self.train_set, self.val_set, self.test_set, note = load_mnist(self.args.data_dir)
+            splits = load_mnist(self.args.data_dir, self.args.dataset)
+            self.train_set, self.val_set, self.test_set, note = splits
             print(note)
 
     def train_dataloader(self):

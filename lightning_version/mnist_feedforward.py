@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     L.seed_everything(args.seed)  # seeds torch (and Python, NumPy): the twin's initial weights
 
     # Data: MNIST as normalised tensors in memory; the DataLoader cuts them into batches.
-    train_set, val_set, _, note = load_mnist(args.data_dir)
+    train_set, val_set, _, note = load_mnist(args.data_dir, args.dataset)
     print(note)
     train_loader = DataLoader(first(train_set, args.limit_train), batch_size=args.batch_size,
                               shuffle=True)

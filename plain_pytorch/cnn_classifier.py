@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     torch.manual_seed(args.seed)  # Lightning: L.seed_everything; weights and dropout masks follow
 
     # Data: train, validation and test splits (Lightning: a LightningDataModule holds all three).
-    train_set, val_set, test_set, note = load_mnist(args.data_dir)
+    train_set, val_set, test_set, note = load_mnist(args.data_dir, args.dataset)
     print(note)
     train_loader = DataLoader(first(train_set, args.limit_train), batch_size=args.batch_size,
                               shuffle=True)

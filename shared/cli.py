@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from shared.data import DataError
+from shared.data import IMAGE_DATASETS, DataError
 
 # Each example is one step of the ladder; its flags are the common ones plus its own.
 EXAMPLES: dict[str, dict] = {
@@ -64,7 +64,8 @@ def build_parser(example: str) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=_at_least(1, int), help="samples per optimizer step")
     parser.add_argument("--lr", type=_positive_float, help="learning rate")
     parser.add_argument("--seed", type=_at_least(0, int), default=42, help=f"0..{MAX_SEED}")
-    parser.add_argument("--data-dir", default="./data", help="holds MNIST/raw/ (torchvision's layout)")
+    parser.add_argument("--data-dir", default="./data",
+                        help="holds MNIST/raw/ or FashionMNIST/raw/ (torchvision's layout), or the files flat")
     parser.add_argument("--limit-train", type=_at_least(1, int), help="use the first N training samples")
     parser.add_argument("--limit-val", type=_at_least(1, int), help="use the first N validation samples")
     parser.add_argument("--dry-run", action="store_true", help="one train and one val batch, write nothing")
@@ -72,6 +73,9 @@ def build_parser(example: str) -> argparse.ArgumentParser:
     parser.add_argument("--metrics-out", metavar="PATH", help="write the run's losses and accuracies as JSON")
     parser.add_argument("--log-dir", default="runs", help="TensorBoard files go to LOG_DIR/EXAMPLE/{plain,lightning}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if example in ("mnist_feedforward", "cnn_classifier"):
+        parser.add_argument("--dataset", choices=list(IMAGE_DATASETS), default="mnist",
+                            help="MNIST's digits, or Zalando's Fashion-MNIST clothes (the same format)")
     if example in ("mnist_feedforward", "sum_dataset"):
         parser.add_argument("--hidden-size", type=_at_least(1, int), help="width of the hidden layer(s)")
     if example == "cnn_classifier":  # step 2: a real training job

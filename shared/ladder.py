@@ -36,14 +36,14 @@ STEPS = (
          "`zero_grad`, forward, loss, `backward`, `step` ⟷ `training_step` + `Trainer`; "
          "validation under `no_grad` ⟷ `validation_step`; accuracy; `SummaryWriter` ⟷ `self.log` "
          "+ `TensorBoardLogger`; tqdm ⟷ the default progress bar; `--dry-run` ⟷ `fast_dev_run`",
-         ("--hidden-size",)),
+         ("--dataset", "--hidden-size")),
     Step(2, "cnn_classifier", "a real training job: a conv net with dropout",
          "dropout, and why train/eval modes matter; SGD with momentum and `StepLR` ⟷ "
          "`configure_optimizers` returning a scheduler; best and last checkpoints, resuming, and "
          "rebuilding the best model ⟷ `ModelCheckpoint`, `fit(ckpt_path=...)`, "
          "`load_from_checkpoint`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
          "test split and plain inference ⟷ `trainer.test`, `trainer.predict`",
-         ("--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict")),
+         ("--dataset", "--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict")),
     Step(3, "sum_dataset", "Lightning's extras, on a custom Dataset",
          "a custom `Dataset` with `__len__` and `__getitem__`; seeding every generator and each "
          "worker ⟷ `seed_everything(workers=True)`, `deterministic`; early stopping; the LR "

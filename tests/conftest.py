@@ -12,12 +12,18 @@ import struct
 import sys
 from pathlib import Path
 
+import lightning  # noqa: F401  (see below)
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # so `import shared` works however pytest is started
     sys.path.insert(0, str(REPO))
+
+# Lightning gives its logger a StreamHandler bound to whatever sys.stderr is when it is first
+# imported. Imported here, at collection, that is pytest's session-long stream; imported first
+# inside a test, it would be that test's capsys stream, closed when the test ends, and every later
+# Lightning INFO line would print a "--- Logging error ---" traceback.
 
 EXAMPLES = ["mnist_feedforward", "cnn_classifier", "sum_dataset"]
 PACKAGES = ["plain_pytorch", "lightning_version"]
@@ -36,6 +42,18 @@ def mnist_dir() -> Path:
     if any((raw / name).is_file() for name in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")):
         return folder
     message = f"real MNIST t10k files not found in {raw}; set MNIST_DATA_DIR to a folder holding MNIST/raw/"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """The full Fashion-MNIST (60,000 + 10,000), as Debian's dataset-fashion-mnist installs it."""
+    folder = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+    if (folder / "train-images-idx3-ubyte.gz").is_file():
+        return folder
+    message = f"Fashion-MNIST not found in {folder}; apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)

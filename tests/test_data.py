@@ -8,7 +8,7 @@ import urllib.error
 
 import pytest
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from shared import data
 from shared.cli import exit_on_bad_input
@@ -124,3 +124,35 @@ def test_first_takes_a_prefix():
     assert len(data.first(train, 1000)) == 40 and data.first(train, None) is train
     images = TensorDataset(torch.arange(10.0), torch.arange(10))
     assert torch.equal(data.first(images, 3).tensors[0], torch.arange(3.0))  # tensors stay tensors
+
+
+@pytest.mark.parametrize("layout", ["torchvision", "flat"])
+def test_fashion_mnist_is_read_from_torchvision_layout_or_a_flat_folder(tmp_path, layout):
+    """--dataset fashion-mnist reads DIR/FashionMNIST/raw/ or the four files lying flat in DIR (Debian's layout)."""
+    raw = tmp_path / "FashionMNIST" / "raw" if layout == "torchvision" else tmp_path
+    images, labels = fake_split(raw, "train", count=30, seed=3)
+    fake_split(raw, "t10k", count=10, seed=4)
+    train, val, test, note = data.load_mnist(tmp_path, "fashion-mnist", download=False)
+    assert note.startswith(f"Fashion-MNIST from {raw}") and (len(train), len(val), len(test)) == (24, 6, 10)
+    mean, std = data.IMAGE_DATASETS["fashion-mnist"][2]
+    expected = images[:24].unsqueeze(1).float().div(255).sub(mean).div(std)  # its own normalisation, not MNIST's
+    assert torch.equal(train.tensors[0], expected) and torch.equal(train.tensors[1], labels[:24].long())
+
+
+def test_missing_fashion_mnist_names_its_folder(tmp_path):
+    """No Fashion-MNIST files and no download: one line naming DIR/FashionMNIST/raw/."""
+    with pytest.raises(data.DataError, match="FashionMNIST/raw/"):
+        data.load_mnist(tmp_path, "fashion-mnist", download=False)
+
+
+def test_in_memory_images_give_the_same_batches_as_a_tensor_dataset():
+    """`InMemoryImages` gathers a batch in one go; shuffled, with a short last batch, the batches are the same bits."""
+    images, labels = torch.randn(250, 1, 28, 28), torch.randint(0, 10, (250,))
+    batches = {}
+    for name, dataset in (("one by one", TensorDataset(images, labels)), ("whole", data.InMemoryImages(images, labels))):
+        torch.manual_seed(0)  # the loader's shuffle draws from the global generator
+        batches[name] = list(DataLoader(dataset, batch_size=64, shuffle=True))
+    assert [len(labels) for _, labels in batches["whole"]] == [len(labels) for _, labels in batches["one by one"]]
+    assert [len(labels) for _, labels in batches["whole"]] == [64, 64, 64, 58]
+    assert all(torch.equal(a, b) for pair in zip(batches["one by one"], batches["whole"]) for a, b in zip(*pair))
+    assert type(data.first(data.InMemoryImages(images, labels), 10)) is data.InMemoryImages

@@ -16,8 +16,8 @@ TWINS = [(package, step.example) for step in STEPS for package in PACKAGES]
 
 # The flags each step adds to the common ones: the ladder's table, written out as the oracle.
 OWN_FLAGS = {
-    "mnist_feedforward": {"--hidden-size"},
-    "cnn_classifier": {"--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict"},
+    "mnist_feedforward": {"--dataset", "--hidden-size"},
+    "cnn_classifier": {"--dataset", "--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict"},
     "sum_dataset": {"--hidden-size", "--num-features", "--num-samples", "--num-workers", "--deterministic",
                     "--early-stopping-patience", "--early-stopping-min-delta", "--find-lr", "--find-batch-size",
                     "--gradient-clip-val", "--gradient-clip-algorithm", "--precision", "--accumulate-grad-batches"},

@@ -35,6 +35,15 @@ def test_mnist_feedforward_twins_match(mnist_dir):
     assert_same_run(plain, lightning, steps=3 * math.ceil(600 / 64), epochs=3)
 
 
+def test_mnist_feedforward_twins_match_on_the_full_fashion_mnist_training_split(fashion_dir):
+    """At full size: one epoch over Fashion-MNIST's whole training split (55,000 train, 5,000 validate), bit for bit."""
+    argv = ["--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--epochs", "1", "--accelerator", "cpu",
+            "--no-progress"]
+    plain, lightning = run_both("mnist_feedforward", argv)
+    assert_same_run(plain, lightning, steps=55_000 // 100, epochs=1)
+    assert plain.val_accuracy[0] > 0.8  # it learns the clothes too
+
+
 def test_cnn_classifier_twins_match_with_dropout(mnist_dir):
     """The CNN twins agree with dropout drawing random masks at every step, 3 epochs, batch 50 of 330."""
     argv = ["--data-dir", str(mnist_dir), "--limit-train", "330", "--limit-val", "120", "--accelerator", "cpu"]
