@@ -8,6 +8,7 @@ values end the program with one line on stderr and exit status 2, never a traceb
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -24,6 +25,10 @@ EXAMPLES: dict[str, dict] = {
     "sum_dataset": dict(epochs=5, batch_size=64, lr=1e-3, hidden_size=256, num_features=32, num_samples=10_000),
 }
 MAX_SEED = 2**32 - 1  # NumPy's limit, and so Lightning's seed_everything's
+FLOAT32_MAX = torch.finfo(torch.float32).max  # the optimizers cast lr into the float32 weights' type
+MAX_SIZE = 2**20  # --hidden-size, --num-features: a 784 x 2**20 layer is already 3 GB
+MAX_SAMPLES = 10**8  # --num-samples
+MAX_WORKERS = 64  # --num-workers: each one is a whole process
 
 
 class BadInput(Exception):
@@ -37,7 +42,7 @@ class OneLineParser(argparse.ArgumentParser):
         raise BadInput(f"{message} (see --help)")
 
 
-def _at_least(minimum: float, kind: type):
+def _at_least(minimum: float, kind: type, maximum: float | None = None):
     def check(text: str):
         try:
             value = kind(text)
@@ -45,6 +50,8 @@ def _at_least(minimum: float, kind: type):
             raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
         if not value >= minimum:  # `not >=` also rejects nan
             raise argparse.ArgumentTypeError(f"{text} is too small; it must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} is too large; it must be at most {maximum:,}")
         return value
 
     return check
@@ -52,8 +59,8 @@ def _at_least(minimum: float, kind: type):
 
 def _positive_float(text: str) -> float:
     value = _at_least(0.0, float)(text)
-    if value == 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number")
+    if value == 0 or value > FLOAT32_MAX:  # also inf; 1e308 would overflow when the optimizer casts it
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of at most {FLOAT32_MAX:.3g} (float32)")
     return value
 
 
@@ -77,7 +84,7 @@ def build_parser(example: str) -> argparse.ArgumentParser:
         parser.add_argument("--dataset", choices=list(IMAGE_DATASETS), default="mnist",
                             help="MNIST's digits, or Zalando's Fashion-MNIST clothes (the same format)")
     if example in ("mnist_feedforward", "sum_dataset"):
-        parser.add_argument("--hidden-size", type=_at_least(1, int), help="width of the hidden layer(s)")
+        parser.add_argument("--hidden-size", type=_at_least(1, int, MAX_SIZE), help="width of the hidden layer(s)")
     if example == "cnn_classifier":  # step 2: a real training job
         parser.add_argument("--momentum", type=_at_least(0.0, float), help="SGD momentum")
         parser.add_argument("--lr-step-gamma", type=_positive_float, help="StepLR: multiply the lr by this each epoch")
@@ -86,9 +93,10 @@ def build_parser(example: str) -> argparse.ArgumentParser:
         parser.add_argument("--test", action="store_true", help="after training, evaluate on the test split")
         parser.add_argument("--predict", type=_at_least(1, int), metavar="N", help="then predict N test images")
     if example == "sum_dataset":  # step 3: Lightning's extras
-        parser.add_argument("--num-features", type=_at_least(1, int), help="length of each vector")
-        parser.add_argument("--num-samples", type=_at_least(5, int), help="train + val; the last 1/5 validates")
-        parser.add_argument("--num-workers", type=_at_least(0, int), default=0, help="DataLoader worker processes")
+        parser.add_argument("--num-features", type=_at_least(1, int, MAX_SIZE), help="length of each vector")
+        parser.add_argument("--num-samples", type=_at_least(5, int, MAX_SAMPLES), help="train + val; the last 1/5 validates")
+        parser.add_argument("--num-workers", type=_at_least(0, int, MAX_WORKERS), default=0,
+                            help="DataLoader worker processes")
         parser.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
         parser.add_argument("--early-stopping-patience", type=_at_least(1, int), help="stop after N epochs without improvement")
         parser.add_argument("--early-stopping-min-delta", type=_at_least(0.0, float), default=0.0, help="smallest improvement")
@@ -118,8 +126,12 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
                                           ("--accumulate-grad-batches", args.accumulate_grad_batches > 1)) if on]
         if clashing:  # the hand-written finders leave these out (see plain_pytorch/by_hand/)
             parser.error(f"argument {finder}: not together with {clashing[0]}; run the finder alone, then train with its result")
+    last_lr_log = math.log(args.lr) + (args.epochs - 1) * math.log(getattr(args, "lr_step_gamma", 1))  # no overflow
+    if last_lr_log > math.log(FLOAT32_MAX):
+        parser.error(f"argument --lr-step-gamma: {args.lr_step_gamma} over {args.epochs} epochs takes the lr past "
+                     f"{FLOAT32_MAX:.3g}, which float32 cannot hold; pick a gamma nearer 1")
     if getattr(args, "resume", None):
-        _check_resume(parser, args.resume)
+        _check_resume(parser, args.resume, args.epochs)
     for flag, folder in (("--log-dir", args.log_dir), ("--checkpoint-dir", getattr(args, "checkpoint_dir", None)),
                          ("--metrics-out", args.metrics_out and str(Path(args.metrics_out).parent))):
         if folder and not _can_create_folder(Path(folder)):
@@ -127,8 +139,8 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
     return args
 
 
-def _check_resume(parser: argparse.ArgumentParser, path: str) -> None:
-    """Refuse a --resume file that is missing or does not load safely, before any work starts."""
+def _check_resume(parser: argparse.ArgumentParser, path: str, epochs: int) -> None:
+    """Refuse a --resume file that is missing, does not load safely, or leaves no epoch to train."""
     if not Path(path).is_file():
         parser.error(f"argument --resume: no checkpoint file at {path}; pass a .ckpt that --checkpoint-dir wrote")
     try:  # weights_only: tensors and plain data only, so a checkpoint cannot run code while loading
@@ -138,6 +150,11 @@ def _check_resume(parser: argparse.ArgumentParser, path: str) -> None:
                      f"({type(error).__name__}); pass a .ckpt that --checkpoint-dir wrote")
     if not isinstance(checkpoint, dict):
         parser.error(f"argument --resume: {path} holds no checkpoint; pass a .ckpt that --checkpoint-dir wrote")
+    last = checkpoint.get("epoch")  # both twins store the 0-based epoch just finished
+    done = last + 1 if isinstance(last, int) else 0
+    if epochs <= done:  # else both twins would silently train nothing
+        parser.error(f"argument --epochs: {path} ends after epoch {done} already; pass --epochs above {done} "
+                     "to train on")
 
 
 def _can_create_folder(folder: Path) -> bool:
@@ -158,9 +175,15 @@ def check_weights_fit(state_dict: dict, model: torch.nn.Module, path: str) -> No
 
 @contextlib.contextmanager
 def exit_on_bad_input() -> Iterator[None]:
-    """Turn `BadInput`/`DataError` into one line on stderr and exit status 2."""
+    """Turn `BadInput`/`DataError`, and sizes too large for memory, into one line on stderr and exit status 2."""
     try:
         yield
     except (BadInput, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (MemoryError, RuntimeError) as error:
+        if not isinstance(error, MemoryError) and "can't allocate memory" not in str(error):
+            raise  # a real bug: keep its traceback
+        print("error: not enough memory for these sizes; lower --hidden-size, --num-features, --num-samples or "
+              "--batch-size", file=sys.stderr)
         sys.exit(2)

@@ -9,14 +9,13 @@ to every example that has them (`--epochs 3` to all six, `--num-samples 2000` to
 twins only). Exit status 1 if any pair's numbers differ, 2 for a flag no example knows.
 """
 
-import argparse
 import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from shared.cli import EXAMPLES, build_parser
+from shared.cli import EXAMPLES, OneLineParser, build_parser, exit_on_bad_input
 from shared.metrics import plot_losses
 
 IMPLEMENTATIONS = {"plain": "plain_pytorch", "lightning": "lightning_version"}
@@ -62,10 +61,11 @@ def compare(plain: dict, lightning: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", nargs="+", choices=list(EXAMPLES), default=list(EXAMPLES))
     parser.add_argument("--plot-dir", default="runs/compare", help="where each pair's loss-curve PNG goes")
-    known, flags = parser.parse_known_args()
+    with exit_on_bad_input():
+        known, flags = parser.parse_known_args()
     everywhere = {opt for example in EXAMPLES for opt in flags_for(example, flags) if opt.startswith("--")}
     unknown = [f for f in flags if f.startswith("--") and f not in everywhere]
     if "--dry-run" in flags:  # a dry run writes no --metrics-out, so there would be nothing to compare

@@ -84,18 +84,28 @@ def read_idx(path: Path) -> torch.Tensor:
     if len(data) < 4 or data[0:2] != b"\x00\x00" or data[2] != 0x08:
         raise DataError(f"{path} is not an IDX file of unsigned bytes; replace it with a fresh copy")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated inside its header ({ndim} sizes announced); replace it with a fresh copy")
     shape = struct.unpack(f">{ndim}i", data[4 : 4 + 4 * ndim])
     body = data[4 + 4 * ndim :]
+    if min(shape, default=0) < 0:
+        raise DataError(f"{path} announces a negative size {shape}; replace it with a fresh copy")
     if len(body) != torch.Size(shape).numel():
         raise DataError(f"{path} is truncated: header says {shape}, body has {len(body)} bytes")
+    if not body:  # a valid but empty file; frombuffer refuses an empty buffer, the split check says why
+        return torch.empty(shape, dtype=torch.uint8)
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
 
 
 def _find(raw_dir: Path, name: str) -> Path | None:
     """The file `name` or `name.gz` in `raw_dir`, whichever is there (unzipped first)."""
     for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError as error:  # a folder the user may not read: is_file raises PermissionError
+            raise DataError(f"cannot look in {raw_dir}: {error.strerror}; make it readable or pass another "
+                            "--data-dir") from None
     return None
 
 
@@ -182,8 +192,15 @@ def load_mnist(data_dir: Path, dataset: str = "mnist", download: bool = True) ->
 
 
 def _check_pair(images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
-    if images.dim() != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels) or len(images) < CARVE_VAL_FRACTION:
+    """Images (N, 28, 28) with one label 0-9 each, N at least 5: else one line, not a crash in the loss."""
+    if images.dim() != 3 or images.shape[1:] != (28, 28) or labels.dim() != 1 or len(images) != len(labels):
         raise DataError(f"{path} and its labels do not form an MNIST split; replace them with fresh copies")
+    if len(images) < CARVE_VAL_FRACTION:
+        raise DataError(f"{path} holds {len(images)} images, fewer than {CARVE_VAL_FRACTION}; replace it with a "
+                        "fresh copy")
+    if labels.max() > 9:  # uint8, so never below 0; cross_entropy would fail deep inside the loss
+        raise DataError(f"the labels beside {path} go up to {int(labels.max())}, not 0-9; replace them with "
+                        "fresh copies")
 
 
 def _missing_message(raw_dir: Path, reason: str, folder: str = "MNIST") -> str:

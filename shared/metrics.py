@@ -8,11 +8,13 @@ Schema (`--metrics-out PATH`), identical for both implementations:
 With --accumulate-grad-batches K > 1, "train_loss" has one float per batch (K per step),
 each the loss of that batch as training_step logged it.
 Floats are written with Python's shortest round-trip repr, so a float32 loss read back
-from the JSON is the same number, bit for bit.
+from the JSON is the same number, bit for bit. Standard JSON has no NaN or Infinity, so a
+loss that diverged is written as null.
 """
 
 import argparse
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -65,9 +67,20 @@ class RunRecord:
         path = Path(args.metrics_out)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+            path.write_text(json.dumps(_finite_or_null(asdict(self)), indent=1, allow_nan=False) + "\n")
         except OSError as error:
             raise BadInput(f"cannot write --metrics-out {path}: {error.strerror or error}; pick a writable path") from None
+
+
+def _finite_or_null(value):
+    """The record with every NaN or infinite float replaced by None (null), at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_null(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    return value
 
 
 def show_predictions(predictions: list[int], dataset: Dataset) -> None:

@@ -17,7 +17,6 @@ headless Chromium. The index lists the steps in ladder order with each file's co
 counted when the pages are built.
 """
 
-import argparse
 import ast
 import difflib
 import html
@@ -34,6 +33,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 from pygments.token import STANDARD_TYPES, Comment
 
+from shared.cli import OneLineParser, exit_on_bad_input
 from shared.ladder import PACKAGES, REPO, STEPS, Step, code_lines, twin_path
 
 SECTIONS = {  # key: heading, in page order
@@ -269,10 +269,11 @@ def rendered_dom(page_file: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for index.html and the pair pages")
     parser.add_argument("--screenshot", metavar="PNG", help="also save a picture of step 1's page (needs chromium)")
-    args = parser.parse_args()
+    with exit_on_bad_input():
+        args = parser.parse_args()
     try:
         written = build(Path(args.out))
     except OSError as error:

@@ -29,7 +29,16 @@ BAD_VALUES = [
     ["--seed", "-1"],
     ["--seed", str(2**32)],
     ["--epochs", "two"],
+    ["--lr", "1e308"],  # past float32: the optimizer's cast would overflow
 ]
+# Sizes that cannot work, bounded at the flag (before: an allocation traceback, or 10**9 processes).
+TOO_LARGE = {
+    "mnist_feedforward": [["--hidden-size", str(10**12)]],
+    "cnn_classifier": [["--lr-step-gamma", "1e308"], ["--lr-step-gamma", "1e30", "--epochs", "3"],
+                       ["--lr-step-gamma", "1e30", "--epochs", "1000"]],  # 1e30 ** 999 would overflow a Python float
+    "sum_dataset": [["--hidden-size", str(10**12)], ["--num-features", str(10**12)], ["--num-samples", str(10**12)],
+                    ["--num-workers", str(10**9)]],
+}
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES, ids=" ".join)
@@ -42,6 +51,42 @@ def test_bad_value_exits_2_with_one_line(example, package, bad, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and bad[0] in err
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("example, bad", [(example, bad) for example, cases in TOO_LARGE.items() for bad in cases],
+                         ids=lambda value: " ".join(value) if isinstance(value, list) else value)
+def test_a_size_too_large_is_refused_at_its_flag(example, bad, package, capsys):
+    """Each of these used to end in a traceback (or try to start 10**9 workers); now one line names the flag."""
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin(package, example).main(bad)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and bad[0] in err
+
+
+def test_running_out_of_memory_is_one_line_naming_the_size_flags(capsys):
+    """Sizes within the bounds can still exceed this machine's memory: one line, not the allocator's traceback."""
+
+    def allocation_fails():
+        torch.empty(2**62, dtype=torch.uint8)  # what a too-large layer or dataset asks the allocator for
+
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        allocation_fails()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "--hidden-size" in err
+
+
+def test_other_runtime_errors_keep_their_traceback():
+    """Only the allocator's failure is turned into a line; a real bug still shows where it happened."""
+    with pytest.raises(RuntimeError, match="a real bug"), exit_on_bad_input():
+        raise RuntimeError("a real bug")
+
+
+@pytest.mark.parametrize("module, bad", [("shared.compare", "--examples=rnn"), ("shared.reader", "--screenshot=x.png")])
+def test_the_tools_refuse_a_bad_flag_in_one_line(module, bad):
+    """The main job and the reader print one line for a bad flag, not argparse's usage plus the error."""
+    done = subprocess.run([sys.executable, "-m", module, bad], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
 def test_gpu_without_a_gpu_exits_2(monkeypatch, capsys):
@@ -99,7 +144,8 @@ def test_entry_point_bad_value_has_no_traceback(example, package):
 
 
 def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_path, capsys):
-    """--resume exits 2 with one line for a missing file, pickled code, a bare tensor, or the other twin's checkpoint."""
+    """--resume exits 2 with one line for a missing file, pickled code, a bare tensor, the other twin's checkpoint,
+    or one that leaves no epoch to train."""
     import argparse
 
     unsafe = tmp_path / "unsafe.ckpt"  # a pickled object: what weights_only=False would let run code
@@ -123,6 +169,12 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(path)])
         err = capsys.readouterr().err  # the Lightning twin may have logged its INFO lines first
         assert exit_info.value.code == 2 and words in err.splitlines()[-1] and "Traceback" not in err
+    for package, path in [("plain_pytorch", plain_checkpoint), ("lightning_version", lightning_checkpoint)]:
+        # --epochs 1 from a checkpoint that finished epoch 1: both twins used to train nothing, silently
+        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+            twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--resume", str(path)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and "ends after epoch 1" in err
 
 
 def test_check_weights_fit_refuses_another_models_weights():

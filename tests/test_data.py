@@ -4,6 +4,7 @@ These tests write their own small IDX files, gzipped and raw, so they need no do
 """
 
 import hashlib
+import struct
 import urllib.error
 
 import pytest
@@ -75,6 +76,53 @@ def test_truncated_idx_file_is_a_data_error(tmp_path):
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(data.DataError, match="truncated"):
         data.read_idx(path)
+
+
+def _labels_out_of_range(raw):
+    write_idx(raw / "t10k-labels-idx1-ubyte.gz", torch.full((50,), 12))
+
+
+def _labels_of_the_wrong_shape(raw):
+    write_idx(raw / "t10k-labels-idx1-ubyte.gz", torch.zeros(50, 2))
+
+
+def _header_shorter_than_its_sizes(raw):
+    (raw / "t10k-images-idx3-ubyte.gz").unlink()
+    (raw / "t10k-images-idx3-ubyte").write_bytes(bytes([0, 0, 0x08, 3, 0, 0]))  # 3 sizes announced, half of one
+
+
+def _no_images_at_all(raw):
+    fake_split(raw, "t10k", count=0, seed=0)
+
+
+def _negative_size(raw):
+    (raw / "t10k-images-idx3-ubyte.gz").unlink()
+    (raw / "t10k-images-idx3-ubyte").write_bytes(bytes([0, 0, 0x08, 3]) + struct.pack(">3i", -1, 28, 28))
+
+
+@pytest.mark.parametrize("spoil, says", [(_labels_out_of_range, "not 0-9"), (_labels_of_the_wrong_shape, "do not form"),
+                                         (_header_shorter_than_its_sizes, "inside its header"),
+                                         (_no_images_at_all, "holds 0 images"), (_negative_size, "negative size")])
+def test_a_spoiled_file_is_one_line_and_exit_2_not_a_crash(tmp_path, capsys, spoil, says):
+    """Each of these used to crash (in the loss, in struct or in frombuffer); now the twin names the file."""
+    raw = tmp_path / "MNIST" / "raw"
+    fake_split(raw, "t10k", count=50, seed=0)
+    spoil(raw)
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin("plain_pytorch", "mnist_feedforward").main(["--data-dir", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and says in err and "t10k-" in err
+
+
+def test_a_folder_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    """Permission denied while looking for the files (root cannot see it, so the OS error is simulated)."""
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(data.Path, "is_file", denied)
+    with pytest.raises(data.DataError, match="cannot look in .*Permission denied; make it readable"):
+        data.load_mnist(tmp_path, download=False)
 
 
 def test_real_test_split_is_the_published_file(mnist_dir):

@@ -45,6 +45,24 @@ def test_metrics_json_has_one_schema_for_both_twins(tmp_path):
     assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
 
 
+def test_a_diverged_run_writes_standard_json_with_null_for_nan(mnist_dir, tmp_path):
+    """At --lr 1e6 the CNN's loss turns NaN; --metrics-out stays standard JSON (null, never a bare NaN), both twins alike."""
+    def refuse(constant):
+        raise ValueError(f"not standard JSON: {constant}")
+
+    runs = []
+    for package in PACKAGES:
+        out = tmp_path / f"{package}.json"
+        done = run(["-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir), "--limit-train", "200",
+                    "--limit-val", "100", "--epochs", "1", "--lr", "1e6", "--accelerator", "cpu", "--no-progress",
+                    "--metrics-out", str(out)], tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(out.read_text(), parse_constant=refuse))
+    plain, lightning = runs
+    assert None in plain["train_loss"] and plain["val_loss"] == [None]
+    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
+
+
 def test_main_job_prints_the_table(mnist_dir, tmp_path):
     """`python -m shared.compare` runs all six files and prints one row per example, all identical."""
     flags = ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "200", "--limit-val", "100", "--num-samples", "200"]
