@@ -9,6 +9,7 @@ mixed precision, accumulation. The dry run is in tests/test_parity.py.
 """
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,6 +169,26 @@ def test_resume_into_a_new_folder_starts_its_own_best(mnist_dir, tmp_path):
             "--checkpoint-dir", "new", "--resume", f"part/cnn_classifier/{folder}/last.ckpt"]))
         assert load_checkpoint(tmp_path / f"new/cnn_classifier/{folder}/best.ckpt")["epoch"] == 2
     assert_same_run(*records)
+
+
+def test_a_checkpoint_write_cut_off_midway_leaves_the_previous_last_ckpt_whole(tmp_path, monkeypatch):
+    """Step 2: the plain twin writes beside last.ckpt and renames, as Lightning does; a write killed halfway loses nothing."""
+    from plain_pytorch.by_hand import checkpointing
+
+    checkpoints = checkpointing.Checkpoints(tmp_path)
+    checkpoints.save({"epoch": 0, "weights": torch.ones(1000)}, val_loss=1.0)
+    real_save = torch.save
+
+    def killed_halfway(obj, path):  # what SIGKILL during torch.save leaves: half a file, then nothing more
+        real_save(obj, path)
+        Path(path).write_bytes(Path(path).read_bytes()[:2000])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpointing.torch, "save", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save({"epoch": 1, "weights": torch.zeros(1000)}, val_loss=2.0)  # not better: only last.ckpt
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "last.ckpt")["epoch"] == 0  # the previous one, whole and loadable
 
 
 # Step 3: sum_dataset ------------------------------------------------------------------------

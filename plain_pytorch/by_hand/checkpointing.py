@@ -15,6 +15,7 @@ Loading uses `torch.load(weights_only=True)`: only tensors, numbers, strings and
 containers, never arbitrary pickled objects, so a checkpoint cannot run code.
 """
 
+import os
 from pathlib import Path
 
 import torch
@@ -38,8 +39,8 @@ class Checkpoints:
         self.folder.mkdir(parents=True, exist_ok=True)
         if val_loss < self.best_val_loss:  # strictly lower, as ModelCheckpoint's torch.lt
             self.best_val_loss = val_loss
-            torch.save(checkpoint | self.state_dict(), self.best_path)
-        torch.save(checkpoint | self.state_dict(), self.folder / "last.ckpt")
+            atomic_save(checkpoint | self.state_dict(), self.best_path)
+        atomic_save(checkpoint | self.state_dict(), self.folder / "last.ckpt")
 
     def state_dict(self) -> dict:
         return {"best_val_loss": self.best_val_loss, "checkpoint_dir": str(self.folder)}
@@ -49,6 +50,18 @@ class Checkpoints:
         # folder starts its own best.ckpt.
         if state["checkpoint_dir"] == str(self.folder):
             self.best_val_loss = state["best_val_loss"]
+
+
+def atomic_save(checkpoint: dict, path: Path) -> None:
+    """`torch.save` into a temporary file beside `path`, then rename it over `path`.
+
+    Lightning's `_atomic_save` (lightning/fabric/utilities/cloud_io.py) does the same through
+    an fsspec transaction. A rename within one folder is atomic: a run killed while writing
+    leaves the previous checkpoint whole, never half of the new one.
+    """
+    temporary = path.with_name(f".{path.name}.part")
+    torch.save(checkpoint, temporary)
+    os.replace(temporary, path)
 
 
 def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler, hparams: dict) -> dict:
