@@ -157,6 +157,14 @@ def _check_resume(parser: argparse.ArgumentParser, path: str, epochs: int) -> No
                      "to train on")
 
 
+def check_resumable(checkpoint: dict, needed: tuple[str, ...], path: str) -> None:
+    """Refuse a checkpoint that loads but lacks what resuming needs (say, the optimizer or random state)."""
+    missing = [key for key in needed if key not in checkpoint]
+    if missing:  # else a KeyError mid-resume, or (Lightning) a silent resume without the random state
+        raise BadInput(f"--resume {path}: lacks {', '.join(missing)}, which resuming needs; pass a last.ckpt or "
+                       "best.ckpt that --checkpoint-dir wrote")
+
+
 def _can_create_folder(folder: Path) -> bool:
     """Whether `folder` is, or can become, a writable folder (nothing is created here)."""
     while not folder.exists():

@@ -13,7 +13,7 @@ Only the Lightning twins import this module, so the plain twins never import Lig
 import lightning as L
 import torch
 
-from shared.cli import BadInput, check_weights_fit
+from shared.cli import BadInput, check_resumable, check_weights_fit
 from shared.metrics import RunRecord
 from shared.seeding import rng_states, set_rng_states
 
@@ -56,5 +56,7 @@ def lightning_checkpoint(path: str | None, model: L.LightningModule) -> str | No
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # shared/cli.py checked it loads
     if "pytorch-lightning_version" not in checkpoint:
         raise BadInput(f"--resume {path}: not a Lightning checkpoint; resume a plain twin's with the plain twin")
+    needed = ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch", "global_step", "rng_states")
+    check_resumable(checkpoint, needed, path)  # rng_states: RngInCheckpoint would otherwise skip it silently
     check_weights_fit(checkpoint["state_dict"], model, path)
     return path

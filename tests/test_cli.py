@@ -169,6 +169,15 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(path)])
         err = capsys.readouterr().err  # the Lightning twin may have logged its INFO lines first
         assert exit_info.value.code == 2 and words in err.splitlines()[-1] and "Traceback" not in err
+    for package, path, key in [("plain_pytorch", plain_checkpoint, "optimizer"),
+                               ("lightning_version", lightning_checkpoint, "rng_states")]:
+        # loads safely, but lacks what resuming needs: a KeyError (plain) or a silent resume without the RNG (Lightning)
+        stripped = tmp_path / f"stripped-{package}.ckpt"
+        torch.save({k: v for k, v in torch.load(path, weights_only=True).items() if k != key}, stripped)
+        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+            twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(stripped)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"lacks {key}" in err.splitlines()[-1] and "Traceback" not in err
     for package, path in [("plain_pytorch", plain_checkpoint), ("lightning_version", lightning_checkpoint)]:
         # --epochs 1 from a checkpoint that finished epoch 1: both twins used to train nothing, silently
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():

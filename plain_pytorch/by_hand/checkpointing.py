@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from shared.cli import BadInput, check_weights_fit
+from shared.cli import BadInput, check_resumable, check_weights_fit
 from shared.seeding import rng_states, set_rng_states
 
 
@@ -97,6 +97,7 @@ def resume(path: str | Path, model, optimizer, scheduler, checkpoints: Checkpoin
     checkpoint = load_checkpoint(path)  # shared/cli.py already refused files that do not load safely
     if "model" not in checkpoint:
         raise BadInput(f"--resume {path}: not a plain_pytorch checkpoint; resume Lightning's with the Lightning twin")
+    check_resumable(checkpoint, ("optimizer", "scheduler", "rng_states", "epoch", "global_step"), str(path))
     check_weights_fit(checkpoint["model"], model, path)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
