@@ -152,7 +152,7 @@ def load_mnist(data_dir: Path, dataset: str = "mnist", download: bool = True) ->
     Nothing present: torchvision downloads it when `download` is true and the network allows.
     The files are looked for in `raw_folder(data_dir, dataset)`.
     """
-    folder, name, (mean, std) = IMAGE_DATASETS[dataset]
+    folder, title, (mean, std) = IMAGE_DATASETS[dataset]
     raw_dir = raw_folder(data_dir, dataset)
     train_paths = [_find(raw_dir, name) for name in TRAIN_FILES]
     test_paths = [_find(raw_dir, name) for name in TEST_FILES]
@@ -169,20 +169,20 @@ def load_mnist(data_dir: Path, dataset: str = "mnist", download: bool = True) ->
         images, labels = (read_idx(p) for p in train_paths)
         _check_pair(images, labels, train_paths[0])
         split = len(images) - min(FULL_VAL_SIZE, len(images) // CARVE_VAL_FRACTION)
-        note = f"{name} from {raw_dir}: training split, first {split:,} train, last {len(images) - split:,} validate"
+        note = f"{title} from {raw_dir}: training split, first {split:,} train, last {len(images) - split:,} validate"
         test_images, test_labels = (read_idx(p) for p in test_paths) if None not in test_paths else (None, None)
     elif None not in test_paths:
         images, labels = (read_idx(p) for p in test_paths)
         _check_pair(images, labels, test_paths[0])
         split = len(images) - len(images) // CARVE_VAL_FRACTION
         note = (
-            f"{name} training split not found in {raw_dir}: carved train (first {split:,}) and "
+            f"{title} training split not found in {raw_dir}: carved train (first {split:,}) and "
             f"validation (last {len(images) - split:,}) from the {len(images):,}-image test split; "
             "--test and --predict use the validation images"
         )
         test_images, test_labels = images[split:], labels[split:]
     else:
-        raise DataError(_missing_message(raw_dir, f"no {name} files there", folder))
+        raise DataError(_missing_message(raw_dir, f"no {title} files there", folder))
     if test_images is None:
         raise DataError(_missing_message(raw_dir, "the test split (t10k files) is missing", folder))
     _check_pair(test_images, test_labels, raw_dir / TEST_FILES[0])
