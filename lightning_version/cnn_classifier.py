@@ -5,9 +5,10 @@ tests/test_parity.py proves both give the same per-step losses, bit for bit. Rea
 side by side, `diff -y -W 210 plain_pytorch/cnn_classifier.py
 lightning_version/cnn_classifier.py`. Step 1 (mnist_feedforward.py) taught the Trainer itself.
 
-This step teaches: `configure_optimizers` returning SGD and a StepLR scheduler;
-`ModelCheckpoint` (best and last), `trainer.fit(ckpt_path=...)` to resume, and
-`load_from_checkpoint` with `save_hyperparameters()` to rebuild the best model; a
+This step teaches: `configure_optimizers` returning SGD and a StepLR scheduler; two
+`ModelCheckpoint`s (best, and last after every epoch), `trainer.fit(ckpt_path=...)` to
+resume, and `load_from_checkpoint` with `save_hyperparameters()` to rebuild the best model;
+the `on_train_batch_end` hook, which stops the run at a nan or infinite loss; a
 `LightningDataModule`; `trainer.test` and `trainer.predict` with `test_step` and
 `predict_step`.
 
@@ -27,10 +28,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from shared.cli import exit_on_bad_input, parse_args
+from shared.cli import exit_on_bad_input, parse_args, stop_if_diverged
 from shared.data import first, load_mnist
 from shared.lightning_callbacks import RecordMetrics, RngInCheckpoint, lightning_checkpoint
-from shared.metrics import RunRecord, show_predictions
+from shared.metrics import RunRecord, claim_run_folders, show_predictions
 from shared.models import ConvNet
 
 EXAMPLE = "cnn_classifier"
@@ -50,6 +51,9 @@ class LitConvNet(L.LightningModule):
         loss = F.cross_entropy(logits, labels)
         self.log("train_loss", loss)
         return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):  # after the step, as the plain twin
+        stop_if_diverged(outputs["loss"], self.global_step, self.hparams.lr)  # raises: fit ends
 
     def validation_step(self, batch, batch_idx):  # eval mode (dropout off), under torch.no_grad()
         loss, accuracy = self.loss_and_accuracy(batch)
@@ -115,14 +119,15 @@ def main(argv: list[str] | None = None) -> RunRecord:
     # Model; the Trainer puts it on its device, and the optimizer comes from configure_optimizers.
     model = LitConvNet(args.lr, args.momentum, args.lr_step_gamma)
 
-    # Checkpoints: best.ckpt (lowest val_loss) and last.ckpt.
+    # Checkpoints: best.ckpt (lowest val_loss) and last.ckpt (every epoch), two callbacks.
+    run = claim_run_folders(args, EXAMPLE, "lightning")  # DIR/EXAMPLE/lightning/version_N
     record = RunRecord.start(EXAMPLE, "lightning", args)
     callbacks = [RecordMetrics(record), RngInCheckpoint()]  # parity record; RNG in checkpoints
-    if args.checkpoint_dir:
-        folder = f"{args.checkpoint_dir}/{EXAMPLE}/lightning"
-        checkpoint = ModelCheckpoint(dirpath=folder, filename="best", monitor="val_loss",
-                                     mode="min", save_last=True)
-        callbacks.append(checkpoint)
+    if run.checkpoints:
+        best = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor="val_loss",
+                               mode="min")
+        last = ModelCheckpoint(dirpath=run.checkpoints, filename="last")  # no monitor: each epoch
+        callbacks += [best, last]  # not save_last=True: that rewrites last.ckpt only with best.ckpt
 
     # The loop: the Trainer trains one epoch, then validates, `max_epochs` times.
     trainer = L.Trainer(
@@ -130,10 +135,11 @@ def main(argv: list[str] | None = None) -> RunRecord:
         accelerator=args.accelerator,
         devices=1,
         fast_dev_run=args.dry_run,
-        logger=TensorBoardLogger(args.log_dir, EXAMPLE, "lightning", default_hp_metric=False),
+        logger=TensorBoardLogger(f"{args.log_dir}/{EXAMPLE}", "lightning", version=run.version,
+                                 default_hp_metric=False),  # version_N, claimed above
         log_every_n_steps=1,
         enable_progress_bar=not args.no_progress,
-        enable_checkpointing=bool(args.checkpoint_dir),
+        enable_checkpointing=bool(run.checkpoints),
         callbacks=callbacks,
     )
     start = time.perf_counter()
@@ -141,8 +147,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
     record.seconds = time.perf_counter() - start
 
     # Test and predict with the best model, rebuilt from its file and its hyperparameters.
-    if args.checkpoint_dir and not args.dry_run:
-        model = LitConvNet.load_from_checkpoint(checkpoint.best_model_path)
+    if run.checkpoints:
+        model = LitConvNet.load_from_checkpoint(best.best_model_path)
     if args.test:
         record.test = trainer.test(model, datamodule=datamodule)[0]  # prints Lightning's table
     if args.predict:

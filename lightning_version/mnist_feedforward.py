@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, load_mnist
 from shared.lightning_callbacks import RecordMetrics
-from shared.metrics import RunRecord
+from shared.metrics import RunRecord, claim_run_folders
 from shared.models import FeedForward
 
 EXAMPLE = "mnist_feedforward"
@@ -75,12 +75,14 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
     # The loop: the Trainer trains one epoch, then validates, `max_epochs` times.
     record = RunRecord.start(EXAMPLE, "lightning", args)
+    run = claim_run_folders(args, EXAMPLE, "lightning")  # LOG_DIR/EXAMPLE/lightning/version_N
     trainer = L.Trainer(
         max_epochs=args.epochs,
         accelerator=args.accelerator,  # "auto": CUDA, else MPS, else CPU; replaces 1.x's gpus=N
         devices=1,
         fast_dev_run=args.dry_run,  # one train batch, one val batch, nothing written
-        logger=TensorBoardLogger(args.log_dir, EXAMPLE, "lightning", default_hp_metric=False),
+        logger=TensorBoardLogger(f"{args.log_dir}/{EXAMPLE}", "lightning", version=run.version,
+                                 default_hp_metric=False),  # version_N, claimed above
         log_every_n_steps=1,  # every step's train_loss reaches TensorBoard (default: every 50th)
         enable_progress_bar=not args.no_progress,
         enable_checkpointing=False,  # checkpoints are step 2's lesson

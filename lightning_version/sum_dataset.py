@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, make_sum_dataset
 from shared.lightning_callbacks import RecordMetrics
-from shared.metrics import RunRecord, output_dir
+from shared.metrics import RunRecord, claim_run_folders
 from shared.models import SumMLP
 
 EXAMPLE = "sum_dataset"
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
     # The loop, with each extra switched on by one Trainer argument or callback.
     record = RunRecord.start(EXAMPLE, "lightning", args)
+    run = claim_run_folders(args, EXAMPLE, "lightning")  # LOG_DIR/EXAMPLE/lightning/version_N
     callbacks = [RecordMetrics(record)]  # parity record: fills the twin's RunRecord
     early_stopping = None
     if args.early_stopping_patience:
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
         accumulate_grad_batches=args.accumulate_grad_batches,
         deterministic=args.deterministic,
         fast_dev_run=args.dry_run,
-        logger=TensorBoardLogger(args.log_dir, EXAMPLE, "lightning", default_hp_metric=False),
+        logger=TensorBoardLogger(f"{args.log_dir}/{EXAMPLE}", "lightning", version=run.version,
+                                 default_hp_metric=False),  # version_N, claimed above
         log_every_n_steps=1,
         enable_progress_bar=not args.no_progress,
         enable_checkpointing=False,  # checkpoints are step 2's lesson
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
         lr_finder = Tuner(trainer).lr_find(model)  # sets model.lr to its suggestion
         print(f"lr finder suggests {lr_finder.suggestion()}")
         figure = lr_finder.plot(suggest=True)  # loss against lr, the suggestion marked
-        figure.savefig(output_dir(args.log_dir, EXAMPLE, "lightning") / "lr_find.png")
+        figure.savefig(run.logs / "lr_find.png")
     if args.find_batch_size and not args.dry_run:  # replaces 1.x's auto_scale_batch_size=...
         Tuner(trainer).scale_batch_size(model, mode=args.find_batch_size, init_val=args.batch_size)
         print(f"batch-size finder chose {model.batch_size}")

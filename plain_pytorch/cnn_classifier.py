@@ -6,8 +6,9 @@ side by side, `diff -y -W 210 plain_pytorch/cnn_classifier.py
 lightning_version/cnn_classifier.py`. Step 1 (mnist_feedforward.py) taught the loop itself.
 
 This step teaches: dropout, and why train and eval modes matter; SGD with momentum and a
-StepLR scheduler; checkpoints (best and last), resuming, and rebuilding the best model from
-its file; evaluating on the test split (`--test`) and plain inference (`--predict N`).
+StepLR scheduler; checkpoints (best, and last after every epoch), resuming, and rebuilding
+the best model from its file; stopping at the step whose loss turns nan or infinite;
+evaluating on the test split (`--test`) and plain inference (`--predict N`).
 
 Run:  python -m plain_pytorch.cnn_classifier --data-dir ../shared/datasets \\
           --checkpoint-dir checkpoints --test --predict 10
@@ -26,9 +27,9 @@ from tqdm import tqdm
 
 from plain_pytorch.by_hand.checkpointing import (Checkpoints, load_checkpoint, make_checkpoint,
                                                  resume)
-from shared.cli import exit_on_bad_input, parse_args
+from shared.cli import exit_on_bad_input, parse_args, stop_if_diverged
 from shared.data import first, load_mnist
-from shared.metrics import RunRecord, show_predictions
+from shared.metrics import RunRecord, claim_run_folders, show_predictions
 from shared.models import ConvNet
 
 EXAMPLE = "cnn_classifier"
@@ -46,6 +47,7 @@ def train_one_epoch(model, train_loader, optimizer, device, epoch, args, record,
         loss.backward()
         optimizer.step()
         record.train_loss.append(loss.item())  # parity record (Lightning: RecordMetrics)
+        stop_if_diverged(loss, epoch * len(train_loader) + batch_idx + 1, args.lr)  # nan or inf
         if writer:  # Lightning: self.log("train_loss", loss), every step with log_every_n_steps=1
             step = epoch * len(train_loader) + batch_idx
             writer.add_scalar("train_loss", loss.item(), step)
@@ -106,17 +108,15 @@ def main(argv: list[str] | None = None) -> RunRecord:
     hparams = dict(lr=args.lr, momentum=args.momentum, lr_step_gamma=args.lr_step_gamma)
 
     # Checkpoints: best.ckpt (lowest val_loss) and last.ckpt (Lightning: ModelCheckpoint).
-    checkpoints = None
-    if args.checkpoint_dir and not args.dry_run:  # --dry-run writes nothing, as fast_dev_run
-        folder = f"{args.checkpoint_dir}/{EXAMPLE}/plain"
-        checkpoints = Checkpoints(folder)
+    run = claim_run_folders(args, EXAMPLE, "plain")  # DIR/EXAMPLE/plain/version_N, new each run
+    checkpoints = Checkpoints(run.checkpoints) if run.checkpoints else None  # --dry-run: none
     first_epoch = 0
     if args.resume:  # Lightning: trainer.fit(..., ckpt_path=args.resume)
         first_epoch = resume(args.resume, model, optimizer, scheduler, checkpoints)
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
     record = RunRecord.start(EXAMPLE, "plain", args)
-    writer = None if args.dry_run else SummaryWriter(f"{args.log_dir}/{EXAMPLE}/plain")
+    writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
     start = time.perf_counter()
     for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
         train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, load_mnist
-from shared.metrics import RunRecord
+from shared.metrics import RunRecord, claim_run_folders
 from shared.models import FeedForward
 
 EXAMPLE = "mnist_feedforward"
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
     record = RunRecord.start(EXAMPLE, "plain", args)
-    writer = None if args.dry_run else SummaryWriter(f"{args.log_dir}/{EXAMPLE}/plain")
+    run = claim_run_folders(args, EXAMPLE, "plain")  # LOG_DIR/EXAMPLE/plain/version_N, new each run
+    writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
     start = time.perf_counter()
     for epoch in range(1 if args.dry_run else args.epochs):
         train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer)

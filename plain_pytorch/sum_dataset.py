@@ -32,7 +32,7 @@ from plain_pytorch.by_hand.lr_finder import lr_range_test
 from plain_pytorch.by_hand.precision import autocast, grad_scaler
 from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, make_sum_dataset
-from shared.metrics import RunRecord, output_dir
+from shared.metrics import RunRecord, claim_run_folders
 from shared.models import SumMLP
 from shared.seeding import seed_everything, seed_worker, use_deterministic_algorithms
 
@@ -121,12 +121,13 @@ def main(argv: list[str] | None = None) -> RunRecord:
     scaler = grad_scaler(args.precision, device)
 
     # The finders, before training (Lightning: Tuner(trainer)).
+    run = claim_run_folders(args, EXAMPLE, "plain")  # LOG_DIR/EXAMPLE/plain/version_N, new each run
     loss_of_batch = partial(training_loss, device=device, precision=args.precision)
     if args.find_lr and not args.dry_run:  # sets the optimizer's lr to the suggestion
         lr_finder = lr_range_test(model, train_loader, optimizer, loss_of_batch,
                                   val_loader=val_loader, max_epochs=args.epochs)
         print(f"lr finder suggests {lr_finder.suggestion()}")
-        lr_finder.plot(output_dir(args.log_dir, EXAMPLE, "plain") / "lr_find.png")
+        lr_finder.plot(run.logs / "lr_find.png")
     if args.find_batch_size and not args.dry_run:
         def new_optimizer(model):  # Lightning's trials use configure_optimizers, at the current lr
             return torch.optim.Adam(model.parameters(), lr=optimizer.param_groups[0]["lr"])
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
     # The loop: train one epoch, then validate, until `epochs` or early stopping.
     record = RunRecord.start(EXAMPLE, "plain", args)
-    writer = None if args.dry_run else SummaryWriter(f"{args.log_dir}/{EXAMPLE}/plain")
+    writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
     global_step = 0
     start = time.perf_counter()
     for epoch in range(1 if args.dry_run else args.epochs):

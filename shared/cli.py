@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,8 +135,10 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
         _check_resume(parser, args.resume, args.epochs)
     for flag, folder in (("--log-dir", args.log_dir), ("--checkpoint-dir", getattr(args, "checkpoint_dir", None)),
                          ("--metrics-out", args.metrics_out and str(Path(args.metrics_out).parent))):
-        if folder and not _can_create_folder(Path(folder)):
+        if folder and not _can_write_into(Path(folder)):  # found now, not after the whole run
             parser.error(f"argument {flag}: cannot write into {folder}; pick a folder you can write to")
+    if args.metrics_out and not _can_write_file(Path(args.metrics_out)):
+        parser.error(f"argument --metrics-out: cannot write the file {args.metrics_out}; pick a file path you can write")
     return args
 
 
@@ -165,11 +168,30 @@ def check_resumable(checkpoint: dict, needed: tuple[str, ...], path: str) -> Non
                        "best.ckpt that --checkpoint-dir wrote")
 
 
-def _can_create_folder(folder: Path) -> bool:
-    """Whether `folder` is, or can become, a writable folder (nothing is created here)."""
+def _can_write_into(folder: Path) -> bool:
+    """Whether files can be written in `folder`, or in its nearest existing parent, which will hold it.
+
+    Tried for real, with a temporary file that vanishes at once: `os.access` answers yes to root
+    even where the kernel refuses every write (/proc, a read-only mount). Nothing is created.
+    """
     while not folder.exists():
         folder = folder.parent
-    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError:  # also NotADirectoryError: a file where a folder should be
+        return False
+    return True
+
+
+def _can_write_file(path: Path) -> bool:
+    """Whether `path` can be (over)written: not a folder, and an existing file opens for writing."""
+    if not path.exists():
+        return True  # _can_write_into checked its folder
+    try:
+        with open(path, "a"):  # "a" opens for writing without changing a byte
+            return path.is_file()
+    except OSError:
+        return False
 
 
 def check_weights_fit(state_dict: dict, model: torch.nn.Module, path: str) -> None:
@@ -181,14 +203,49 @@ def check_weights_fit(state_dict: dict, model: torch.nn.Module, path: str) -> No
                        "--hidden-size/--num-features?); resume with the flags it was trained with")
 
 
+class Diverged(Exception):
+    """The training loss became nan or infinite. The message is one line: where, and what to change."""
+
+
+def stop_if_diverged(loss: torch.Tensor, step: int, lr: float) -> None:
+    """Stop the run if `loss`, the loss of optimizer step `step` (counted from 1), is nan or infinite.
+
+    Training on would only spread the nan through every weight. Both twins check after the
+    step, so both record the same steps; the run ends before validating or saving a checkpoint,
+    so last.ckpt keeps the last good epoch.
+    """
+    if not torch.isfinite(loss):
+        raise Diverged(f"train_loss is {loss.item()} at step {step}: training diverged, so it stopped there; "
+                       f"lower --lr (it was {lr:g})")
+
+
+# What a run that stops early must still save: RunRecord.start puts its --metrics-out write here.
+SAVE_ON_STOP: list = []
+INTERRUPTED = "Detected KeyboardInterrupt, attempting graceful shutdown ..."  # Lightning's words
+
+
 @contextlib.contextmanager
 def exit_on_bad_input() -> Iterator[None]:
-    """Turn `BadInput`/`DataError`, and sizes too large for memory, into one line on stderr and exit status 2."""
+    """How every twin ends early: one line, no traceback.
+
+    Bad input (`BadInput`, `DataError`, sizes too large for memory): one line on stderr, exit
+    status 2. A diverged loss: the steps that ran go to --metrics-out, one line on stderr, exit
+    status 1. Ctrl-C: exit status 1 after one line, in Lightning's words, as Lightning's
+    Trainer ends a run it interrupts (lightning/pytorch/trainer/call.py).
+    """
     try:
         yield
     except (BadInput, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except Diverged as error:
+        for save in SAVE_ON_STOP:
+            save()
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:  # the Lightning twins' Trainer catches it first, inside fit/test/predict
+        print(f"\n{INTERRUPTED}")
+        sys.exit(1)
     except (MemoryError, RuntimeError) as error:
         if not isinstance(error, MemoryError) and "can't allocate memory" not in str(error):
             raise  # a real bug: keep its traceback

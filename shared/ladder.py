@@ -40,8 +40,8 @@ STEPS = (
     Step(2, "cnn_classifier", "a real training job: a conv net with dropout",
          "dropout, and why train/eval modes matter; SGD with momentum and `StepLR` ⟷ "
          "`configure_optimizers` returning a scheduler; best and last checkpoints, resuming, and "
-         "rebuilding the best model ⟷ `ModelCheckpoint`, `fit(ckpt_path=...)`, "
-         "`load_from_checkpoint`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
+         "rebuilding the best model ⟷ two `ModelCheckpoint`s, `fit(ckpt_path=...)`, "
+         "`load_from_checkpoint`; stopping at a nan loss ⟷ the same check in `on_train_batch_end`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
          "test split and plain inference ⟷ `trainer.test`, `trainer.predict`",
          ("--dataset", "--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict")),
     Step(3, "sum_dataset", "Lightning's extras, on a custom Dataset",

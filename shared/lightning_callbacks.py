@@ -8,7 +8,18 @@ Only the Lightning twins import this module, so the plain twins never import Lig
   them on resume. Lightning's checkpoints hold the model, optimizers, schedulers, loops and
   callbacks, but not the random state, so without it a resumed run shuffles and drops out
   differently from the run it continues.
+
+Importing it also sends Lightning's INFO lines ("Seed set to 42", "GPU available: ...") to
+stdout, where the plain twins print theirs. Lightning logs them to stderr, so a run that
+stopped on bad input showed them above its one error line; now stderr holds only warnings
+and errors, in both twins alike. It also silences one FutureWarning that torch 2.14 raises
+inside Lightning 2.6's own code (`LeafSpec()` in lightning/pytorch/utilities/_pytree.py):
+nothing a learner can change, and it printed above every run's first step.
 """
+
+import logging
+import sys
+import warnings
 
 import lightning as L
 import torch
@@ -16,6 +27,22 @@ import torch
 from shared.cli import BadInput, check_resumable, check_weights_fit
 from shared.metrics import RunRecord
 from shared.seeding import rng_states, set_rng_states
+
+
+class _ToStdout(logging.StreamHandler):
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout  # looked up at each line: pytest and notebooks replace sys.stdout
+        super().emit(record)
+
+
+for _name in ("lightning.pytorch", "lightning.fabric"):  # the two loggers Lightning gives a handler
+    _logger = logging.getLogger(_name)
+    for _handler in [h for h in _logger.handlers if type(h) is logging.StreamHandler]:
+        _logger.removeHandler(_handler)
+        _logger.addHandler(_ToStdout())
+
+
+warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
 
 
 class RecordMetrics(L.Callback):

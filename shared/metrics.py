@@ -10,17 +10,24 @@ each the loss of that batch as training_step logged it.
 Floats are written with Python's shortest round-trip repr, so a float32 loss read back
 from the JSON is the same number, bit for bit. Standard JSON has no NaN or Infinity, so a
 loss that diverged is written as null.
+
+Where one run writes (`claim_run_folders`): its own `version_N` folders, numbered as
+Lightning's `TensorBoardLogger` numbers them, in both twins:
+    LOG_DIR/EXAMPLE/{plain,lightning}/version_N/         TensorBoard events (and lr_find.png)
+    CHECKPOINT_DIR/EXAMPLE/{plain,lightning}/version_N/  best.ckpt, last.ckpt
+so a rerun never appends to the previous run's event files or replaces its checkpoints.
 """
 
 import argparse
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from shared.cli import BadInput
+from shared.cli import SAVE_ON_STOP, BadInput
 
 
 @dataclass
@@ -37,7 +44,9 @@ class RunRecord:
 
     @classmethod
     def start(cls, example: str, implementation: str, args: argparse.Namespace) -> "RunRecord":
-        return cls(example, implementation, config=dict(vars(args)))
+        record = cls(example, implementation, config=dict(vars(args)))
+        SAVE_ON_STOP[:] = [lambda: record.write(args)]  # a run that diverges still keeps its steps
+        return record
 
     def end_epoch(self, epoch: int, val_loss: float, val_accuracy: float) -> str:
         """Keep one epoch's validation metrics; return the line both twins print for it."""
@@ -90,13 +99,6 @@ def show_predictions(predictions: list[int], dataset: Dataset) -> None:
         print(f"{index:6}  {predicted:9}  {int(label):4}{'' if predicted == int(label) else '  <- wrong'}")
 
 
-def output_dir(root: str, example: str, implementation: str) -> Path:
-    """ROOT/EXAMPLE/IMPLEMENTATION, created: where a twin writes its plots (TensorBoard uses the same folder)."""
-    folder = Path(root) / example / implementation
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def plot_losses(plain: dict, lightning: dict, path: str | Path | None = None,
                 labels: tuple[str, str] = ("plain PyTorch", "Lightning")):
     """Both twins' per-step training losses on one chart; the title gives the largest difference.
@@ -123,3 +125,56 @@ def plot_losses(plain: dict, lightning: dict, path: str | Path | None = None,
     if path is not None:
         figure.savefig(path, format="png")
     return figure
+
+
+# Where one run writes. TensorBoardLogger picks N by listing the folder and taking the largest
+# number plus one, and creates the folder later, with the first event: two runs started at the
+# same moment see the same list and share one N. `claim_version` takes the same number but
+# creates the folder at once with `os.mkdir`, which fails if another run made it first, and then
+# tries N + 1. The Lightning twin passes the number on: `TensorBoardLogger(version=N)`.
+@dataclass
+class RunFolders:
+    version: int | None  # the N of `logs`; None for --dry-run, which writes nothing
+    logs: Path | None  # LOG_DIR/EXAMPLE/IMPLEMENTATION/version_N
+    checkpoints: Path | None  # CHECKPOINT_DIR/EXAMPLE/IMPLEMENTATION/version_N, with --checkpoint-dir
+
+
+def claim_run_folders(args: argparse.Namespace, example: str, implementation: str) -> RunFolders:
+    """Create this run's own `version_N` folders, and print where they are.
+
+    Logs and checkpoints are numbered each under their own root, as TensorBoardLogger numbers
+    only its own: the first run into a new --checkpoint-dir is its version_0. With the same
+    folder for both, the run gets one version_N folder holding both.
+    """
+    if args.dry_run:
+        return RunFolders(None, None, None)
+    log_root = Path(args.log_dir, example, implementation)
+    version = claim_version(log_root)
+    logs = checkpoints = log_root / f"version_{version}"
+    checkpoint_root = None
+    if getattr(args, "checkpoint_dir", None):  # step 2 only
+        checkpoint_root = Path(args.checkpoint_dir, example, implementation)
+    if checkpoint_root and checkpoint_root.resolve() != log_root.resolve():
+        checkpoints = checkpoint_root / f"version_{claim_version(checkpoint_root)}"
+    print(f"this run writes to {logs}" + (f" and {checkpoints}" if checkpoint_root and checkpoints != logs else ""))
+    return RunFolders(version, logs, checkpoints if checkpoint_root else None)
+
+
+def claim_version(root: Path) -> int:
+    """The next free N under `root` (one past the largest, as TensorBoardLogger counts); creates ROOT/version_N."""
+    root.mkdir(parents=True, exist_ok=True)
+    version = 1 + max(_versions(root), default=-1)
+    while True:
+        try:
+            (root / f"version_{version}").mkdir()  # atomic: fails if another run made it first
+            return version
+        except FileExistsError:  # another run took N a moment ago: try N + 1
+            version += 1
+
+
+def _versions(root: Path) -> list[int]:
+    """The numbers of the `version_N` folders under `root`, as TensorBoardLogger reads them."""
+    if not root.is_dir():
+        return []
+    names = (entry.name for entry in os.scandir(root) if entry.is_dir())
+    return [int(name[8:]) for name in names if name.startswith("version_") and name[8:].isdigit()]

@@ -38,9 +38,10 @@ FEATURES = [
     Feature("LR scheduler", "cnn_classifier", "`configure_optimizers` returning a `StepLR`",
             r"scheduler|StepLR", r"scheduler|StepLR"),
     Feature("checkpoints and resume", "cnn_classifier",
-            '`ModelCheckpoint(monitor="val_loss", save_last=True)`, `fit(ckpt_path=...)`, `load_from_checkpoint`',
+            '`ModelCheckpoint(monitor="val_loss")` and `ModelCheckpoint(filename="last")`, `fit(ckpt_path=...)`, '
+            '`load_from_checkpoint`',
             r"ModelCheckpoint|save_hyperparameters|ckpt_path|enable_checkpointing|RngInCheckpoint|"
-            r"load_from_checkpoint|checkpoint|folder",
+            r"load_from_checkpoint|checkpoint|folder|\[best, last\]",
             r"[Cc]heckpoint|resume|hparams|first_epoch|folder", ("plain_pytorch/by_hand/checkpointing.py",)),
     Feature("test and predict", "cnn_classifier", "`trainer.test`, `trainer.predict`",
             r"test_step|predict_step|loss_and_accuracy|test_dataloader|predict_dataloader|trainer\.test|"

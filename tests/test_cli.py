@@ -99,12 +99,24 @@ def test_gpu_without_a_gpu_exits_2(monkeypatch, capsys):
 
 
 def test_unwritable_metrics_out_exits_2(tmp_path, capsys):
-    """A --metrics-out path that cannot be written is reported in one line, after the run."""
+    """A --metrics-out path that cannot be written is reported in one line, before the run."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
         twin("plain_pytorch", "sum_dataset").main(["--num-samples", "20", "--epochs", "1", "--metrics-out", str(blocker / "m.json")])
     assert exit_info.value.code == 2 and "--metrics-out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--log-dir", "/proc/runs"], ["--checkpoint-dir", "/proc/ck"],
+                                   ["--metrics-out", "/proc/out/m.json"], ["--metrics-out", "/proc/self/status"],
+                                   ["--metrics-out", "."]], ids=" ".join)
+@pytest.mark.parametrize("package", PACKAGES)
+def test_an_output_path_the_kernel_refuses_is_found_before_training(flags, package, capsys):
+    """/proc passes os.access for root but refuses every write; a folder is no --metrics-out file: one line, at once."""
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin(package, "cnn_classifier").main(flags + ["--data-dir", "/nonexistent"])  # refused before the data
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and flags[0] in err
 
 
 def test_both_twins_of_a_step_print_the_same_help(capsys):
@@ -153,8 +165,8 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
     flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20", "--no-progress"]
     twin("plain_pytorch", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
     twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
-    plain_checkpoint = tmp_path / "ck/cnn_classifier/plain/last.ckpt"
-    lightning_checkpoint = tmp_path / "ck/cnn_classifier/lightning/last.ckpt"
+    plain_checkpoint = tmp_path / "ck/cnn_classifier/plain/version_0/last.ckpt"
+    lightning_checkpoint = tmp_path / "ck/cnn_classifier/lightning/version_0/last.ckpt"
     bare_tensor = tmp_path / "tensor.ckpt"
     torch.save(torch.zeros(3), bare_tensor)
     capsys.readouterr()

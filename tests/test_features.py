@@ -60,9 +60,9 @@ def test_tensorboard_event_files_match(mnist_dir, tmp_path):
     argv = ["--data-dir", str(mnist_dir), "--limit-train", "300", "--limit-val", "100", "--epochs", "2",
             "--batch-size", "64", "--accelerator", "cpu", "--no-progress", "--log-dir", "tb"]
     plain, _ = run_both("mnist_feedforward", argv)
-    plain_events = scalars(tmp_path / "tb/mnist_feedforward/plain")
+    plain_events = scalars(tmp_path / "tb/mnist_feedforward/plain/version_0")
     assert sorted(plain_events) == ["epoch", "train_loss", "val_accuracy", "val_loss"]
-    assert plain_events == scalars(tmp_path / "tb/mnist_feedforward/lightning")
+    assert plain_events == scalars(tmp_path / "tb/mnist_feedforward/lightning/version_0")
     assert len(plain_events["train_loss"]) == 2 * math.ceil(300 / 64)  # one point per step
     assert [v for _, v in plain_events["val_loss"]] == plain.val_loss  # float32 values, stored exactly
 
@@ -108,14 +108,14 @@ def test_checkpoints_test_and_predict_match(mnist_dir, tmp_path):
     assert_same_run(plain, lightning)
     assert set(plain.test) == {"test_loss", "test_accuracy"} and len(plain.predictions) == 12
     for name in ("best.ckpt", "last.ckpt"):
-        plain_file = load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain" / name)
-        lightning_file = load_checkpoint(tmp_path / "ckpt/cnn_classifier/lightning" / name)
+        plain_file = load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/version_0" / name)
+        lightning_file = load_checkpoint(tmp_path / "ckpt/cnn_classifier/lightning/version_0" / name)
         assert plain_file["epoch"] == lightning_file["epoch"]
         assert plain_file["global_step"] == lightning_file["global_step"]
         assert list(lightning_file["state_dict"]) == ["model." + key for key in plain_file["model"]]  # the prefix
         plain_weights, lightning_weights = network_weights(plain_file), network_weights(lightning_file)
         assert all(torch.equal(plain_weights[k], lightning_weights[k]) for k in plain_weights)
-    assert scalars(tmp_path / "runs/cnn_classifier/plain") == scalars(tmp_path / "runs/cnn_classifier/lightning")
+    assert scalars(tmp_path / "runs/cnn_classifier/plain/version_0") == scalars(tmp_path / "runs/cnn_classifier/lightning/version_0")
 
 
 def test_test_and_predict_use_the_best_model_rebuilt_from_its_file(mnist_dir, tmp_path):
@@ -123,7 +123,7 @@ def test_test_and_predict_use_the_best_model_rebuilt_from_its_file(mnist_dir, tm
     argv = cnn_flags(mnist_dir, epochs=4) + ["--lr", "0.3", "--test"]  # a large lr: val_loss gets worse
     plain = twin("plain_pytorch", "cnn_classifier").main(argv + ["--checkpoint-dir", "ckpt"])
     in_memory = twin("plain_pytorch", "cnn_classifier").main(argv)
-    best = load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/best.ckpt")
+    best = load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/version_0/best.ckpt")
     assert best["epoch"] < 3  # an earlier epoch was the best, so the two differ
     assert plain.test != in_memory.test
     lightning = twin("lightning_version", "cnn_classifier").main(argv + ["--checkpoint-dir", "ckpt"])
@@ -136,7 +136,7 @@ def test_resumed_run_continues_the_uninterrupted_curve(mnist_dir, tmp_path):
     run_both("cnn_classifier", cnn_flags(mnist_dir, epochs=2) + ["--checkpoint-dir", "part"])
     for record, package, folder in zip(full, ("plain_pytorch", "lightning_version"), ("plain", "lightning")):
         resumed = twin(package, "cnn_classifier").main(cnn_flags(mnist_dir, epochs=4) + [
-            "--resume", f"part/cnn_classifier/{folder}/last.ckpt"])
+            "--resume", f"part/cnn_classifier/{folder}/version_0/last.ckpt"])
         assert resumed.train_loss == record.train_loss[2 * CNN_BATCHES :]  # dropout masks and lr continue
         assert resumed.val_loss == record.val_loss[2:]
     assert_same_run(*full)
@@ -151,10 +151,10 @@ def test_a_saved_model_predicts_alone_and_rebuilds_from_hyperparameters(mnist_di
     from shared.data import load_mnist
 
     images = load_mnist(mnist_dir).test.tensors[0][:25]
-    rebuilt = LitConvNet.load_from_checkpoint(tmp_path / "ckpt/cnn_classifier/lightning/best.ckpt", map_location="cpu")
+    rebuilt = LitConvNet.load_from_checkpoint(tmp_path / "ckpt/cnn_classifier/lightning/version_0/best.ckpt", map_location="cpu")
     assert rebuilt.hparams.lr == 0.01 and rebuilt.hparams.lr_step_gamma == 0.7  # save_hyperparameters()
     alone = ConvNet()  # no Lightning, no training code
-    alone.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/best.ckpt")))
+    alone.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/version_0/best.ckpt")))
     for model in (rebuilt.model.eval(), alone.eval()):
         with torch.no_grad():
             assert model(images).argmax(dim=1).tolist() == plain.predictions
@@ -166,8 +166,8 @@ def test_resume_into_a_new_folder_starts_its_own_best(mnist_dir, tmp_path):
     records = []
     for package, folder in (("plain_pytorch", "plain"), ("lightning_version", "lightning")):
         records.append(twin(package, "cnn_classifier").main(cnn_flags(mnist_dir, epochs=3) + [
-            "--checkpoint-dir", "new", "--resume", f"part/cnn_classifier/{folder}/last.ckpt"]))
-        assert load_checkpoint(tmp_path / f"new/cnn_classifier/{folder}/best.ckpt")["epoch"] == 2
+            "--checkpoint-dir", "new", "--resume", f"part/cnn_classifier/{folder}/version_0/last.ckpt"]))
+        assert load_checkpoint(tmp_path / f"new/cnn_classifier/{folder}/version_0/best.ckpt")["epoch"] == 2
     assert_same_run(*records)
 
 
@@ -233,8 +233,8 @@ def test_gradient_accumulation_matches_with_a_short_last_window(sum_baseline, tm
     assert_same_run(plain, lightning)
     assert len(plain.train_loss) == 3 * BATCHES and plain.train_loss[0] == sum_baseline.train_loss[0]
     assert plain.train_loss[1:] != sum_baseline.train_loss[1:]
-    plain_events = scalars(tmp_path / "runs/sum_dataset/plain")
-    assert plain_events == scalars(tmp_path / "runs/sum_dataset/lightning")
+    plain_events = scalars(tmp_path / "runs/sum_dataset/plain/version_0")
+    assert plain_events == scalars(tmp_path / "runs/sum_dataset/lightning/version_0")
     assert len(plain_events["train_loss"]) == 3 * math.ceil(BATCHES / 4)  # one point per optimizer step
 
 
@@ -248,7 +248,7 @@ def test_lr_finder_flag_suggests_the_same_lr_and_trains_identically(tmp_path, ca
     assert len(suggestions) == 2 and suggestions[0] == suggestions[1]
     assert float(suggestions[0].split()[-1]) != 1e-3  # the run did not just keep --lr
     for folder in ("plain", "lightning"):
-        assert (tmp_path / f"runs/sum_dataset/{folder}/lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / f"runs/sum_dataset/{folder}/version_0/lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     baseline = twin("plain_pytorch", "sum_dataset").main(argv[:-1])
     assert plain.train_loss[0] == baseline.train_loss[0] and plain.train_loss[1:] != baseline.train_loss[1:]
 

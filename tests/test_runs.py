@@ -45,22 +45,27 @@ def test_metrics_json_has_one_schema_for_both_twins(tmp_path):
     assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
 
 
-def test_a_diverged_run_writes_standard_json_with_null_for_nan(mnist_dir, tmp_path):
-    """At --lr 1e6 the CNN's loss turns NaN; --metrics-out stays standard JSON (null, never a bare NaN), both twins alike."""
+def test_a_diverged_run_stops_at_the_same_step_in_both_twins_and_keeps_its_steps(mnist_dir, tmp_path):
+    """At --lr 1e6 the CNN's loss turns NaN: both twins stop after that step with the same one line and exit
+    status 1, before validating; --metrics-out keeps the steps that ran, as standard JSON (null for NaN)."""
     def refuse(constant):
         raise ValueError(f"not standard JSON: {constant}")
 
-    runs = []
+    runs, errors = [], []
     for package in PACKAGES:
         out = tmp_path / f"{package}.json"
         done = run(["-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir), "--limit-train", "200",
-                    "--limit-val", "100", "--epochs", "1", "--lr", "1e6", "--accelerator", "cpu", "--no-progress",
-                    "--metrics-out", str(out)], tmp_path)
-        assert done.returncode == 0, done.stderr[-2000:]
+                    "--limit-val", "100", "--epochs", "2", "--lr", "1e6", "--accelerator", "cpu", "--no-progress",
+                    "--metrics-out", str(out), "--checkpoint-dir", f"ck-{package}"], tmp_path)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stdout, done.stderr
         runs.append(json.loads(out.read_text(), parse_constant=refuse))
+        errors.append(done.stderr)
+        assert not list((tmp_path / f"ck-{package}").rglob("*.ckpt"))  # no checkpoint of NaN weights
     plain, lightning = runs
-    assert None in plain["train_loss"] and plain["val_loss"] == [None]
-    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
+    assert errors[0] == errors[1] and f"nan at step {len(plain['train_loss'])}:" in errors[0] and "--lr" in errors[0]
+    assert plain["train_loss"][-1] is None and None not in plain["train_loss"][:-1]  # it stopped at the first NaN
+    assert len(plain["train_loss"]) < 4 and plain["val_loss"] == []  # 4 steps an epoch (200 / 64); no validation
+    assert plain["train_loss"] == lightning["train_loss"] and lightning["val_loss"] == []
 
 
 def test_main_job_prints_the_table(mnist_dir, tmp_path):

@@ -1,10 +1,12 @@
 """Lightning's checkpoints, by hand: saving best and last, resuming, rebuilding a model.
 
-Mirrors `ModelCheckpoint(monitor="val_loss", mode="min", filename="best", save_last=True)`
-(lightning/pytorch/callbacks/model_checkpoint.py), `Trainer.fit(ckpt_path=...)` and
-`LightningModule.load_from_checkpoint`. A checkpoint is a dict saved with `torch.save`:
-model, optimizer and scheduler states, the epoch and step counters, the random generators'
-states and the hyperparameters that rebuild the model. Step 2 (cnn_classifier) uses it.
+Mirrors the Lightning twin's two callbacks, `ModelCheckpoint(monitor="val_loss", mode="min",
+filename="best")` and `ModelCheckpoint(filename="last")`, which saves after every epoch
+(lightning/pytorch/callbacks/model_checkpoint.py; README "Reliability" says why not
+`save_last=True`), `Trainer.fit(ckpt_path=...)` and `LightningModule.load_from_checkpoint`.
+A checkpoint is a dict saved with `torch.save`: model, optimizer and scheduler states, the
+epoch and step counters, the random generators' states and the hyperparameters that rebuild
+the model. Step 2 (cnn_classifier) uses it.
 
 Key prefixes: Lightning saves the LightningModule's `state_dict()`, whose keys start with
 "model." because the shared network is its attribute `self.model` ("model.net.0.weight");
