@@ -10,13 +10,15 @@ This step teaches: `configure_optimizers` returning SGD and a StepLR scheduler; 
 resume, and `load_from_checkpoint` with `save_hyperparameters()` to rebuild the best model;
 the `on_train_batch_end` hook, which stops the run at a nan or infinite loss; a
 `LightningDataModule`; `trainer.test` and `trainer.predict` with `test_step` and
-`predict_step`.
+`predict_step`; training on N processes at once with `Trainer(strategy="ddp", devices=N)`
+and `self.log(..., sync_dist=True)`: the lines marked "DDP:".
 
 Run:  python -m lightning_version.cnn_classifier --data-dir ../shared/datasets \\
           --checkpoint-dir checkpoints --test --predict 10
+      python -m lightning_version.cnn_classifier --devices 2 --data-dir ../shared/datasets
 
-Left out on purpose: several GPUs (DDP); a custom Dataset, worker seeding, early stopping,
-the finders, clipping, mixed precision and accumulation (step 3, sum_dataset.py).
+Left out on purpose: a custom Dataset, worker seeding, early stopping, the finders,
+clipping, mixed precision and accumulation (step 3, sum_dataset.py).
 """
 
 import time
@@ -57,8 +59,8 @@ class LitConvNet(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):  # eval mode (dropout off), under torch.no_grad()
         loss, accuracy = self.loss_and_accuracy(batch)
-        self.log("val_loss", loss, prog_bar=True)
-        self.log("val_accuracy", accuracy, prog_bar=True)
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True)  # DDP: mean over processes
+        self.log("val_accuracy", accuracy, prog_bar=True, sync_dist=True)  # (one process: no-op)
 
     def test_step(self, batch, batch_idx):  # trainer.test: the same, on the test split
         loss, accuracy = self.loss_and_accuracy(batch)
@@ -93,7 +95,8 @@ class MNISTDataModule(L.LightningDataModule):
         if not hasattr(self, "test_set"):
             splits = load_mnist(self.args.data_dir, self.args.dataset)
             self.train_set, self.val_set, self.test_set, note = splits
-            print(note)
+            if self.trainer.is_global_zero:  # DDP: every process loads the data, one says so
+                print(note)
 
     def train_dataloader(self):
         return DataLoader(first(self.train_set, self.args.limit_train),
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     run = claim_run_folders(args, EXAMPLE, "lightning")  # DIR/EXAMPLE/lightning/version_N
     record = RunRecord.start(EXAMPLE, "lightning", args)
     callbacks = [RecordMetrics(record), RngInCheckpoint()]  # parity record; RNG in checkpoints
-    if run.checkpoints:
+    if args.checkpoint_dir:  # DDP: on every process; Lightning hands them rank 0's folder
         best = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor="val_loss",
                                mode="min")
         last = ModelCheckpoint(dirpath=run.checkpoints, filename="last")  # no monitor: each epoch
@@ -133,13 +136,15 @@ def main(argv: list[str] | None = None) -> RunRecord:
     trainer = L.Trainer(
         max_epochs=args.epochs,
         accelerator=args.accelerator,
-        devices=1,
+        devices=args.devices,  # DDP: N processes; Lightning starts the other N - 1 itself
+        num_nodes=args.num_nodes,  # DDP: machines, each started by torchrun or SLURM
+        strategy="ddp" if args.devices * args.num_nodes > 1 else "auto",  # samplers, DDP wrapper
         fast_dev_run=args.dry_run,
         logger=TensorBoardLogger(f"{args.log_dir}/{EXAMPLE}", "lightning", version=run.version,
                                  default_hp_metric=False),  # version_N, claimed above
         log_every_n_steps=1,
         enable_progress_bar=not args.no_progress,
-        enable_checkpointing=bool(run.checkpoints),
+        enable_checkpointing=bool(args.checkpoint_dir),
         callbacks=callbacks,
     )
     start = time.perf_counter()

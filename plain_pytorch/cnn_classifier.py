@@ -8,25 +8,31 @@ lightning_version/cnn_classifier.py`. Step 1 (mnist_feedforward.py) taught the l
 This step teaches: dropout, and why train and eval modes matter; SGD with momentum and a
 StepLR scheduler; checkpoints (best, and last after every epoch), resuming, and rebuilding
 the best model from its file; stopping at the step whose loss turns nan or infinite;
-evaluating on the test split (`--test`) and plain inference (`--predict N`).
+evaluating on the test split (`--test`) and plain inference (`--predict N`); training on N
+processes at once (DDP, `--devices N`): the lines marked "DDP:" (plain_pytorch/by_hand/
+distributed.py holds the longer parts).
 
 Run:  python -m plain_pytorch.cnn_classifier --data-dir ../shared/datasets \\
           --checkpoint-dir checkpoints --test --predict 10
+      torchrun --standalone --nproc-per-node 2 -m plain_pytorch.cnn_classifier --devices 2 \\
+          --data-dir ../shared/datasets
 
-Left out on purpose: several GPUs (DDP); a custom Dataset, worker seeding, early stopping,
-the finders, clipping, mixed precision and accumulation (step 3, sum_dataset.py).
+Left out on purpose: a custom Dataset, worker seeding, early stopping, the finders,
+clipping, mixed precision and accumulation (step 3, sum_dataset.py).
 """
 
 import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from plain_pytorch.by_hand.checkpointing import (Checkpoints, load_checkpoint, make_checkpoint,
                                                  resume)
+from plain_pytorch.by_hand.distributed import join_process_group, mean_across_processes
 from shared.cli import exit_on_bad_input, parse_args, stop_if_diverged
 from shared.data import first, load_mnist
 from shared.metrics import RunRecord, claim_run_folders, show_predictions
@@ -72,7 +78,8 @@ def evaluate(model, loader, device, args):
         seen += len(labels)
         if args.dry_run:
             break
-    return (loss_sum / seen).item(), (accuracy_sum / seen).item()
+    # DDP: the means over every process's batches, as self.log(..., sync_dist=True) takes them
+    return mean_across_processes(loss_sum, seen), mean_across_processes(accuracy_sum, seen)
 
 
 @torch.no_grad()
@@ -89,25 +96,34 @@ def predict(model, loader, device, args):  # Lightning: trainer.predict, with pr
 def main(argv: list[str] | None = None) -> RunRecord:
     args = parse_args(EXAMPLE, argv)
     torch.manual_seed(args.seed)  # Lightning: L.seed_everything; weights and dropout masks follow
+    join_process_group(args)  # DDP: this is one of the processes torchrun started, one per device
+    ddp = args.devices * args.num_nodes > 1  # Lightning: strategy="ddp" does what `ddp` marks
 
     # Data: train, validation and test splits (Lightning: a LightningDataModule holds all three).
     train_set, val_set, test_set, note = load_mnist(args.data_dir, args.dataset)
     print(note)
-    train_loader = DataLoader(first(train_set, args.limit_train), batch_size=args.batch_size,
-                              shuffle=True)
-    val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)
+    train_set, val_set = first(train_set, args.limit_train), first(val_set, args.limit_val)
+    # DDP: each process takes every N-th sample of one shared order, shuffled by seed + epoch
+    train_sampler = DistributedSampler(train_set, seed=args.seed) if ddp else None
+    val_sampler = DistributedSampler(val_set, shuffle=False) if ddp else None  # pads: equal shares
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=not ddp,
+                              sampler=train_sampler)
+    val_loader = DataLoader(val_set, batch_size=args.batch_size, sampler=val_sampler)
 
     # Model, on the device Trainer(accelerator="auto") picks: a GPU (CUDA or Apple's MPS), else CPU.
     gpu = torch.accelerator.current_accelerator(check_available=True)  # None: no GPU here
     device = gpu if gpu and args.accelerator != "cpu" else torch.device("cpu")
     model = ConvNet().to(device)
+    if ddp:  # DDP: Lightning reseeds each process as it joins (DDPStrategy.setup_distributed)
+        torch.manual_seed(args.seed)
+    trained = DistributedDataParallel(model) if ddp else model  # DDP: backward() averages gradients
 
     # Optimisation: SGD with momentum; StepLR multiplies the lr by gamma after each epoch.
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma)
     hparams = dict(lr=args.lr, momentum=args.momentum, lr_step_gamma=args.lr_step_gamma)
 
-    # Checkpoints: best.ckpt (lowest val_loss) and last.ckpt (Lightning: ModelCheckpoint).
+    # Checkpoints: best.ckpt (lowest val_loss), last.ckpt (every epoch); Lightning: ModelCheckpoint.
     run = claim_run_folders(args, EXAMPLE, "plain")  # DIR/EXAMPLE/plain/version_N, new each run
     checkpoints = Checkpoints(run.checkpoints) if run.checkpoints else None  # --dry-run: none
     first_epoch = 0
@@ -119,7 +135,9 @@ def main(argv: list[str] | None = None) -> RunRecord:
     writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
     start = time.perf_counter()
     for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
-        train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer)
+        if ddp:  # DDP: a new order each epoch, else every epoch repeats the first one's
+            train_sampler.set_epoch(epoch)
+        train_one_epoch(trained, train_loader, optimizer, device, epoch, args, record, writer)
         val_loss, val_accuracy = evaluate(model, val_loader, device, args)
         print(record.end_epoch(epoch, val_loss, val_accuracy))
         step = (epoch + 1) * len(train_loader)  # optimizer steps so far

@@ -93,6 +93,10 @@ def build_parser(example: str) -> argparse.ArgumentParser:
         parser.add_argument("--resume", metavar="PATH", help="continue training from this twin's checkpoint")
         parser.add_argument("--test", action="store_true", help="after training, evaluate on the test split")
         parser.add_argument("--predict", type=_at_least(1, int), metavar="N", help="then predict N test images")
+        parser.add_argument("--devices", type=_at_least(1, int, MAX_WORKERS), default=1,
+                            help="train on N processes per machine at once (DDP); the plain twin needs torchrun")
+        parser.add_argument("--num-nodes", type=_at_least(1, int, MAX_WORKERS), default=1,
+                            help="machines taking part (DDP); started by torchrun --nnodes or SLURM")
     if example == "sum_dataset":  # step 3: Lightning's extras
         parser.add_argument("--num-features", type=_at_least(1, int, MAX_SIZE), help="length of each vector")
         parser.add_argument("--num-samples", type=_at_least(5, int, MAX_SAMPLES), help="train + val; the last 1/5 validates")
@@ -133,6 +137,10 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
                      f"{FLOAT32_MAX:.3g}, which float32 cannot hold; pick a gamma nearer 1")
     if getattr(args, "resume", None):
         _check_resume(parser, args.resume, args.epochs)
+    if getattr(args, "devices", 1) * getattr(args, "num_nodes", 1) > 1 and (args.test or args.predict):  # as Lightning advises
+        parser.error(f"argument --devices: --test and --predict run on one process, so that each image counts once "
+                     f"(DDP's sampler repeats a few); train with --devices {args.devices} --checkpoint-dir DIR, then "
+                     f"resume from its last.ckpt with --devices 1 --epochs one more --test")
     for flag, folder in (("--log-dir", args.log_dir), ("--checkpoint-dir", getattr(args, "checkpoint_dir", None)),
                          ("--metrics-out", args.metrics_out and str(Path(args.metrics_out).parent))):
         if folder and not _can_write_into(Path(folder)):  # found now, not after the whole run
@@ -203,6 +211,17 @@ def check_weights_fit(state_dict: dict, model: torch.nn.Module, path: str) -> No
                        "--hidden-size/--num-features?); resume with the flags it was trained with")
 
 
+def global_rank() -> int:
+    """This process's rank among DDP's processes (0 when alone), read as Lightning's rank_zero_only reads it.
+
+    torchrun sets RANK; Lightning's launcher sets LOCAL_RANK for the processes it starts.
+    """
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
 class Diverged(Exception):
     """The training loss became nan or infinite. The message is one line: where, and what to change."""
 
@@ -212,10 +231,16 @@ def stop_if_diverged(loss: torch.Tensor, step: int, lr: float) -> None:
 
     Training on would only spread the nan through every weight. Both twins check after the
     step, so both record the same steps; the run ends before validating or saving a checkpoint,
-    so last.ckpt keeps the last good epoch.
+    so last.ckpt keeps the last good epoch. Under DDP each process has its own loss, and all
+    must stop at the same step (a process that trained on would wait forever for the others
+    in its next all-reduce), so they agree first: one more all-reduce a step.
     """
-    if not torch.isfinite(loss):
-        raise Diverged(f"train_loss is {loss.item()} at step {step}: training diverged, so it stopped there; "
+    diverged = (~torch.isfinite(loss.detach())).to(torch.float32)
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(diverged)  # how many processes diverged at this step
+    if diverged.item() > 0:
+        where = f"is {loss.item()}" if not torch.isfinite(loss) else "is not finite in another process"
+        raise Diverged(f"train_loss {where} at step {step}: training diverged, so it stopped there; "
                        f"lower --lr (it was {lr:g})")
 
 
@@ -238,10 +263,11 @@ def exit_on_bad_input() -> Iterator[None]:
     except (BadInput, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except Diverged as error:
+    except Diverged as error:  # under DDP every process stops at this step: one of them says so
         for save in SAVE_ON_STOP:
             save()
-        print(f"error: {error}", file=sys.stderr)
+        if global_rank() == 0:
+            print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # the Lightning twins' Trainer catches it first, inside fit/test/predict
         print(f"\n{INTERRUPTED}")

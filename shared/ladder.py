@@ -42,8 +42,11 @@ STEPS = (
          "`configure_optimizers` returning a scheduler; best and last checkpoints, resuming, and "
          "rebuilding the best model ⟷ two `ModelCheckpoint`s, `fit(ckpt_path=...)`, "
          "`load_from_checkpoint`; stopping at a nan loss ⟷ the same check in `on_train_batch_end`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
-         "test split and plain inference ⟷ `trainer.test`, `trainer.predict`",
-         ("--dataset", "--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict")),
+         "test split and plain inference ⟷ `trainer.test`, `trainer.predict`; one process per device, "
+         "launched by torchrun, with `DistributedSampler` and `DistributedDataParallel` ⟷ "
+         "`Trainer(strategy=\"ddp\", devices=N)` and `self.log(..., sync_dist=True)`",
+         ("--dataset", "--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict",
+          "--devices", "--num-nodes")),
     Step(3, "sum_dataset", "Lightning's extras, on a custom Dataset",
          "a custom `Dataset` with `__len__` and `__getitem__`; seeding every generator and each "
          "worker ⟷ `seed_everything(workers=True)`, `deterministic`; early stopping; the LR "

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from shared.cli import SAVE_ON_STOP, BadInput
+from shared.cli import SAVE_ON_STOP, BadInput, global_rank
 
 
 @dataclass
@@ -64,14 +64,15 @@ class RunRecord:
         )
 
     def finish(self, args: argparse.Namespace) -> "RunRecord":
-        """The end of every twin's main(): print the summary line, write `--metrics-out`."""
-        print(self.summary())
+        """The end of every twin's main(): print the summary line, write `--metrics-out` (DDP: rank 0 only)."""
+        if global_rank() == 0:
+            print(self.summary())
         self.write(args)
         return self
 
     def write(self, args: argparse.Namespace) -> None:
         """Write the JSON to `--metrics-out`, unless there is none or this is a `--dry-run`."""
-        if not args.metrics_out or args.dry_run:
+        if not args.metrics_out or args.dry_run or global_rank() > 0:  # DDP: rank 0 writes it
             return
         path = Path(args.metrics_out)
         try:
@@ -146,7 +147,7 @@ def claim_run_folders(args: argparse.Namespace, example: str, implementation: st
     only its own: the first run into a new --checkpoint-dir is its version_0. With the same
     folder for both, the run gets one version_N folder holding both.
     """
-    if args.dry_run:
+    if args.dry_run or global_rank() > 0:  # DDP: only rank 0 writes logs and checkpoints
         return RunFolders(None, None, None)
     log_root = Path(args.log_dir, example, implementation)
     version = claim_version(log_root)

@@ -43,6 +43,10 @@ FEATURES = [
             r"ModelCheckpoint|save_hyperparameters|ckpt_path|enable_checkpointing|RngInCheckpoint|"
             r"load_from_checkpoint|checkpoint|folder|\[best, last\]",
             r"[Cc]heckpoint|resume|hparams|first_epoch|folder", ("plain_pytorch/by_hand/checkpointing.py",)),
+    Feature("DDP on N processes", "cnn_classifier", '`Trainer(strategy="ddp", devices=N)`, `self.log(..., sync_dist=True)`',
+            r"strategy=|devices=args|num_nodes=|sync_dist|is_global_zero",
+            r"\bddp\b|DistributedSampler|DistributedDataParallel|join_process_group|mean_across_processes",
+            ("plain_pytorch/by_hand/distributed.py",)),
     Feature("test and predict", "cnn_classifier", "`trainer.test`, `trainer.predict`",
             r"test_step|predict_step|loss_and_accuracy|test_dataloader|predict_dataloader|trainer\.test|"
             r"trainer\.predict|args\.test|args\.predict|self\.log\(\"test|show_predictions",

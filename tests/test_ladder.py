@@ -17,7 +17,8 @@ TWINS = [(package, step.example) for step in STEPS for package in PACKAGES]
 # The flags each step adds to the common ones: the ladder's table, written out as the oracle.
 OWN_FLAGS = {
     "mnist_feedforward": {"--dataset", "--hidden-size"},
-    "cnn_classifier": {"--dataset", "--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict"},
+    "cnn_classifier": {"--dataset", "--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict",
+                       "--devices", "--num-nodes"},
     "sum_dataset": {"--hidden-size", "--num-features", "--num-samples", "--num-workers", "--deterministic",
                     "--early-stopping-patience", "--early-stopping-min-delta", "--find-lr", "--find-batch-size",
                     "--gradient-clip-val", "--gradient-clip-algorithm", "--precision", "--accumulate-grad-batches"},
@@ -29,6 +30,7 @@ FEATURES = {
     "checkpoints and resume": ("cnn_classifier", r"ModelCheckpoint|ckpt_path|load_from_checkpoint",
                                r"Checkpoints\(|resume\(|load_checkpoint"),
     "DataModule": ("cnn_classifier", r"LightningDataModule|datamodule", None),
+    "DDP": ("cnn_classifier", r"strategy=|sync_dist", r"DistributedDataParallel|DistributedSampler|join_process_group"),
     "test and predict": ("cnn_classifier", r"trainer\.test|trainer\.predict|test_step|predict_step",
                          r"args\.test|args\.predict"),
     "custom Dataset": ("sum_dataset", r"make_sum_dataset", r"make_sum_dataset"),

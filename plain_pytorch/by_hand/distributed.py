@@ -1,0 +1,95 @@
+"""Lightning's DDP strategy, by hand: what `Trainer(strategy="ddp", devices=N)` sets up for step 2.
+
+Distributed data parallel (DDP) runs one process per device, each with a whole copy of the
+model and its own share of every epoch's data. After each `backward()`, the processes
+average their gradients, so every copy takes the same optimizer step and the copies stay
+identical. The plain twin is launched by PyTorch's own launcher, which starts the N
+processes and tells each who it is (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT):
+
+    torchrun --standalone --nproc-per-node 2 -m plain_pytorch.cnn_classifier --devices 2
+
+The Lightning twin starts its own processes (lightning/pytorch/strategies/launchers/
+subprocess_script.py: it runs the same command again with LOCAL_RANK set). Here is what
+either way takes, in the order the plain twin uses it:
+- `join_process_group`: `torch.distributed.init_process_group`, gloo on CPU, nccl on CUDA,
+  as Lightning's DDPStrategy picks; only rank 0 prints (torchvision's reference scripts do
+  the same with `setup_for_distributed`).
+- `mean_across_processes`: the epoch mean that `self.log(..., sync_dist=True)` computes.
+- `leave_process_group`, at exit: wait for the others, then leave, as Lightning leaves at exit.
+The `DistributedSampler`s and the `DistributedDataParallel` wrapper are in the twin itself,
+where they happen. Lightning puts the same sampler into every loader
+(`Trainer(use_distributed_sampler=True)`, the default), seeded as `seed_everything` was.
+"""
+
+import argparse
+import atexit
+import builtins
+import datetime
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from shared.cli import BadInput
+
+
+def join_process_group(args: argparse.Namespace) -> None:
+    """Join the group of `--devices` x `--num-nodes` processes that torchrun started (nothing to do for one).
+
+    Rank 0 alone then prints and draws the progress bar, as under Lightning; the twin's
+    `claim_run_folders` and `RunRecord` leave logs, checkpoints and --metrics-out to it too.
+    """
+    world = args.devices * args.num_nodes
+    if world == 1:
+        return
+    if os.environ.get("WORLD_SIZE") != str(world):  # started without torchrun, or with another count
+        launcher = (f"torchrun --standalone --nproc-per-node {args.devices}" if args.num_nodes == 1 else
+                    f"torchrun --nnodes {args.num_nodes} --nproc-per-node {args.devices} --rdzv-endpoint HOST:PORT")
+        raise BadInput(f"--devices {args.devices}: the plain twin runs one process per device; launch it with "
+                       f"{launcher} -m plain_pytorch.cnn_classifier --devices {args.devices} ...")
+    cuda = args.accelerator != "cpu" and torch.cuda.is_available()
+    if cuda:  # one GPU per process: the one matching its rank on this machine
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group("nccl" if cuda else "gloo")  # reads torchrun's RANK, MASTER_ADDR, ...
+    atexit.register(leave_process_group)
+    if dist.get_rank() > 0:  # one voice: the other processes' prints and bars go nowhere
+        builtins.print = lambda *args, **kwargs: None
+        args.no_progress = True
+
+
+def leave_process_group() -> None:
+    """At exit, however the run ended: wait for the other processes, then leave the group.
+
+    Lightning also leaves it at exit (lightning/fabric/utilities/distributed.py). Without the
+    wait, a process that finished first and tore down its connections while rank 0 was still
+    saving sometimes aborted in gloo's threads ("terminate called without an active exception").
+    """
+    try:
+        if dist.get_backend() == "gloo":  # gloo's barrier can time out and name a process that never came
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        else:
+            dist.barrier()
+    except RuntimeError as error:  # sys.stderr: `print` is switched off on the other ranks
+        sys.stderr.write(f"error: leaving DDP's process group: {error}\n")
+    dist.destroy_process_group()
+
+
+def mean_across_processes(weighted_sum: torch.Tensor, count: int) -> float:
+    """The epoch mean over every process's batches, as `self.log(..., sync_dist=True)` reduces it.
+
+    Each process holds the sum of its batch means weighted by batch size, and the number of
+    samples. Lightning all-reduces both with "mean": the gloo backend has no average, so it
+    sums and divides by the number of processes (lightning/fabric/utilities/distributed.py:
+    `_sync_ddp`), the count as an integer tensor, and then divides one by the other. The same
+    operations in the same order give the same bits.
+    """
+    if not dist.is_initialized():
+        return (weighted_sum / count).item()
+    world = dist.get_world_size()
+    total, samples = weighted_sum.clone(), torch.tensor(count, device=weighted_sum.device)
+    for tensor in (total, samples):
+        dist.all_reduce(tensor)  # sum over the processes
+    total.div_(world)
+    samples.copy_(samples / world)  # integer, as Lightning's count
+    return (total / samples).item()

@@ -1,0 +1,172 @@
+"""Step 2 on two processes: DDP by hand under torchrun ⟷ Trainer(strategy="ddp"), on CPU (gloo).
+
+Each twin trains on 2 processes, in its own processes, the way README's "Scaling out"
+launches it. One thread per process (OMP_NUM_THREADS=1, what torchrun sets anyway), so that
+both twins compute with the same kernels.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from plain_pytorch.by_hand.checkpointing import load_checkpoint
+from shared.cli import exit_on_bad_input
+from shared.data import first, load_mnist
+from shared.models import ConvNet
+from tests.conftest import PACKAGES, REPO, twin
+
+# 301 validation images: 151 a process, so the sampler pads one (repeats the first image).
+FLAGS = ["--limit-train", "512", "--limit-val", "301", "--batch-size", "32", "--accelerator", "cpu", "--no-progress"]
+STEPS_PER_EPOCH = 512 // 2 // 32  # each process: half the images, in batches of 32
+
+
+def launch(package: str, devices: int, flags: list[str], cwd: Path, status: int = 0) -> subprocess.CompletedProcess:
+    """The plain twin under torchrun (one process per device); the Lightning twin as usual (it starts its own)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    module = ["-m", f"{package}.cnn_classifier", "--devices", str(devices), *flags]
+    if package == "plain_pytorch" and devices > 1:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}", *module]
+    else:
+        command = [sys.executable, *module]
+    # The timeout only stops a hung run; it is not a speed test.
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == status, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads((folder / f"{package}.json").read_text()) for package in PACKAGES]
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(mnist_dir, tmp_path_factory) -> Path:
+    """Both twins, 2 epochs on 2 processes, with checkpoints and --metrics-out; the folder they ran in."""
+    folder = tmp_path_factory.mktemp("ddp")
+    for package in PACKAGES:
+        done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--checkpoint-dir", "ck",
+                                   "--metrics-out", f"{package}.json"], folder)
+        assert done.stdout.count("epoch 0: val_loss") == 1  # only rank 0 speaks
+    return folder
+
+
+def test_ddp_twins_give_the_same_losses_bit_for_bit(ddp_runs):
+    """On 2 processes with dropout, over 2 epochs: rank 0's per-step losses and the reduced epoch metrics are equal."""
+    plain, lightning = records(ddp_runs)
+    assert len(plain["train_loss"]) == 2 * STEPS_PER_EPOCH
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        assert plain[key] == lightning[key], key
+    for name in ("plain", "lightning"):  # rank 0 alone wrote logs and checkpoints: one version each
+        assert [p.name for p in (ddp_runs / "ck/cnn_classifier" / name).iterdir()] == ["version_0"]
+        assert [p.name for p in (ddp_runs / "runs/cnn_classifier" / name).iterdir()] == ["version_0"]
+
+
+def test_ddp_matches_one_process_taking_the_whole_global_batch(ddp_runs, mnist_dir):
+    """One process that takes both processes' batches at each step reaches the same losses, within a tolerance.
+
+    A plain single-process run with batch 64 would not see the same dropout masks: each DDP
+    process draws its masks from its own generator, seeded alike, so both halves of a global
+    batch get the same masks. This reference replays that in one process: for each step it
+    runs rank 0's half and rank 1's half from the same generator state, averages the two
+    losses (DDP averages the two gradients) and takes one optimizer step.
+    """
+    train_set, val_set, _, _ = load_mnist(mnist_dir)
+    train_set, val_set = first(train_set, 512), first(val_set, 301)
+    halves = [DataLoader(train_set, batch_size=32, sampler=DistributedSampler(train_set, 2, rank, seed=42))
+              for rank in (0, 1)]
+    torch.manual_seed(42)
+    model = ConvNet()
+    torch.manual_seed(42)  # as Lightning reseeds each process when DDP starts
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
+    losses = []
+    for epoch in range(2):
+        for loader in halves:
+            loader.sampler.set_epoch(epoch)
+        state = torch.get_rng_state()
+        batches = [list(iter(halves[0]))]  # iter() draws from the generator: once, as each process does
+        torch.set_rng_state(state)
+        batches.append(list(iter(halves[1])))
+        model.train()
+        for (images_0, labels_0), (images_1, labels_1) in zip(*batches):
+            state = torch.get_rng_state()
+            loss_0 = F.cross_entropy(model(images_0), labels_0)  # rank 0's half, with its dropout masks
+            torch.set_rng_state(state)
+            loss_1 = F.cross_entropy(model(images_1), labels_1)  # rank 1's: the same masks
+            optimizer.zero_grad()
+            ((loss_0 + loss_1) / 2).backward()
+            optimizer.step()
+            losses.append(loss_0.item())
+        iter(DataLoader(val_set, sampler=DistributedSampler(val_set, 2, 0, shuffle=False)))  # validation's draw
+        scheduler.step()
+    plain, _ = records(ddp_runs)
+    largest = max(abs(a - b) for a, b in zip(losses, plain["train_loss"]))
+    # Under DDP each process's gradient is halved and gloo's all-reduce sums the two, bucket by bucket;
+    # here autograd halves each half's gradient on its way back and accumulates the two into .grad.
+    # The same sums, added in another order, can differ in the last bit, and the weights carry such a
+    # bit into later steps. Measured here: at most 2.4e-7, one float32 step at a loss of 2.3. 1e-5
+    # allows about 40 such steps and still fails on any real difference (a wrong batch, mask or lr).
+    assert len(losses) == len(plain["train_loss"]) and largest <= 1e-5, largest
+
+
+def test_ddp_checkpoints_resume_on_one_process(ddp_runs, mnist_dir):
+    """Both twins' last.ckpt written by 2 processes resumes in 1 process, and the twins go on alike."""
+    for package, name in zip(PACKAGES, ("plain", "lightning")):
+        last = ddp_runs / f"ck/cnn_classifier/{name}/version_0/last.ckpt"
+        assert load_checkpoint(last)["epoch"] == 1
+        launch(package, 1, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "3", "--resume", str(last),
+                            "--metrics-out", f"{package}-resumed.json"], ddp_runs)
+    plain, lightning = (json.loads((ddp_runs / f"{p}-resumed.json").read_text()) for p in PACKAGES)
+    assert len(plain["train_loss"]) == 512 // 32 and len(plain["val_loss"]) == 1  # epoch 3 alone, all 512 images
+    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
+
+
+def test_one_process_checkpoints_resume_on_two(mnist_dir, tmp_path):
+    """Both twins' last.ckpt written by 1 process resumes on 2 processes, and the twins go on alike."""
+    flags = [*FLAGS, "--data-dir", str(mnist_dir), "--checkpoint-dir", "ck"]
+    runs = []
+    for package, name in zip(PACKAGES, ("plain", "lightning")):
+        launch(package, 1, [*flags, "--epochs", "1"], tmp_path)
+        last = tmp_path / f"ck/cnn_classifier/{name}/version_0/last.ckpt"
+        launch(package, 2, [*flags, "--epochs", "2", "--resume", str(last), "--metrics-out", "m.json"], tmp_path)
+        runs.append(json.loads((tmp_path / "m.json").read_text()))
+    plain, lightning = runs
+    assert len(plain["train_loss"]) == STEPS_PER_EPOCH and len(plain["val_loss"]) == 1  # epoch 2, on 2 processes
+    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
+
+
+def test_a_loss_that_diverges_in_one_process_stops_all_of_them_at_the_same_step(mnist_dir, tmp_path):
+    """At --lr 1e6 on 2 processes: every process stops at the same step (none waits forever), the twins alike."""
+    runs = []
+    for package in PACKAGES:
+        done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--lr", "1e6",
+                                   "--metrics-out", f"{package}.json"], tmp_path, status=1)
+        assert done.stderr.count("error: train_loss ") == 1  # one process says so (torchrun adds its own report)
+        runs.append(json.loads((tmp_path / f"{package}.json").read_text()))
+    plain, lightning = runs
+    assert plain["train_loss"][-1] is None and len(plain["train_loss"]) < STEPS_PER_EPOCH
+    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"] == []
+
+
+def test_the_plain_twin_without_torchrun_says_how_to_launch_it(capsys, monkeypatch):
+    """--devices 2 run with plain `python`: one line naming the torchrun command, exit status 2."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin("plain_pytorch", "cnn_classifier").main(["--devices", "2", "--data-dir", "nowhere"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "torchrun --standalone --nproc-per-node 2" in err
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_test_and_predict_stay_on_one_process(package, capsys):
+    """--devices 2 with --test: refused in one line (DDP's sampler would count a few images twice)."""
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin(package, "cnn_classifier").main(["--devices", "2", "--test"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "--devices 1" in err
