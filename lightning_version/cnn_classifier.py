@@ -98,7 +98,7 @@ class MNISTDataModule(L.LightningDataModule):
             if self.trainer.is_global_zero:  # DDP: every process loads the data, one says so
                 print(note)
 
-    def train_dataloader(self):
+    def train_dataloader(self):  # DDP: Lightning swaps its sampler for a DistributedSampler
         return DataLoader(first(self.train_set, self.args.limit_train),
                           batch_size=self.args.batch_size, shuffle=True)
 
