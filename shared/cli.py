@@ -4,6 +4,10 @@
 same defaults, so "the same flags" always means the same run. Every step takes the common
 flags plus its own (shared/ladder.py lists them); a flag of another step is refused. Bad
 values end the program with one line on stderr and exit status 2, never a traceback.
+
+It also holds how every twin ends early (`exit_on_bad_input`): bad input, a loss that
+diverged (`stop_if_diverged`, exit status 1) and Ctrl-C (exit status 1); and `global_rank`,
+which process of a DDP run this is.
 """
 
 import argparse

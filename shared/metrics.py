@@ -135,7 +135,7 @@ def plot_losses(plain: dict, lightning: dict, path: str | Path | None = None,
 # tries N + 1. The Lightning twin passes the number on: `TensorBoardLogger(version=N)`.
 @dataclass
 class RunFolders:
-    version: int | None  # the N of `logs`; None for --dry-run, which writes nothing
+    version: int | None  # the N of `logs`; None for --dry-run (it writes nothing) and DDP's ranks > 0
     logs: Path | None  # LOG_DIR/EXAMPLE/IMPLEMENTATION/version_N
     checkpoints: Path | None  # CHECKPOINT_DIR/EXAMPLE/IMPLEMENTATION/version_N, with --checkpoint-dir
 
