@@ -141,8 +141,33 @@ def test_one_process_checkpoints_resume_on_two(mnist_dir, tmp_path):
     assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
 
 
-def test_a_loss_that_diverges_in_one_process_stops_all_of_them_at_the_same_step(mnist_dir, tmp_path):
-    """At --lr 1e6 on 2 processes: every process stops at the same step (none waits forever), the twins alike."""
+def _check_one_diverged_loss(rank: int, store: str, outcomes: str) -> None:
+    """In process `rank` of 2: rank 1's loss is nan, rank 0's is fine; write what stop_if_diverged did."""
+    import torch.distributed as dist
+
+    from shared.cli import Diverged, stop_if_diverged
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        stop_if_diverged(torch.tensor(float("nan") if rank == 1 else 2.3), step=3, lr=0.1)
+        outcome = "trained on"
+    except Diverged as error:
+        outcome = str(error)
+    Path(f"{outcomes}.{rank}").write_text(outcome)
+    dist.destroy_process_group()
+
+
+def test_a_loss_that_diverges_in_one_process_stops_every_process(tmp_path):
+    """Only rank 1's loss is nan: rank 0 stops at the same step too, instead of waiting in its next all-reduce."""
+    torch.multiprocessing.spawn(_check_one_diverged_loss, args=(str(tmp_path / "store"), str(tmp_path / "outcome")),
+                                nprocs=2)
+    rank_0, rank_1 = ((tmp_path / f"outcome.{rank}").read_text() for rank in (0, 1))
+    assert rank_1.startswith("train_loss is nan at step 3:")
+    assert rank_0.startswith("train_loss is not finite in another process at step 3:")
+
+
+def test_both_twins_on_two_processes_stop_at_the_same_step_when_the_loss_diverges(mnist_dir, tmp_path):
+    """At --lr 1e6 on 2 processes: both twins stop after the same step, with one error line each, records alike."""
     runs = []
     for package in PACKAGES:
         done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--lr", "1e6",
