@@ -13,15 +13,12 @@ the `on_train_batch_end` hook, which stops the run at a nan or infinite loss; a
 `predict_step`; training on N processes at once with `Trainer(strategy="ddp", devices=N)`
 and `self.log(..., sync_dist=True)`: the lines marked "DDP:".
 
-Run:  python -m lightning_version.cnn_classifier --data-dir ../shared/datasets \\
-          --checkpoint-dir checkpoints --test --predict 10
-      python -m lightning_version.cnn_classifier --devices 2 --data-dir ../shared/datasets
+Run:  python -m lightning_version.cnn_classifier --checkpoint-dir checkpoints --test --predict 10
+      python -m lightning_version.cnn_classifier --devices 2
 
 Left out on purpose: a custom Dataset, worker seeding, early stopping, the finders,
 clipping, mixed precision and accumulation (step 3, sum_dataset.py).
 """
-
-import time
 
 import lightning as L
 import torch
@@ -30,11 +27,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from shared.cli import exit_on_bad_input, parse_args, stop_if_diverged
 from shared.data import first, load_mnist
-from shared.lightning_callbacks import RecordMetrics, RngInCheckpoint, lightning_checkpoint
-from shared.metrics import RunRecord, claim_run_folders, show_predictions
+from shared.exits import exit_on_bad_input, stop_if_diverged
+from shared.flags import parse_args
+from shared.lightning_callbacks import CheckedCheckpointIO, RecordMetrics, RngInCheckpoint
 from shared.models import ConvNet
+from shared.run_folders import claim_run_folders
+from shared.run_record import RunRecord, show_predictions
 
 EXAMPLE = "cnn_classifier"
 
@@ -45,11 +44,11 @@ class LitConvNet(L.LightningModule):
     def __init__(self, lr: float, momentum: float, lr_step_gamma: float) -> None:
         super().__init__()
         self.save_hyperparameters()  # into each checkpoint: load_from_checkpoint rebuilds from them
-        self.model = ConvNet()  # initial weights: from the seeded global generator
+        self.model = ConvNet()  # the same network the plain twin trains
 
     def training_step(self, batch, batch_idx):  # in train mode: dropout on
         images, labels = batch
-        logits = self.model(images)  # (B, 10); dropout draws its masks from the global generator
+        logits = self.model(images)  # (B, 10); dropout zeroes a random part of the activations
         loss = F.cross_entropy(logits, labels)
         self.log("train_loss", loss)
         return loss
@@ -114,7 +113,7 @@ class MNISTDataModule(L.LightningDataModule):
 
 def main(argv: list[str] | None = None) -> RunRecord:
     args = parse_args(EXAMPLE, argv)
-    L.seed_everything(args.seed)  # the twin's weights and dropout masks
+    L.seed_everything(args.seed)  # same seed, same weights, same dropout masks
 
     # Data: the DataModule loads the splits when the Trainer calls its setup().
     datamodule = MNISTDataModule(args)
@@ -124,8 +123,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
     # Checkpoints: best.ckpt (lowest val_loss) and last.ckpt (every epoch), two callbacks.
     run = claim_run_folders(args, EXAMPLE, "lightning")  # DIR/EXAMPLE/lightning/version_N
-    record = RunRecord.start(EXAMPLE, "lightning", args)
-    callbacks = [RecordMetrics(record), RngInCheckpoint()]  # parity record; RNG in checkpoints
+    record = RunRecord.start(EXAMPLE, "lightning", args)  # losses and accuracies, for --metrics-out
+    callbacks = [RecordMetrics(record), RngInCheckpoint()]  # fill the record; RNG into checkpoints
     if args.checkpoint_dir:  # DDP: on every process; Lightning hands them rank 0's folder
         best = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor="val_loss",
                                mode="min")
@@ -146,10 +145,10 @@ def main(argv: list[str] | None = None) -> RunRecord:
         enable_progress_bar=not args.no_progress,
         enable_checkpointing=bool(args.checkpoint_dir),
         callbacks=callbacks,
+        plugins=[CheckedCheckpointIO(model, args.epochs)],  # refuses a --resume that cannot resume
     )
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=lightning_checkpoint(args.resume, model))
-    record.seconds = time.perf_counter() - start
+    with record.timed():  # the wall time of fit, into the record
+        trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume)  # resume: all state back
 
     # Test and predict with the best model, rebuilt from its file and its hyperparameters.
     if run.checkpoints:

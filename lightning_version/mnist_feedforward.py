@@ -9,14 +9,12 @@ This step teaches: `training_step` and the `Trainer` in place of the hand-writte
 `validation_step` with `self.log`; the device from `Trainer(accelerator=...)`; TensorBoard
 through `TensorBoardLogger`; the default progress bar; `fast_dev_run`.
 
-Run:  python -m lightning_version.mnist_feedforward --data-dir ../shared/datasets
+Run:  python -m lightning_version.mnist_feedforward
 
 Left out on purpose, for the later steps: dropout, a scheduler, checkpoints, test and
 predict (step 2, cnn_classifier.py); a custom Dataset, worker seeding, early stopping, the
 finders, clipping, mixed precision and accumulation (step 3, sum_dataset.py).
 """
-
-import time
 
 import lightning as L
 import torch
@@ -24,11 +22,13 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, load_mnist
+from shared.exits import exit_on_bad_input
+from shared.flags import parse_args
 from shared.lightning_callbacks import RecordMetrics
-from shared.metrics import RunRecord, claim_run_folders
 from shared.models import FeedForward
+from shared.run_folders import claim_run_folders
+from shared.run_record import RunRecord
 
 EXAMPLE = "mnist_feedforward"
 
@@ -38,7 +38,7 @@ class LitFeedForward(L.LightningModule):
 
     def __init__(self, hidden_size: int, lr: float) -> None:
         super().__init__()
-        self.model = FeedForward(hidden_size)  # initial weights: from the seeded global generator
+        self.model = FeedForward(hidden_size)  # the same network the plain twin trains
         self.lr = lr
 
     def training_step(self, batch, batch_idx):
@@ -61,7 +61,7 @@ class LitFeedForward(L.LightningModule):
 
 def main(argv: list[str] | None = None) -> RunRecord:
     args = parse_args(EXAMPLE, argv)
-    L.seed_everything(args.seed)  # seeds torch (and Python, NumPy): the twin's initial weights
+    L.seed_everything(args.seed)  # seeds torch (and Python, NumPy): same seed, same initial weights
 
     # Data: MNIST as normalised tensors in memory; the DataLoader cuts them into batches.
     train_set, val_set, _, note = load_mnist(args.data_dir, args.dataset)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     model = LitFeedForward(args.hidden_size, args.lr)
 
     # The loop: the Trainer trains one epoch, then validates, `max_epochs` times.
-    record = RunRecord.start(EXAMPLE, "lightning", args)
+    record = RunRecord.start(EXAMPLE, "lightning", args)  # losses and accuracies, for --metrics-out
     run = claim_run_folders(args, EXAMPLE, "lightning")  # LOG_DIR/EXAMPLE/lightning/version_N
     trainer = L.Trainer(
         max_epochs=args.epochs,
@@ -86,11 +86,10 @@ def main(argv: list[str] | None = None) -> RunRecord:
         log_every_n_steps=1,  # every step's train_loss reaches TensorBoard (default: every 50th)
         enable_progress_bar=not args.no_progress,
         enable_checkpointing=False,  # checkpoints are step 2's lesson
-        callbacks=[RecordMetrics(record)],  # parity record: fills the twin's RunRecord
+        callbacks=[RecordMetrics(record)],  # fills the record as the plain loop does by hand
     )
-    start = time.perf_counter()
-    trainer.fit(model, train_loader, val_loader)
-    record.seconds = time.perf_counter() - start
+    with record.timed():  # the wall time of fit, into the record
+        trainer.fit(model, train_loader, val_loader)
     return record.finish(args)  # prints the summary, writes --metrics-out
 
 

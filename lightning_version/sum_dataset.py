@@ -17,8 +17,6 @@ Left out on purpose: checkpoints, schedulers, test and predict (step 2); the fin
 run without clipping and accumulation, as their hand-written twins leave those out.
 """
 
-import time
-
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -27,11 +25,13 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.tuner import Tuner
 from torch.utils.data import DataLoader
 
-from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, make_sum_dataset
+from shared.exits import exit_on_bad_input
+from shared.flags import parse_args
 from shared.lightning_callbacks import RecordMetrics
-from shared.metrics import RunRecord, claim_run_folders
 from shared.models import SumMLP
+from shared.run_folders import claim_run_folders
+from shared.run_record import RunRecord
 
 EXAMPLE = "sum_dataset"
 
@@ -42,7 +42,7 @@ class LitSumMLP(L.LightningModule):
     def __init__(self, train_set, val_set, num_features: int, hidden_size: int, lr: float,
                  batch_size: int, num_workers: int = 0) -> None:
         super().__init__()
-        self.model = SumMLP(num_features, hidden_size)  # initial weights: the seeded generator
+        self.model = SumMLP(num_features, hidden_size)  # the same network the plain twin trains
         self.train_set, self.val_set, self.num_workers = train_set, val_set, num_workers
         self.lr = lr  # Tuner.lr_find writes its suggestion here
         self.batch_size = batch_size  # Tuner.scale_batch_size searches over this
@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> RunRecord:
                       args.num_workers)
 
     # The loop, with each extra switched on by one Trainer argument or callback.
-    record = RunRecord.start(EXAMPLE, "lightning", args)
+    record = RunRecord.start(EXAMPLE, "lightning", args)  # losses and accuracies, for --metrics-out
     run = claim_run_folders(args, EXAMPLE, "lightning")  # LOG_DIR/EXAMPLE/lightning/version_N
-    callbacks = [RecordMetrics(record)]  # parity record: fills the twin's RunRecord
+    callbacks = [RecordMetrics(record)]  # fills the record as the plain loop does by hand
     early_stopping = None
     if args.early_stopping_patience:
         early_stopping = EarlyStopping(monitor="val_loss", mode="min",
@@ -121,9 +121,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
     if args.find_batch_size and not args.dry_run:  # replaces 1.x's auto_scale_batch_size=...
         Tuner(trainer).scale_batch_size(model, mode=args.find_batch_size, init_val=args.batch_size)
         print(f"batch-size finder chose {model.batch_size}")
-    start = time.perf_counter()
-    trainer.fit(model)
-    record.seconds = time.perf_counter() - start
+    with record.timed():  # the wall time of fit, into the record
+        trainer.fit(model)
     if early_stopping and early_stopping.stopping_reason_message:
         print(f"early stopping after epoch {early_stopping.stopped_epoch}: "
               f"{early_stopping.stopping_reason_message}")

@@ -12,16 +12,12 @@ evaluating on the test split (`--test`) and plain inference (`--predict N`); tra
 processes at once (DDP, `--devices N`): the lines marked "DDP:" (plain_pytorch/by_hand/
 distributed.py holds the longer parts).
 
-Run:  python -m plain_pytorch.cnn_classifier --data-dir ../shared/datasets \\
-          --checkpoint-dir checkpoints --test --predict 10
-      torchrun --standalone --nproc-per-node 2 -m plain_pytorch.cnn_classifier --devices 2 \\
-          --data-dir ../shared/datasets
+Run:  python -m plain_pytorch.cnn_classifier --checkpoint-dir checkpoints --test --predict 10
+      torchrun --standalone --nproc-per-node 2 -m plain_pytorch.cnn_classifier --devices 2
 
 Left out on purpose: a custom Dataset, worker seeding, early stopping, the finders,
 clipping, mixed precision and accumulation (step 3, sum_dataset.py).
 """
-
-import time
 
 import torch
 import torch.nn.functional as F
@@ -33,26 +29,28 @@ from tqdm import tqdm
 from plain_pytorch.by_hand.checkpointing import (Checkpoints, load_checkpoint, make_checkpoint,
                                                  resume)
 from plain_pytorch.by_hand.distributed import join_process_group, mean_across_processes
-from shared.cli import exit_on_bad_input, parse_args, stop_if_diverged
 from shared.data import first, load_mnist
-from shared.metrics import RunRecord, claim_run_folders, show_predictions
+from shared.exits import exit_on_bad_input, stop_if_diverged
+from shared.flags import parse_args
 from shared.models import ConvNet
+from shared.run_folders import claim_run_folders
+from shared.run_record import RunRecord, show_predictions
 
 EXAMPLE = "cnn_classifier"
 
 
 def train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer):
     """One pass over the training data, with dropout on."""
-    model.train()  # dropout on. Lightning: a new model is in train mode; validation restores it
+    model.train()  # dropout on; the Trainer switches modes for you
     bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)  # Lightning's bar
-    for batch_idx, (images, labels) in enumerate(bar):  # iter() draws the shuffling seed
+    for batch_idx, (images, labels) in enumerate(bar):
         images, labels = images.to(device), labels.to(device)  # Lightning moves batches for you
         optimizer.zero_grad()  # Lightning calls zero_grad, backward and step around training_step
-        logits = model(images)  # (B, 10); dropout draws its masks from the global generator
+        logits = model(images)  # (B, 10); dropout zeroes a random part of the activations
         loss = F.cross_entropy(logits, labels)
         loss.backward()
         optimizer.step()
-        record.train_loss.append(loss.item())  # parity record (Lightning: RecordMetrics)
+        record.train_loss.append(loss.item())  # the loss curve, kept for --metrics-out
         stop_if_diverged(loss, epoch * len(train_loader) + batch_idx + 1, args.lr)  # nan or inf
         if writer:  # Lightning: self.log("train_loss", loss), every step with log_every_n_steps=1
             step = epoch * len(train_loader) + batch_idx
@@ -68,12 +66,12 @@ def evaluate(model, loader, device, args):
     model.eval()  # dropout off: evaluation sees the whole network and draws no random masks
     loss_sum = accuracy_sum = torch.tensor(0.0, device=device)
     seen = 0
-    for images, labels in loader:  # iter() draws from the global generator, even unshuffled
+    for images, labels in loader:
         images, labels = images.to(device), labels.to(device)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
-        loss_sum = loss_sum + loss * len(labels)  # float32, weighted by batch size: same bits
+        loss_sum = loss_sum + loss * len(labels)  # a short last batch counts for what it holds
         accuracy_sum = accuracy_sum + accuracy * len(labels)
         seen += len(labels)
         if args.dry_run:
@@ -95,7 +93,7 @@ def predict(model, loader, device, args):  # Lightning: trainer.predict, with pr
 
 def main(argv: list[str] | None = None) -> RunRecord:
     args = parse_args(EXAMPLE, argv)
-    torch.manual_seed(args.seed)  # Lightning: L.seed_everything; weights and dropout masks follow
+    torch.manual_seed(args.seed)  # Lightning: L.seed_everything; same weights, same dropout masks
     join_process_group(args)  # DDP: this is one of the processes torchrun started, one per device
     ddp = args.devices * args.num_nodes > 1  # Lightning: strategy="ddp" does what `ddp` marks
 
@@ -111,7 +109,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     val_loader = DataLoader(val_set, batch_size=args.batch_size, sampler=val_sampler)
 
     # Model, on the device Trainer(accelerator="auto") picks: a GPU (CUDA or Apple's MPS), else CPU.
-    gpu = torch.accelerator.current_accelerator(check_available=True)  # None: no GPU here
+    gpu = torch.accelerator.current_accelerator(check_available=True)  # None when there is no GPU
     device = gpu if gpu and args.accelerator != "cpu" else torch.device("cpu")
     model = ConvNet().to(device)
     if ddp:  # DDP: Lightning reseeds each process as it joins (DDPStrategy.setup_distributed)
@@ -128,28 +126,27 @@ def main(argv: list[str] | None = None) -> RunRecord:
     checkpoints = Checkpoints(run.checkpoints) if run.checkpoints else None  # --dry-run: none
     first_epoch = 0
     if args.resume:  # Lightning: trainer.fit(..., ckpt_path=args.resume)
-        first_epoch = resume(args.resume, model, optimizer, scheduler, checkpoints)
+        first_epoch = resume(args.resume, args.epochs, model, optimizer, scheduler, checkpoints)
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
-    record = RunRecord.start(EXAMPLE, "plain", args)
+    record = RunRecord.start(EXAMPLE, "plain", args)  # losses and accuracies, for --metrics-out
     writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
-    start = time.perf_counter()
-    for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
-        if ddp:  # DDP: a new order each epoch, else every epoch repeats the first one's
-            train_sampler.set_epoch(epoch)
-        train_one_epoch(trained, train_loader, optimizer, device, epoch, args, record, writer)
-        val_loss, val_accuracy = evaluate(model, val_loader, device, args)
-        print(record.end_epoch(epoch, val_loss, val_accuracy))
-        step = (epoch + 1) * len(train_loader)  # optimizer steps so far
-        if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
-            writer.add_scalar("val_loss", val_loss, step - 1)
-            writer.add_scalar("val_accuracy", val_accuracy, step - 1)
-            writer.add_scalar("epoch", epoch, step - 1)
-        scheduler.step()  # Lightning steps an epoch-interval scheduler after validation
-        if checkpoints:  # after the scheduler's step, so a resumed run starts at the next lr
-            checkpoint = make_checkpoint(epoch, step, model, optimizer, scheduler, hparams)
-            checkpoints.save(checkpoint, val_loss)
-    record.seconds = time.perf_counter() - start
+    with record.timed():  # the loop's wall time, into the record
+        for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
+            if ddp:  # DDP: a new order each epoch, else every epoch repeats the first one's
+                train_sampler.set_epoch(epoch)
+            train_one_epoch(trained, train_loader, optimizer, device, epoch, args, record, writer)
+            val_loss, val_accuracy = evaluate(model, val_loader, device, args)
+            print(record.end_epoch(epoch, val_loss, val_accuracy))
+            step = (epoch + 1) * len(train_loader)  # optimizer steps so far
+            if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
+                writer.add_scalar("val_loss", val_loss, step - 1)
+                writer.add_scalar("val_accuracy", val_accuracy, step - 1)
+                writer.add_scalar("epoch", epoch, step - 1)
+            scheduler.step()  # Lightning steps an epoch-interval scheduler after validation
+            if checkpoints:  # after the scheduler's step, so a resumed run starts at the next lr
+                checkpoint = make_checkpoint(epoch, step, model, optimizer, scheduler, hparams)
+                checkpoints.save(checkpoint, val_loss)
 
     # Test and predict with the best model, rebuilt from its file (Lightning: load_from_checkpoint).
     if checkpoints:

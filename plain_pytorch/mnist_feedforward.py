@@ -11,14 +11,12 @@ This step teaches: choosing a device and moving batches to it; the DataLoader;
 step); validation under `torch.no_grad()`; accuracy; TensorBoard; a progress bar; a
 one-batch `--dry-run`.
 
-Run:  python -m plain_pytorch.mnist_feedforward --data-dir ../shared/datasets
+Run:  python -m plain_pytorch.mnist_feedforward
 
 Left out on purpose, for the later steps: dropout, a scheduler, checkpoints, test and
 predict (step 2, cnn_classifier.py); a custom Dataset, worker seeding, early stopping, the
 finders, clipping, mixed precision and accumulation (step 3, sum_dataset.py).
 """
-
-import time
 
 import torch
 import torch.nn.functional as F
@@ -26,26 +24,28 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, load_mnist
-from shared.metrics import RunRecord, claim_run_folders
+from shared.exits import exit_on_bad_input
+from shared.flags import parse_args
 from shared.models import FeedForward
+from shared.run_folders import claim_run_folders
+from shared.run_record import RunRecord
 
 EXAMPLE = "mnist_feedforward"
 
 
 def train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer):
     """One pass over the training data: one optimizer step per batch."""
-    model.train()  # Lightning: a new model is in train mode, and its validation loop restores it
+    model.train()  # training mode; the Trainer switches modes for you
     bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)  # Lightning's bar
-    for batch_idx, (images, labels) in enumerate(bar):  # iter() draws the shuffling seed
+    for batch_idx, (images, labels) in enumerate(bar):  # images (B, 1, 28, 28), labels (B,)
         images, labels = images.to(device), labels.to(device)  # Lightning moves batches for you
         optimizer.zero_grad()  # Lightning calls zero_grad, backward and step around training_step
         logits = model(images)  # (B, 10)
         loss = F.cross_entropy(logits, labels)
         loss.backward()
         optimizer.step()
-        record.train_loss.append(loss.item())  # parity record (Lightning: RecordMetrics)
+        record.train_loss.append(loss.item())  # the loss curve, kept for --metrics-out
         if writer:  # Lightning: self.log("train_loss", loss), every step with log_every_n_steps=1
             step = epoch * len(train_loader) + batch_idx
             writer.add_scalar("train_loss", loss.item(), step)
@@ -60,13 +60,12 @@ def evaluate(model, loader, device, args):
     model.eval()  # Lightning switches to eval mode for validation (dropout off, in step 2)
     loss_sum = accuracy_sum = torch.tensor(0.0, device=device)
     seen = 0
-    for images, labels in loader:  # iter() draws from the global generator, even unshuffled
+    for images, labels in loader:
         images, labels = images.to(device), labels.to(device)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
-        # float32 sums weighted by batch size, as Lightning's epoch mean: same arithmetic, same bits
-        loss_sum = loss_sum + loss * len(labels)
+        loss_sum = loss_sum + loss * len(labels)  # a short last batch counts for what it holds
         accuracy_sum = accuracy_sum + accuracy * len(labels)
         seen += len(labels)
         if args.dry_run:
@@ -76,7 +75,7 @@ def evaluate(model, loader, device, args):
 
 def main(argv: list[str] | None = None) -> RunRecord:
     args = parse_args(EXAMPLE, argv)
-    torch.manual_seed(args.seed)  # Lightning: L.seed_everything; the initial weights come from here
+    torch.manual_seed(args.seed)  # Lightning: L.seed_everything; same seed, same initial weights
 
     # Data: MNIST as normalised tensors in memory; the DataLoader cuts them into batches.
     train_set, val_set, _, note = load_mnist(args.data_dir, args.dataset)
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     val_loader = DataLoader(first(val_set, args.limit_val), batch_size=args.batch_size)
 
     # Model, on the device Trainer(accelerator="auto") picks: a GPU (CUDA or Apple's MPS), else CPU.
-    gpu = torch.accelerator.current_accelerator(check_available=True)  # None: no GPU here
+    gpu = torch.accelerator.current_accelerator(check_available=True)  # None when there is no GPU
     device = gpu if gpu and args.accelerator != "cpu" else torch.device("cpu")
     model = FeedForward(args.hidden_size).to(device)
 
@@ -94,20 +93,19 @@ def main(argv: list[str] | None = None) -> RunRecord:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
-    record = RunRecord.start(EXAMPLE, "plain", args)
+    record = RunRecord.start(EXAMPLE, "plain", args)  # losses and accuracies, for --metrics-out
     run = claim_run_folders(args, EXAMPLE, "plain")  # LOG_DIR/EXAMPLE/plain/version_N, new each run
     writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
-    start = time.perf_counter()
-    for epoch in range(1 if args.dry_run else args.epochs):
-        train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer)
-        val_loss, val_accuracy = evaluate(model, val_loader, device, args)
-        print(record.end_epoch(epoch, val_loss, val_accuracy))
-        if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
-            step = (epoch + 1) * len(train_loader) - 1
-            writer.add_scalar("val_loss", val_loss, step)
-            writer.add_scalar("val_accuracy", val_accuracy, step)
-            writer.add_scalar("epoch", epoch, step)
-    record.seconds = time.perf_counter() - start
+    with record.timed():  # the loop's wall time, into the record
+        for epoch in range(1 if args.dry_run else args.epochs):
+            train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer)
+            val_loss, val_accuracy = evaluate(model, val_loader, device, args)
+            print(record.end_epoch(epoch, val_loss, val_accuracy))
+            if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
+                step = (epoch + 1) * len(train_loader) - 1
+                writer.add_scalar("val_loss", val_loss, step)
+                writer.add_scalar("val_accuracy", val_accuracy, step)
+                writer.add_scalar("epoch", epoch, step)
     if writer:
         writer.close()
     return record.finish(args)  # prints the summary, writes --metrics-out

@@ -17,7 +17,6 @@ Left out on purpose: checkpoints, schedulers, test and predict (step 2); the fin
 out clipping and accumulation, so the flags refuse those together.
 """
 
-import time
 from functools import partial
 
 import torch
@@ -30,10 +29,12 @@ from plain_pytorch.by_hand.batch_size_finder import scale_batch_size
 from plain_pytorch.by_hand.early_stopping import EarlyStopping
 from plain_pytorch.by_hand.lr_finder import lr_range_test
 from plain_pytorch.by_hand.precision import autocast, grad_scaler
-from shared.cli import exit_on_bad_input, parse_args
 from shared.data import first, make_sum_dataset
-from shared.metrics import RunRecord, claim_run_folders
+from shared.exits import exit_on_bad_input
+from shared.flags import parse_args
 from shared.models import SumMLP
+from shared.run_folders import claim_run_folders
+from shared.run_record import RunRecord
 from shared.seeding import seed_everything, seed_worker, use_deterministic_algorithms
 
 EXAMPLE = "sum_dataset"
@@ -58,7 +59,7 @@ def train_one_epoch(model, train_loader, optimizer, scaler, device, epoch, globa
         loss = training_loss(model, batch, device, args.precision)
         # Divided, so that a window's summed gradients average its batches, as Lightning does.
         scaler.scale(loss / args.accumulate_grad_batches).backward()
-        record.train_loss.append(loss.item())
+        record.train_loss.append(loss.item())  # the loss curve, kept for --metrics-out
         last_batch = batch_idx + 1 == len(train_loader)  # a short last window steps too
         if (batch_idx + 1) % args.accumulate_grad_batches == 0 or last_batch:
             scaler.unscale_(optimizer)  # 16-mixed: clip the true gradients, not the scaled ones
@@ -84,13 +85,13 @@ def evaluate(model, loader, device, args):
     model.eval()
     loss_sum = accuracy_sum = torch.tensor(0.0, device=device)
     seen = 0
-    for features, labels in loader:  # iter() draws from the global generator, even unshuffled
+    for features, labels in loader:
         features, labels = features.to(device), labels.to(device)
         with autocast(args.precision, device):  # Lightning validates under autocast too
             logits = model(features)
             loss = F.binary_cross_entropy_with_logits(logits, labels)
         accuracy = ((logits > 0).float() == labels).float().mean()  # logit > 0 means p > 0.5
-        loss_sum = loss_sum + loss.float() * len(labels)  # float32, weighted: same bits
+        loss_sum = loss_sum + loss.float() * len(labels)  # a short last batch counts for its size
         accuracy_sum = accuracy_sum + accuracy * len(labels)
         seen += len(labels)
         if args.dry_run:
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     val_loader = loader(first(val_set, args.limit_val), batch_size=args.batch_size)
 
     # Model, on the device Trainer(accelerator="auto") picks: a GPU (CUDA or Apple's MPS), else CPU.
-    gpu = torch.accelerator.current_accelerator(check_available=True)  # None: no GPU here
+    gpu = torch.accelerator.current_accelerator(check_available=True)  # None when there is no GPU
     device = gpu if gpu and args.accelerator != "cpu" else torch.device("cpu")
     model = SumMLP(args.num_features, args.hidden_size).to(device)
 
@@ -142,23 +143,22 @@ def main(argv: list[str] | None = None) -> RunRecord:
         early_stopping = EarlyStopping(args.early_stopping_patience, args.early_stopping_min_delta)
 
     # The loop: train one epoch, then validate, until `epochs` or early stopping.
-    record = RunRecord.start(EXAMPLE, "plain", args)
+    record = RunRecord.start(EXAMPLE, "plain", args)  # losses and accuracies, for --metrics-out
     writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
     global_step = 0
-    start = time.perf_counter()
-    for epoch in range(1 if args.dry_run else args.epochs):
-        global_step = train_one_epoch(model, train_loader, optimizer, scaler, device, epoch,
-                                      global_step, args, record, writer)
-        val_loss, val_accuracy = evaluate(model, val_loader, device, args)
-        print(record.end_epoch(epoch, val_loss, val_accuracy))
-        if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
-            writer.add_scalar("val_loss", val_loss, global_step - 1)
-            writer.add_scalar("val_accuracy", val_accuracy, global_step - 1)
-            writer.add_scalar("epoch", epoch, global_step - 1)
-        if early_stopping and not args.dry_run and early_stopping.should_stop(val_loss):
-            print(f"early stopping after epoch {epoch}: {early_stopping.reason}")
-            break
-    record.seconds = time.perf_counter() - start
+    with record.timed():  # the loop's wall time, into the record
+        for epoch in range(1 if args.dry_run else args.epochs):
+            global_step = train_one_epoch(model, train_loader, optimizer, scaler, device, epoch,
+                                          global_step, args, record, writer)
+            val_loss, val_accuracy = evaluate(model, val_loader, device, args)
+            print(record.end_epoch(epoch, val_loss, val_accuracy))
+            if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
+                writer.add_scalar("val_loss", val_loss, global_step - 1)
+                writer.add_scalar("val_accuracy", val_accuracy, global_step - 1)
+                writer.add_scalar("epoch", epoch, global_step - 1)
+            if early_stopping and not args.dry_run and early_stopping.should_stop(val_loss):
+                print(f"early stopping after epoch {epoch}: {early_stopping.reason}")
+                break
     if writer:
         writer.close()
     return record.finish(args)  # prints the summary, writes --metrics-out

@@ -1,10 +1,14 @@
-"""The project's own shared package: everything both twins of an example must agree on.
+"""What the twins import, and only that: each module one job, and importing one changes nothing.
 
-Datasets (`shared.data`), models (`shared.models`), command-line flags (`shared.cli`),
-seeding (`shared.seeding`) and the metrics record (`shared.metrics`) live here once, so
-that `plain_pytorch/X.py` and `lightning_version/X.py` differ only where the lesson is.
-`shared.ladder` says which step teaches what.
+- `shared.data`: the datasets (MNIST and Fashion-MNIST from their files, the generated sum dataset).
+- `shared.models`: the three networks, defined once.
+- `shared.flags`: the command-line flags of every example, with their defaults and checks.
+- `shared.exits`: how a run ends early (bad input, a nan loss, Ctrl-C) and which DDP process speaks.
+- `shared.checkpoint_checks`: reading a `--resume` checkpoint once, and refusing one that cannot resume.
+- `shared.seeding`: seeding by hand, as `seed_everything` does, and the generators' states.
+- `shared.run_record`: the record of a run (its losses and accuracies) and what the twins print.
+- `shared.run_folders`: each run's own `version_N` folders for logs and checkpoints.
+- `shared.lightning_callbacks`: what only the Lightning twins plug into their Trainer.
 
-This is not the `../shared` folder beside the checkout (team data and tools); the
-project never imports from that one.
+The tools around the lessons (the main job, the reader, the benchmark) live in `tools/`.
 """

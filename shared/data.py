@@ -4,11 +4,16 @@ MNIST and Fashion-MNIST (`--dataset`, the same format) are read from torchvision
 layout, `DATA_DIR/MNIST/raw/*-ubyte[.gz]` or `DATA_DIR/FashionMNIST/raw/...`, so a folder
 that torchvision downloaded works as it is; so does a folder holding the four files flat,
 as Debian's dataset-fashion-mnist package installs them in /usr/share/datasets/fashion-mnist/.
+Without `--data-dir`, MNIST comes from the repository's own `data/` folder, which ships the
+real MNIST test split (10,000 images); `python -m tools.get_data` adds the training split.
+Each file is recognised by its published checksum, so the run says which dataset it found.
 The sum dataset is generated from a seed by a custom `Dataset` class (step 3's lesson).
 The twins build their own DataLoaders from them, since the DataLoader is part of the lesson.
 """
 
 import gzip
+import hashlib
+import shutil
 import struct
 from pathlib import Path
 from typing import NamedTuple
@@ -17,12 +22,28 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 from torch.utils.data._utils.collate import default_collate_fn_map
 
+from shared.exits import BadInput
+
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the usual MNIST normalisation (pytorch/examples)
 # The two datasets in MNIST's format: torchvision's folder name, the name to print, and the
 # training split's pixel mean and standard deviation (on the 0..1 scale) to normalise with.
 IMAGE_DATASETS = {
     "mnist": ("MNIST", "MNIST", (MNIST_MEAN, MNIST_STD)),
     "fashion-mnist": ("FashionMNIST", "Fashion-MNIST", (0.2860, 0.3530)),
+}
+REPOSITORY_DATA = Path(__file__).resolve().parents[1] / "data"  # the default --data-dir
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
+# The published files' MD5 checksums: the .gz files as torchvision downloads them (its
+# datasets/mnist.py lists them), and the unzipped contents where we know them (Debian's
+# Fashion-MNIST .gz files are compressed anew, so only their contents match).
+CHECKSUMS = {
+    "f68b3c2dcbeaaa9fbdd348bbdeb94873": "mnist", "d53e105ee54ea40749a09fcbcd1e9432": "mnist",
+    "9fb629c4189551a2d022fa330f9573f3": "mnist", "ec29112dd5afa0611ce80d1b7f02629c": "mnist",
+    "2646ac647ad5339dbf082846283269ea": "mnist", "27ae3e4e09519cfbb04c329615203637": "mnist",
+    "8d4fb7e6c68d591d4c3dfef9ec88bf0d": "fashion-mnist", "25c81989df183df01b3e8a0aad5dffbe": "fashion-mnist",
+    "bef4ecab320f06d8554ea6380940ec79": "fashion-mnist", "bb300cfdad3c16e7a12a480ee83cd310": "fashion-mnist",
+    "f4a8712d7a061bf5bd6d2ca38dc4d50a": "fashion-mnist", "9018921c3c673c538a1fc5bad174d6f9": "fashion-mnist",
+    "8181f5470baa50b63fa0f6fddb340f0a": "fashion-mnist", "15d484375f8d13e6eb1aabb0c3f46965": "fashion-mnist",
 }
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -37,7 +58,7 @@ class Splits(NamedTuple):
     note: str  # where the data came from, printed by the twins
 
 
-class DataError(Exception):
+class DataError(BadInput):
     """Bad or missing data. The message is one line that names the problem and the fix."""
 
 
@@ -49,10 +70,6 @@ def _collate_whole_batch(batch: list[WholeBatch], *, collate_fn_map=None) -> lis
     return list(batch[0])  # what default_collate makes of B (image, label) pairs: [images, labels]
 
 
-# PyTorch's documented way to teach default_collate a type of one's own (see its docstring).
-default_collate_fn_map[WholeBatch] = _collate_whole_batch
-
-
 class InMemoryImages(TensorDataset):
     """A `TensorDataset` that hands the DataLoader each batch whole, not image by image.
 
@@ -60,8 +77,9 @@ class InMemoryImages(TensorDataset):
     batch's indices in one call (torch.utils.data._utils.fetch); the default would be B calls
     of `__getitem__`, making 2B one-image tensors that the collate step then stacks again.
     Here it is one `index_select` per tensor, marked as a `WholeBatch` so the collate step
-    passes it through. The same samples in the same order, so the same bits; on the project's
-    machine one shuffled epoch of Fashion-MNIST's 550 batches of 100 went from 0.215 s to 0.037 s.
+    passes it through (`load_mnist` teaches `default_collate` that type, the way its docstring
+    documents). The same samples in the same order, so the same bits; one shuffled epoch of
+    Fashion-MNIST's 550 batches of 100 takes about half the time (`python -m tools.benchmark`).
     """
 
     def __getitems__(self, indices: list[int]) -> list[WholeBatch]:
@@ -69,18 +87,21 @@ class InMemoryImages(TensorDataset):
         return [WholeBatch(tensor.index_select(0, index) for tensor in self.tensors)]
 
 
-def read_idx(path: Path) -> torch.Tensor:
+def read_idx(path: Path, found: dict[str, str] | None = None) -> torch.Tensor:
     """Read one IDX file (MNIST's format), gzipped or not, into a uint8 tensor.
 
     Format: two zero bytes, a type byte (0x08 = unsigned byte), the number of dimensions,
-    then one big-endian int32 per dimension, then the data.
+    then one big-endian int32 per dimension, then the data. `found`, when given, gets the
+    dataset the file's checksum names ("mnist", "fashion-mnist"), or "unknown".
     """
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as error:
+        stored = path.read_bytes()
+        data = gzip.decompress(stored) if path.suffix == ".gz" else stored
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
         raise DataError(f"cannot read {path}: {error}; replace the file with a fresh copy") from None
+    if found is not None:
+        checksums = {hashlib.md5(blob).hexdigest() for blob in (stored, data)}
+        found[path.name] = next((CHECKSUMS[c] for c in checksums if c in CHECKSUMS), "unknown")
     if len(data) < 4 or data[0:2] != b"\x00\x00" or data[2] != 0x08:
         raise DataError(f"{path} is not an IDX file of unsigned bytes; replace it with a fresh copy")
     ndim = data[3]
@@ -98,8 +119,8 @@ def read_idx(path: Path) -> torch.Tensor:
 
 
 def _find(raw_dir: Path, name: str) -> Path | None:
-    """The file `name` or `name.gz` in `raw_dir`, whichever is there (unzipped first)."""
-    for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
+    """The file `name.gz` or `name` in `raw_dir`, whichever is there (the .gz, whose checksum is published, first)."""
+    for candidate in (raw_dir / f"{name}.gz", raw_dir / name):
         try:
             if candidate.is_file():
                 return candidate
@@ -109,12 +130,27 @@ def _find(raw_dir: Path, name: str) -> Path | None:
     return None
 
 
-def _download_mnist(data_dir: Path, dataset: str = "mnist") -> None:
-    """Let torchvision download all four files into `data_dir/MNIST/raw/` or `.../FashionMNIST/raw/`."""
+def fetch(data_dir: Path, dataset: str = "mnist") -> None:
+    """Let torchvision download all four files into `data_dir/MNIST/raw/` or `.../FashionMNIST/raw/`.
+
+    A download that fails (offline, a proxy, a full disk) raises `DataError` and leaves no
+    folder it made behind.
+    """
     from torchvision.datasets import MNIST, FashionMNIST
 
-    for train in (True, False):
-        (FashionMNIST if dataset == "fashion-mnist" else MNIST)(root=str(data_dir), train=train, download=True)
+    folder, title, _ = IMAGE_DATASETS[dataset]
+    made = [p for p in (Path(data_dir), Path(data_dir) / folder) if not p.exists()]
+    try:
+        for train in (True, False):
+            (FashionMNIST if dataset == "fashion-mnist" else MNIST)(root=str(data_dir), train=train, download=True)
+    except Exception as error:  # no network, a proxy, a full disk: all end the same way
+        if made:  # the outermost folder it made: everything in it came from this download
+            shutil.rmtree(made[0], ignore_errors=True)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        way_out = ("leave out --data-dir to train on the MNIST test split this repository ships" if dataset == "mnist"
+                   else "apt-get install dataset-fashion-mnist and leave out --data-dir")
+        raise DataError(f"downloading {title} into {Path(data_dir) / folder / 'raw'} failed (offline? {reason}); "
+                        f"copy the four files there, or {way_out}") from None
 
 
 def _normalise(images: torch.Tensor, labels: torch.Tensor, mean: float = MNIST_MEAN,
@@ -123,7 +159,7 @@ def _normalise(images: torch.Tensor, labels: torch.Tensor, mean: float = MNIST_M
 
     torchvision's usual per-sample pipeline would redo this for every image in every epoch:
         transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    It also makes a PIL image of each one first (`python -m shared.benchmark` measures what
+    It also makes a PIL image of each one first (`python -m tools.benchmark` measures what
     that costs against a whole epoch), so we do the same arithmetic (ToTensor's /255, then
     Normalize) once, on the whole tensor, and the loaders only slice it.
     """
@@ -131,64 +167,83 @@ def _normalise(images: torch.Tensor, labels: torch.Tensor, mean: float = MNIST_M
     return InMemoryImages(x, labels.long())
 
 
-def raw_folder(data_dir: Path, dataset: str = "mnist") -> Path:
+def raw_folder(data_dir: Path | None, dataset: str = "mnist") -> Path:
     """Where the IDX files are: torchvision's `DATA_DIR/MNIST/raw/` (or `FashionMNIST/raw/`), or
-    `DATA_DIR` itself when they lie there flat, as Debian's dataset-fashion-mnist installs them."""
+    `DATA_DIR` itself when they lie there flat, as Debian's dataset-fashion-mnist installs them.
+
+    Without a `data_dir`: the repository's `data/`; for Fashion-MNIST, Debian's folder when
+    `data/` holds none of it and the package is installed.
+    """
+    if data_dir is None:
+        data_dir = REPOSITORY_DATA
+        if dataset == "fashion-mnist" and not _any_file(raw_folder(data_dir, dataset)) \
+                and _any_file(DEBIAN_FASHION_MNIST):
+            data_dir = DEBIAN_FASHION_MNIST
     nested, flat = Path(data_dir) / IMAGE_DATASETS[dataset][0] / "raw", Path(data_dir)
-    names = TRAIN_FILES + TEST_FILES
-    if not any(_find(nested, name) for name in names) and any(_find(flat, name) for name in names):
+    if not _any_file(nested) and _any_file(flat):
         return flat
     return nested
 
 
-def load_mnist(data_dir: Path, dataset: str = "mnist", download: bool = True) -> Splits:
+def _any_file(raw_dir: Path) -> bool:
+    return any(_find(raw_dir, name) for name in TRAIN_FILES + TEST_FILES)
+
+
+def load_mnist(data_dir: Path | None = None, dataset: str = "mnist", download: bool = True) -> Splits:
     """MNIST or Fashion-MNIST (the same format) as (train, val, test, note); `note` says where from.
 
     All four files present: train = first 55,000 training images, val = the last 5,000,
     test = the 10,000 test images.
-    Only the two test-split files present (as in `../shared/datasets`): train and val are
-    carved from the 10,000 test images, the first 8,000 and the last 2,000; there is no
+    Only the two test-split files present (as the repository ships MNIST in `data/`): train and
+    val are carved from the 10,000 test images, the first 8,000 and the last 2,000; there is no
     separate test split left, so `test` is the validation set and the note says so.
-    Nothing present: torchvision downloads it when `download` is true and the network allows.
-    The files are looked for in `raw_folder(data_dir, dataset)`.
+    Nothing present: torchvision downloads it when `download` is true and the network
+    allows; offline, one line says so and how to go on.
+    The files are looked for in `raw_folder(data_dir, dataset)`, and recognised by checksum:
+    the other dataset's files are refused, files of neither are used and the note says so.
+    The datasets hand the DataLoader whole batches: this call teaches `default_collate` their
+    `WholeBatch` type, through the table its docstring documents for types of one's own.
     """
+    default_collate_fn_map[WholeBatch] = _collate_whole_batch
     folder, title, (mean, std) = IMAGE_DATASETS[dataset]
     raw_dir = raw_folder(data_dir, dataset)
+    if not _any_file(raw_dir) and download:
+        fetch(raw_dir.parent.parent, dataset)  # raw_dir is DATA_DIR/MNIST/raw when it holds nothing
     train_paths = [_find(raw_dir, name) for name in TRAIN_FILES]
     test_paths = [_find(raw_dir, name) for name in TEST_FILES]
-    if None in test_paths and None in train_paths and download:
-        try:
-            _download_mnist(Path(data_dir), dataset)
-        except Exception as error:  # no network, a proxy, a full disk: all end the same way
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise DataError(_missing_message(raw_dir, f"download failed: {reason}", folder)) from None
-        train_paths = [_find(raw_dir, name) for name in TRAIN_FILES]
-        test_paths = [_find(raw_dir, name) for name in TEST_FILES]
-
+    if None in test_paths:
+        missing = "no files" if None in train_paths else "the test split (t10k files) is missing"
+        raise DataError(_missing_message(raw_dir, f"{title}: {missing}", folder))
+    found: dict[str, str] = {}
+    test_images, test_labels = (read_idx(p, found) for p in test_paths)
+    _check_pair(test_images, test_labels, test_paths[0])
     if None not in train_paths:
-        images, labels = (read_idx(p) for p in train_paths)
+        images, labels = (read_idx(p, found) for p in train_paths)
         _check_pair(images, labels, train_paths[0])
         split = len(images) - min(FULL_VAL_SIZE, len(images) // CARVE_VAL_FRACTION)
         note = f"{title} from {raw_dir}: training split, first {split:,} train, last {len(images) - split:,} validate"
-        test_images, test_labels = (read_idx(p) for p in test_paths) if None not in test_paths else (None, None)
-    elif None not in test_paths:
-        images, labels = (read_idx(p) for p in test_paths)
-        _check_pair(images, labels, test_paths[0])
-        split = len(images) - len(images) // CARVE_VAL_FRACTION
-        note = (
-            f"{title} training split not found in {raw_dir}: carved train (first {split:,}) and "
-            f"validation (last {len(images) - split:,}) from the {len(images):,}-image test split; "
-            "--test and --predict use the validation images"
-        )
-        test_images, test_labels = images[split:], labels[split:]
     else:
-        raise DataError(_missing_message(raw_dir, f"no {title} files there", folder))
-    if test_images is None:
-        raise DataError(_missing_message(raw_dir, "the test split (t10k files) is missing", folder))
-    _check_pair(test_images, test_labels, raw_dir / TEST_FILES[0])
+        images, labels = test_images, test_labels
+        split = len(images) - len(images) // CARVE_VAL_FRACTION
+        note = (f"{title} from {raw_dir}: no training split there, so train (first {split:,}) and validation (last "
+                f"{len(images) - split:,}, also used by --test) are carved from the {len(images):,}-image test split; "
+                "python -m tools.get_data fetches the rest")
+        test_images, test_labels = images[split:], labels[split:]
+    note += _recognised(found, dataset, raw_dir)
     train = _normalise(images[:split], labels[:split], mean, std)
     val = _normalise(images[split:], labels[split:], mean, std)
     return Splits(train, val, _normalise(test_images, test_labels, mean, std), note)
+
+
+def _recognised(found: dict[str, str], dataset: str, raw_dir: Path) -> str:
+    """Refuse the other dataset's files; for files of neither, return the words the note ends with."""
+    title = IMAGE_DATASETS[dataset][1]
+    other = next(name for name in IMAGE_DATASETS if name != dataset)
+    if other in found.values():
+        raise DataError(f"the files in {raw_dir} are {IMAGE_DATASETS[other][1]}'s, not {title}'s; pass --dataset "
+                        f"{other} to train on them, or a --data-dir that holds {title}")
+    unknown = sorted(name for name, seen in found.items() if seen == "unknown")
+    return f" (not the published {title} files: {', '.join(unknown)})" if unknown else ""
 
 
 def _check_pair(images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Two small Lightning Callbacks that both Lightning twins use.
+"""What the Lightning twins plug into their Trainer: two callbacks and a checkpoint reader.
 
 Only the Lightning twins import this module, so the plain twins never import Lightning.
 - `RecordMetrics` fills the same `RunRecord` the plain twin fills by hand, from what
@@ -8,41 +8,17 @@ Only the Lightning twins import this module, so the plain twins never import Lig
   them on resume. Lightning's checkpoints hold the model, optimizers, schedulers, loops and
   callbacks, but not the random state, so without it a resumed run shuffles and drops out
   differently from the run it continues.
-
-Importing it also sends Lightning's INFO lines ("Seed set to 42", "GPU available: ...") to
-stdout, where the plain twins print theirs. Lightning logs them to stderr, so a run that
-stopped on bad input showed them above its one error line; now stderr holds only warnings
-and errors, in both twins alike. It also silences one FutureWarning that torch 2.14 raises
-inside Lightning 2.6's own code (`LeafSpec()` in lightning/pytorch/utilities/_pytree.py):
-nothing a learner can change, and it printed above every run's first step.
+- `CheckedCheckpointIO` is Lightning's own checkpoint reader and writer (`TorchCheckpointIO`,
+  the extension point `Trainer(plugins=[...])` takes), whose reading refuses, in one line, a
+  `--resume` file that cannot resume this run (shared/checkpoint_checks.py).
 """
 
-import logging
-import sys
-import warnings
-
 import lightning as L
-import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from shared.cli import BadInput, check_resumable, check_weights_fit
-from shared.metrics import RunRecord
+from shared.checkpoint_checks import read_checkpoint
+from shared.run_record import RunRecord
 from shared.seeding import rng_states, set_rng_states
-
-
-class _ToStdout(logging.StreamHandler):
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stdout  # looked up at each line: pytest and notebooks replace sys.stdout
-        super().emit(record)
-
-
-for _name in ("lightning.pytorch", "lightning.fabric"):  # the two loggers Lightning gives a handler
-    _logger = logging.getLogger(_name)
-    for _handler in [h for h in _logger.handlers if type(h) is logging.StreamHandler]:
-        _logger.removeHandler(_handler)
-        _logger.addHandler(_ToStdout())
-
-
-warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
 
 
 class RecordMetrics(L.Callback):
@@ -71,19 +47,17 @@ class RngInCheckpoint(L.Callback):
             set_rng_states(checkpoint["rng_states"])
 
 
-def lightning_checkpoint(path: str | None, model: L.LightningModule) -> str | None:
-    """`path` if it is a Lightning checkpoint whose weights fit `model` (or None); else bad input.
+class CheckedCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, reading a checkpoint the way the plain twin does: once, safely, checked.
 
-    Lightning would fail on a plain twin's checkpoint, or on one of another example, with a
-    KeyError or a size mismatch deep in its loading code; a learner who mixed them up
-    deserves one line instead.
+    `trainer.fit(ckpt_path=PATH)` reads PATH through this. Lightning alone would fail on a plain
+    twin's checkpoint, or one of another example, with a KeyError or a size mismatch deep in
+    its loading code; a learner who mixed them up deserves one line instead.
     """
-    if path is None:
-        return None
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # shared/cli.py checked it loads
-    if "pytorch-lightning_version" not in checkpoint:
-        raise BadInput(f"--resume {path}: not a Lightning checkpoint; resume a plain twin's with the plain twin")
-    needed = ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch", "global_step", "rng_states")
-    check_resumable(checkpoint, needed, path)  # rng_states: RngInCheckpoint would otherwise skip it silently
-    check_weights_fit(checkpoint["state_dict"], model, path)
-    return path
+
+    def __init__(self, model: L.LightningModule, epochs: int) -> None:
+        super().__init__()
+        self.model, self.epochs = model, epochs
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return read_checkpoint(path, "lightning", self.model, self.epochs)

@@ -1,19 +1,19 @@
 """The benchmark script runs and prints its whole table; at a tiny size, since speed is not a test here.
 
-`python -m shared.benchmark` measures one full epoch per row (README: "What Lightning costs");
+`python -m tools.benchmark` measures one full epoch per row (docs/costs.md);
 this only shows that every row works and that the ratios are computed against the right rows.
 """
 
 import subprocess
 import sys
 
-from shared.benchmark import MEASURES, PLAIN_EXTRAS_OFF
+from tools.benchmark import MEASURES, PLAIN_EXTRAS_OFF
 from tests.conftest import REPO
 
 
 def test_benchmark_prints_every_measure_with_its_ratios(mnist_dir, tmp_path):
     """One rep on 200 images: a row per measure, the floor at 1.00x itself, the plain twin at 1.00x plain."""
-    done = subprocess.run([sys.executable, "-m", "shared.benchmark", "--data-dir", str(mnist_dir), "--dataset", "mnist",
+    done = subprocess.run([sys.executable, "-m", "tools.benchmark", "--data-dir", str(mnist_dir), "--dataset", "mnist",
                            "--reps", "1", "--limit-train", "200", "--limit-val", "100", "--models", "mlp"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -28,9 +28,9 @@ def test_benchmark_prints_every_measure_with_its_ratios(mnist_dir, tmp_path):
 
 def test_benchmark_and_accuracy_refuse_bad_input_in_one_line(tmp_path):
     """No data there, zero reps, an unknown measure or model: one line on stderr, exit status 2."""
-    cases = [("shared.benchmark", ["--data-dir", str(tmp_path)]), ("shared.benchmark", ["--reps", "0"]),
-             ("shared.benchmark", ["--measures", "lightning, fast"]), ("shared.benchmark", ["--models", "rnn"]),
-             ("shared.accuracy", ["--data-dir", str(tmp_path)]), ("shared.accuracy", ["--limit-train", "0"])]
+    cases = [("tools.benchmark", ["--data-dir", str(tmp_path)]), ("tools.benchmark", ["--reps", "0"]),
+             ("tools.benchmark", ["--measures", "lightning, fast"]), ("tools.benchmark", ["--models", "rnn"]),
+             ("tools.accuracy", ["--data-dir", str(tmp_path)]), ("tools.accuracy", ["--limit-train", "0"])]
     for module, flags in cases:
         done = subprocess.run([sys.executable, "-m", module, *flags], cwd=REPO, capture_output=True, text=True,
                               timeout=120)
@@ -38,8 +38,8 @@ def test_benchmark_and_accuracy_refuse_bad_input_in_one_line(tmp_path):
 
 
 def test_accuracy_table_trains_both_twins_and_they_agree(mnist_dir, tmp_path):
-    """`python -m shared.accuracy` (README's Fashion-MNIST table), on 200 images: both twins' test accuracy, identical."""
-    done = subprocess.run([sys.executable, "-m", "shared.accuracy", "--data-dir", str(mnist_dir), "--dataset", "mnist",
+    """`python -m tools.accuracy` (the Fashion-MNIST table of docs/costs.md), on 200 images: both twins' test accuracy, identical."""
+    done = subprocess.run([sys.executable, "-m", "tools.accuracy", "--data-dir", str(mnist_dir), "--dataset", "mnist",
                            "--limit-train", "200"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     ours = [line for line in done.stdout.splitlines() if line.startswith(("| MLP", "| 2 conv"))]
@@ -47,9 +47,9 @@ def test_accuracy_table_trains_both_twins_and_they_agree(mnist_dir, tmp_path):
     assert "| published: 2 Conv+pooling (preprocessing: None) | 0.916 | |" in done.stdout
 
 
-def test_readme_cost_table_has_every_measure_of_both_models():
-    """README's "What Lightning costs" pastes the script's table whole: a row per model and measure, none renamed."""
-    section = (REPO / "README.md").read_text().split("## What Lightning costs")[1].split("\n## ")[0]
+def test_docs_cost_table_has_every_measure_of_both_models():
+    """docs/costs.md pastes the script's table whole: a row per model and measure, none renamed."""
+    section = (REPO / "docs" / "costs.md").read_text().split("## What Lightning costs")[1].split("\n## ")[0]
     missing = [f"{model}: {measure}" for model in ("mlp", "cnn") for measure in MEASURES
                if f"| {model} | {measure} |" not in section]
     assert missing == []
@@ -57,7 +57,7 @@ def test_readme_cost_table_has_every_measure_of_both_models():
 
 def test_benchmark_measures_the_plain_twins_own_extras_on_request(mnist_dir, tmp_path):
     """`--measures` adds the plain twin without TensorBoard and without its bar; floor and plain always come first."""
-    done = subprocess.run([sys.executable, "-m", "shared.benchmark", "--data-dir", str(mnist_dir), "--dataset", "mnist",
+    done = subprocess.run([sys.executable, "-m", "tools.benchmark", "--data-dir", str(mnist_dir), "--dataset", "mnist",
                            "--reps", "1", "--limit-train", "200", "--limit-val", "100", "--models", "mlp",
                            "--measures", "plain, no TensorBoard", "plain, no progress bar"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)

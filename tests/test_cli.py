@@ -8,11 +8,13 @@ tests cover every file and every bad value; the subprocess tests prove the real
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from shared.cli import EXAMPLES, build_parser, exit_on_bad_input
+from shared.exits import exit_on_bad_input
+from shared.flags import EXAMPLES, build_parser
 from tests.conftest import EXAMPLES as EXAMPLE_NAMES
 from tests.conftest import PACKAGES, REPO, twin
 
@@ -82,7 +84,7 @@ def test_other_runtime_errors_keep_their_traceback():
         raise RuntimeError("a real bug")
 
 
-@pytest.mark.parametrize("module, bad", [("shared.compare", "--examples=rnn"), ("shared.reader", "--screenshot=x.png")])
+@pytest.mark.parametrize("module, bad", [("tools.compare", "--examples=rnn"), ("tools.reader", "--screenshot=x.png")])
 def test_the_tools_refuse_a_bad_flag_in_one_line(module, bad):
     """The main job and the reader print one line for a bad flag, not argparse's usage plus the error."""
     done = subprocess.run([sys.executable, "-m", module, bad], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -174,13 +176,13 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         ("plain_pytorch", tmp_path / "missing.ckpt", "no checkpoint file"),
         ("lightning_version", unsafe, "loads safely"),
         ("plain_pytorch", bare_tensor, "holds no checkpoint"),
-        ("lightning_version", plain_checkpoint, "not a Lightning checkpoint"),
-        ("plain_pytorch", lightning_checkpoint, "not a plain_pytorch checkpoint"),
+        ("lightning_version", plain_checkpoint, "a plain twin's checkpoint; resume it with the plain twin"),
+        ("plain_pytorch", lightning_checkpoint, "a lightning twin's checkpoint; resume it with the lightning twin"),
     ]:
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(path)])
-        err = capsys.readouterr().err  # the Lightning twin may have logged its INFO lines first
-        assert exit_info.value.code == 2 and words in err.splitlines()[-1] and "Traceback" not in err
+        err = capsys.readouterr().err  # Lightning's INFO lines went to stdout: one line here
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err and "Traceback" not in err
     for package, path, key in [("plain_pytorch", plain_checkpoint, "optimizer"),
                                ("lightning_version", lightning_checkpoint, "rng_states")]:
         # loads safely, but lacks what resuming needs: a KeyError (plain) or a silent resume without the RNG (Lightning)
@@ -196,16 +198,25 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
             twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--resume", str(path)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and "ends after epoch 1" in err
+    for implementation in ("plain", "lightning"):  # every refused run removed the version_N it had claimed
+        assert [p.name for p in (tmp_path / "runs/cnn_classifier" / implementation).iterdir()] == ["version_0"]
+        assert [p.name for p in (tmp_path / "ck/cnn_classifier" / implementation).iterdir()] == ["version_0"]
 
 
-def test_check_weights_fit_refuses_another_models_weights():
+def test_read_checkpoint_refuses_another_models_weights(tmp_path):
     """A checkpoint of another model or width is refused in one line, before loading can fail deep inside torch."""
-    from shared.cli import BadInput, check_weights_fit
+    from shared.checkpoint_checks import NEEDED, read_checkpoint
+    from shared.exits import BadInput
     from shared.models import ConvNet, FeedForward
 
-    check_weights_fit(ConvNet().state_dict(), ConvNet(), "ok.ckpt")  # the same architecture passes
+    def saved(model) -> Path:
+        path = tmp_path / "x.ckpt"
+        torch.save({key: 0 for key in NEEDED["plain"]} | {"model": model.state_dict()}, path)
+        return path
+
+    assert read_checkpoint(saved(ConvNet()), "plain", ConvNet(), epochs=2)["epoch"] == 0  # the same network passes
     with pytest.raises(BadInput, match="do not fit"):
-        check_weights_fit(FeedForward(8).state_dict(), ConvNet(), "other.ckpt")
+        read_checkpoint(saved(FeedForward(8)), "plain", ConvNet(), epochs=2)
 
 
 @pytest.mark.parametrize("flag", ["--log-dir", "--checkpoint-dir", "--metrics-out"])  # step 2 has all three
@@ -217,3 +228,26 @@ def test_unwritable_output_folder_exits_2(flag, tmp_path, capsys):
         twin("lightning_version", "cnn_classifier").main([flag, str(blocker / "sub" / "x")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and flag in err
+
+
+@pytest.mark.parametrize("example, flag, owner", [("mnist_feedforward", "--find-lr", "step 3, sum_dataset"),
+                                                  ("sum_dataset", "--resume", "step 2, cnn_classifier"),
+                                                  ("cnn_classifier", "--gradient-clip-val=0.5", "step 3, sum_dataset")])
+def test_another_steps_flag_names_the_step_it_belongs_to(example, flag, owner, capsys):
+    """A flag of another step is refused with the step that teaches it, not argparse's "unrecognized arguments"."""
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin("plain_pytorch", example).main([flag, *(["x"] if "=" not in flag and flag != "--find-lr" else [])])
+    err = capsys.readouterr().err
+    name = flag.split("=")[0]
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and f"{name} belongs to {owner}" in err
+
+
+def test_help_shows_every_flags_default():
+    """--help ends each flag's line with its default, so a learner sees what a run uses without reading code."""
+    for example in EXAMPLES:
+        text = " ".join(build_parser(example).format_help().split())  # argparse wraps lines
+        for action in build_parser(example)._actions:
+            if action.option_strings and action.nargs != 0:
+                default = "none" if action.default is None else action.default
+                assert f"(default: {default})" in text, (example, action.option_strings)
+        assert "--epochs EPOCHS passes over the training set (default: " + str(EXAMPLES[example]["epochs"]) in text

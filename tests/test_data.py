@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from shared import data
-from shared.cli import exit_on_bad_input
+from shared.exits import exit_on_bad_input
 from tests.conftest import fake_split, twin, write_idx
 
 
@@ -59,15 +59,16 @@ def test_missing_data_names_the_flag_and_the_files(tmp_path):
 def test_failed_download_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
     """A twin run with no data where the download fails (no network) prints one line and exits 2."""
 
-    def no_network(data_dir):
+    def no_network(root, train, download):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(data, "_download_mnist", no_network)
+    monkeypatch.setattr("torchvision.datasets.MNIST", no_network)
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
         twin("plain_pytorch", "mnist_feedforward").main(["--data-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "download failed" in err and "--data-dir" in err
+    assert err.count("\n") == 1 and "failed (offline?" in err and "--data-dir" in err
+    assert list(tmp_path.iterdir()) == []  # the MNIST/ folder the download made is gone again
 
 
 def test_truncated_idx_file_is_a_data_error(tmp_path):
@@ -204,3 +205,29 @@ def test_in_memory_images_give_the_same_batches_as_a_tensor_dataset():
     assert [len(labels) for _, labels in batches["whole"]] == [64, 64, 64, 58]
     assert all(torch.equal(a, b) for pair in zip(batches["one by one"], batches["whole"]) for a, b in zip(*pair))
     assert type(data.first(data.InMemoryImages(images, labels), 10)) is data.InMemoryImages
+
+
+def test_the_shipped_files_are_recognised_as_mnist_and_fashion_mnist_passed_as_mnist_is_refused(fashion_dir):
+    """The loader knows the published files by checksum: the shipped split is MNIST, and clothes are not digits."""
+    note = data.load_mnist(download=False).note  # the repository's data/: the real t10k files
+    assert note.startswith("MNIST from ") and "not the published" not in note
+    with pytest.raises(data.DataError) as error:
+        data.load_mnist(fashion_dir, "mnist", download=False)
+    assert "are Fashion-MNIST's, not MNIST's; pass --dataset fashion-mnist" in str(error.value)
+    assert "not the published" not in data.load_mnist(fashion_dir, "fashion-mnist", download=False).note
+
+
+def test_files_of_neither_dataset_are_used_and_the_note_says_so(tmp_path):
+    """Your own files in MNIST's format train as they are; the note names the files that are not the published ones."""
+    fake_split(tmp_path / "MNIST" / "raw", "t10k", 50, seed=0)
+    note = data.load_mnist(tmp_path, download=False).note
+    assert note.endswith("(not the published MNIST files: t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)")
+
+
+def test_without_data_dir_the_twins_train_on_the_shipped_test_split_and_say_so(capsys):
+    """No flags, no internet: a twin reads the repository's data/ and says, in its first line, what it trains on."""
+    record = twin("plain_pytorch", "mnist_feedforward").main(["--limit-train", "100", "--limit-val", "50",
+                                                              "--epochs", "1", "--no-progress"])
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line.startswith("MNIST from ") and "carved from the 10,000-image test split" in first_line
+    assert "python -m tools.get_data" in first_line and len(record.train_loss) == 1

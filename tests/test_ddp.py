@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from plain_pytorch.by_hand.checkpointing import load_checkpoint
-from shared.cli import exit_on_bad_input
+from shared.exits import exit_on_bad_input
 from shared.data import first, load_mnist
 from shared.models import ConvNet
 from tests.conftest import PACKAGES, REPO, twin
@@ -145,7 +145,7 @@ def _check_one_diverged_loss(rank: int, store: str, outcomes: str) -> None:
     """In process `rank` of 2: rank 1's loss is nan, rank 0's is fine; write what stop_if_diverged did."""
     import torch.distributed as dist
 
-    from shared.cli import Diverged, stop_if_diverged
+    from shared.exits import Diverged, stop_if_diverged
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:

@@ -2,13 +2,13 @@
 
 Each row says what a classic 1.x call does now (an error, a warning, or silence) and what
 replaces it. The test tries both for real, so when Lightning changes its behaviour, the
-guide's row fails here instead of going stale (shared/lightning_1x.py holds the rows).
+guide's row fails here instead of going stale (tools/lightning_1x.py holds the rows).
 """
 
 import pytest
 
-from shared.ladder import readme_block
-from shared.lightning_1x import ROWS, table, try_call
+from tools.ladder import doc_block
+from tools.lightning_1x import ROWS, table, try_call
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.old.strip("`"))
@@ -23,5 +23,5 @@ def test_the_old_call_does_what_the_guide_says_and_the_new_one_runs(row):
 
 
 def test_readme_guide_is_the_rows_as_they_are_now():
-    """README's "From Lightning 1.x to 2.x" table is exactly what shared/lightning_1x.py prints."""
-    assert readme_block("lightning-1x") == table()
+    """README's "From Lightning 1.x to 2.x" table is exactly what tools/lightning_1x.py prints."""
+    assert doc_block("lightning-1x") == table()

@@ -35,6 +35,7 @@ def test_mnist_feedforward_twins_match(mnist_dir):
     assert_same_run(plain, lightning, steps=3 * math.ceil(600 / 64), epochs=3)
 
 
+@pytest.mark.slow  # 550 steps each way: the quick parity run (README) leaves it out
 def test_mnist_feedforward_twins_match_on_the_full_fashion_mnist_training_split(fashion_dir):
     """At full size: one epoch over Fashion-MNIST's whole training split (55,000 train, 5,000 validate), bit for bit."""
     argv = ["--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--epochs", "1", "--accelerator", "cpu",

@@ -12,10 +12,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-import shared.ladder
-import shared.reader
-from shared.ladder import PACKAGES, REPO, STEPS, code_lines, twin_path
-from shared.reader import build, chromium, rendered_dom, screenshot
+import tools.ladder
+import tools.reader
+from tools.ladder import PACKAGES, REPO, STEPS, code_lines, twin_path
+from tools.reader import build, chromium, rendered_dom, screenshot
 
 PAGES = ["index"] + [step.example for step in STEPS]
 
@@ -134,8 +134,8 @@ def test_a_line_changed_in_a_twin_shows_up_on_its_page(tmp_path, monkeypatch):
     for package in PACKAGES:
         shutil.copytree(REPO / package, copy / package)
     before = build(tmp_path / "before")
-    monkeypatch.setattr(shared.ladder, "REPO", copy)
-    monkeypatch.setattr(shared.reader, "REPO", copy)
+    monkeypatch.setattr(tools.ladder, "REPO", copy)
+    monkeypatch.setattr(tools.reader, "REPO", copy)
     twin_file = copy / "plain_pytorch" / "cnn_classifier.py"
     twin_file.write_text(twin_file.read_text().replace("optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=True)"))
     after = build(tmp_path / "after")
@@ -152,6 +152,6 @@ def test_unwritable_output_folder_is_one_line_and_status_2(tmp_path):
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    done = subprocess.run([sys.executable, "-m", "shared.reader", "--out", str(blocker / "site")], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "tools.reader", "--out", str(blocker / "site")], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--out" not in done.stderr.split(":")[0]

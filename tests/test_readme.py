@@ -17,33 +17,33 @@ def test_ci_runs_readme_test_command_word_for_word():
 
 
 def test_readme_main_job_runs_the_comparison():
-    """README's main-job command runs all six files through shared.compare."""
-    assert any("-m shared.compare" in c for c in readme_commands())
+    """README's main-job command runs all six files through tools.compare."""
+    assert any("-m tools.compare" in c for c in readme_commands())
 
 
 def test_readme_one_liner_table_is_what_the_code_counts():
-    """README's "The one-liner and what it does" table is exactly what shared/one_liners.py counts now."""
-    from shared.ladder import readme_block
-    from shared.one_liners import table
+    """README's "The one-liner and what it does" table is exactly what tools/one_liners.py counts now."""
+    from tools.ladder import doc_block
+    from tools.one_liners import table
 
-    assert readme_block("one-liners") == table()
+    assert doc_block("one-liners") == table()
 
 
 def test_readme_ladder_table_is_what_the_code_counts():
-    """README's ladder table (steps, flags, code lines of each twin) is exactly what shared/ladder.py counts now."""
-    from shared.ladder import readme_block, table
+    """README's ladder table (steps, flags, code lines of each twin) is exactly what tools/ladder.py counts now."""
+    from tools.ladder import doc_block, table
 
-    assert readme_block("ladder") == table()
+    assert doc_block("ladder") == table()
 
 
 def test_readme_main_job_table_has_the_step_counts_the_defaults_give():
     """The steps column of README's main-job table is what each example's defaults give on 8,000 training samples."""
     import math
 
-    from shared.cli import EXAMPLES
-    from shared.ladder import readme_block
+    from shared.flags import EXAMPLES
+    from tools.ladder import doc_block
 
     expected = {name: defaults["epochs"] * math.ceil(8000 / defaults["batch_size"]) for name, defaults in EXAMPLES.items()}
-    rows = [line.split("|") for line in readme_block("main-job").splitlines() if line.startswith("| ")]
+    rows = [line.split("|") for line in doc_block("main-job").splitlines() if line.startswith("| ")]
     found = {cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in EXAMPLES}
     assert found == expected

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from plain_pytorch.by_hand.checkpointing import load_checkpoint, network_weights
-from shared.cli import INTERRUPTED
-from shared.metrics import claim_version
+from shared.exits import INTERRUPTED
+from shared.run_folders import claim_version
 from tests.conftest import PACKAGES, REPO, twin
 
 SLICE = ["--limit-train", "1536", "--limit-val", "128", "--accelerator", "cpu", "--no-progress"]  # 24 steps an epoch
@@ -126,7 +126,7 @@ def test_claiming_a_version_skips_one_another_run_took_after_we_looked(tmp_path,
     """The race itself: a stale listing says version_0 is free, but another run made it; we take version_1."""
     root = tmp_path / "cnn_classifier/plain"
     (root / "version_0").mkdir(parents=True)  # the other run's
-    monkeypatch.setattr("shared.metrics._versions", lambda root: [])  # what we listed a moment before
+    monkeypatch.setattr("shared.run_folders._versions", lambda root: [])  # what we listed a moment before
     assert claim_version(root) == 1 and (root / "version_1").is_dir()
 
 

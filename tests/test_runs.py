@@ -69,14 +69,19 @@ def test_a_diverged_run_stops_at_the_same_step_in_both_twins_and_keeps_its_steps
 
 
 def test_main_job_prints_the_table(mnist_dir, tmp_path):
-    """`python -m shared.compare` runs all six files and prints one row per example, all identical."""
+    """`python -m tools.compare` runs all six files and prints one row per example, all identical."""
     flags = ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "200", "--limit-val", "100", "--num-samples", "200"]
-    done = run(["-m", "shared.compare", *flags], tmp_path)
+    done = run(["-m", "tools.compare", *flags], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "example" not in line and "---" not in line]
     assert [row.split("|")[1].strip() for row in rows] == EXAMPLES
     assert all(row.split("|")[3].strip() == "0" for row in rows)  # max abs(Δloss)
     assert "bit-identical (train_loss, val_loss, val_accuracy): yes" in done.stdout
+    for example in EXAMPLES:  # progress while it runs: which example, which twin, its epochs
+        for package, name in zip(PACKAGES, ("plain", "lightning")):
+            announced = done.stdout.index(f"{example}, {name} twin: python -m {package}.{example}")
+            lines = done.stdout[announced:].splitlines()
+            assert lines[1].startswith("    this run writes to ") and lines[2].startswith("    epoch 0: val_loss ")
     pictures = [tmp_path / "runs" / "compare" / f"{example}.png" for example in EXAMPLES]  # the default --plot-dir
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pictures)
     assert all(str(p.relative_to(tmp_path)) in done.stdout for p in pictures)  # it says where it wrote them
@@ -84,7 +89,7 @@ def test_main_job_prints_the_table(mnist_dir, tmp_path):
 
 def test_loss_chart_title_gives_the_largest_difference():
     """The main job's chart overlays both curves and its title names the largest |difference| between them."""
-    from shared.metrics import plot_losses
+    from tools.plots import plot_losses
 
     plain = {"example": "x", "train_loss": [1.0, 0.5, 0.25]}
     figure = plot_losses(plain, dict(plain, train_loss=[1.0, 0.75, 0.25]))
@@ -104,3 +109,25 @@ def test_installed_project_runs_from_any_folder_and_by_path(mnist_dir, tmp_path)
                               timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "1 steps" in done.stdout
+
+
+def test_importing_the_shared_modules_changes_nothing_global():
+    """Importing what the twins import leaves torch's collate table, Lightning's log handlers and the warning filters as they were."""
+    code = """
+import logging, warnings
+import lightning
+from torch.utils.data._utils.collate import default_collate_fn_map
+def state():
+    handlers = {name: [type(h) for h in logging.getLogger(name).handlers] for name in ("lightning.pytorch", "lightning.fabric")}
+    return len(default_collate_fn_map), handlers, list(warnings.filters)
+before = state()
+import shared.checkpoint_checks, shared.data, shared.exits, shared.flags, shared.lightning_callbacks, shared.models
+import shared.run_folders, shared.run_record, shared.seeding
+assert state() == before, (before, state())
+import shared.data
+shared.data.load_mnist()  # the call that teaches default_collate the WholeBatch type
+assert len(default_collate_fn_map) == before[0] + 1
+print("unchanged")
+"""
+    done = run(["-c", code], REPO)
+    assert done.returncode == 0 and done.stdout.strip().endswith("unchanged"), done.stderr[-2000:]

@@ -43,17 +43,21 @@ from torch.utils.data import DataLoader, Dataset
 
 from shared.seeding import rng_states, set_rng_states
 
-LIGHTNING_CAP = 8192  # `_adjust_batch_size`'s own default max_val, where Lightning does not pass yours on
+# `_adjust_batch_size`'s own default max_val, where Lightning does not pass yours on
+LIGHTNING_CAP = 8192
 
 
 class MemoryBudget:
-    """A pretend GPU that holds at most `max_samples` samples in one batch: call `check` before a forward pass."""
+    """A pretend GPU that holds at most `max_samples` samples in one batch.
+
+    Call `check` before a forward pass."""
 
     def __init__(self, max_samples: int) -> None:
         self.max_samples = max_samples
 
     def check(self, batch_size: int) -> None:
-        if batch_size > self.max_samples:  # worded like PyTorch's error, which is what Lightning looks for
+        # worded like PyTorch's error, which is what Lightning looks for
+        if batch_size > self.max_samples:
             raise RuntimeError(f"CUDA out of memory. (simulated: batch of {batch_size} > "
                                f"budget of {self.max_samples} samples)")
 
@@ -61,7 +65,8 @@ class MemoryBudget:
 def is_out_of_memory(error: RuntimeError) -> bool:
     """Lightning's `is_oom_error` (utilities/memory.py): it reads a RuntimeError's message."""
     message = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else ""
-    return (("CUDA" in message and "out of memory" in message) or "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED." in message
+    return (("CUDA" in message and "out of memory" in message)
+            or "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED." in message
             or "DefaultCPUAllocator: can't allocate memory" in message)
 
 
@@ -73,7 +78,8 @@ class BatchSizeSearch:
 
 def next_size(current: int, proposed: int, train_size: int, cap: int) -> tuple[int, bool]:
     """Lightning's `_adjust_batch_size`: the size to try next, and whether it changed."""
-    if current >= train_size:  # a batch already held the whole training set: Lightning will not move
+    # a batch already held the whole training set: Lightning will not move
+    if current >= train_size:
         return current, False
     new_size = min(proposed, cap)
     return new_size, new_size != current
@@ -82,10 +88,13 @@ def next_size(current: int, proposed: int, train_size: int, cap: int) -> tuple[i
 class Trials:
     """Runs trials as Lightning's fit loop does, on a train loader rebuilt for each new size."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_set: Dataset, val_set: Dataset | None,
-                 training_loss: Callable, steps_per_trial: int, max_epochs: int) -> None:
-        self.model, self.optimizer, self.train_set, self.val_set = model, optimizer, train_set, val_set
-        self.training_loss, self.steps_per_trial, self.max_epochs = training_loss, steps_per_trial, max_epochs
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_set: Dataset,
+                 val_set: Dataset | None, training_loss: Callable, steps_per_trial: int,
+                 max_epochs: int) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.train_set, self.val_set = train_set, val_set
+        self.training_loss = training_loss
+        self.steps_per_trial, self.max_epochs = steps_per_trial, max_epochs
         self.tried: list[tuple[int, bool]] = []
 
     def rebuild(self, batch_size: int) -> None:
@@ -98,13 +107,18 @@ class Trials:
         self.first_epoch = iter(self.train_loader)
 
     def fits(self) -> bool:
-        """Train `steps_per_trial` steps at the loader's batch size (Lightning: max_steps); False on OOM."""
+        """Train `steps_per_trial` steps at the loader's batch size (Lightning: max_steps).
+
+        False when a step ran out of memory."""
         model, optimizer, train_loader, steps = self.model, self.optimizer, self.train_loader, 0
         try:
-            for epoch in range(self.max_epochs):  # a small dataset ends an epoch before the steps are done
+            # a small dataset ends an epoch before the steps are done
+            for epoch in range(self.max_epochs):
                 model.train()
-                batches = self.first_epoch if epoch == 0 else iter(train_loader)  # a later epoch reshuffles
-                for batch_idx, batch in enumerate(batches):  # the first batch draws the shuffling seed
+                # a later epoch reshuffles
+                batches = self.first_epoch if epoch == 0 else iter(train_loader)
+                # the first batch draws the shuffling seed
+                for batch_idx, batch in enumerate(batches):
                     optimizer.zero_grad()
                     loss = self.training_loss(model, batch)
                     loss.backward()
@@ -112,12 +126,15 @@ class Trials:
                     steps += 1
                     if steps == self.steps_per_trial:
                         break
-                if self.val_set is not None and batch_idx + 1 == len(train_loader):  # epoch over: Lightning validates
+                # epoch over: Lightning validates
+                if self.val_set is not None and batch_idx + 1 == len(train_loader):
                     model.eval()
                     val_loader = DataLoader(self.val_set, batch_size=train_loader.batch_size)
-                    with torch.no_grad():  # limit_val_batches = steps_per_trial; iter() draws a seed here too
+                    # limit_val_batches = steps_per_trial; iter() draws a seed here too
+                    with torch.no_grad():
                         for _, batch in zip(range(self.steps_per_trial), val_loader):
-                            self.training_loss(model, batch)  # a forward pass, which could run out of memory too
+                            # a forward pass, which could run out of memory too
+                            self.training_loss(model, batch)
                     model.train()
                 if steps == self.steps_per_trial:
                     break
@@ -144,7 +161,9 @@ def power_search(trials: Trials, size: int, max_trials: int, max_val: int, train
                 break
             trials.rebuild(size)
             any_success = True
-        else:  # halve (Lightning: int(size * 0.5)), unless the dataset-size rule keeps the size that failed
+        # halve (Lightning: int(size * 0.5)), unless the dataset-size rule keeps the size that
+        # failed
+        else:
             size, _ = next_size(size, size // 2, train_size, LIGHTNING_CAP)
             trials.rebuild(size)
             if any_success:
@@ -152,9 +171,11 @@ def power_search(trials: Trials, size: int, max_trials: int, max_val: int, train
     return size
 
 
-def binsearch_search(trials: Trials, size: int, max_trials: int, max_val: int, train_size: int, margin: float) -> int:
+def binsearch_search(trials: Trials, size: int, max_trials: int, max_val: int, train_size: int,
+                     margin: float) -> int:
     """Lightning's `_run_binsearch_scaling`, margin included."""
-    low, high, successes = 1, None, 0  # low: the largest size that fitted; high: the smallest that failed
+    # low: the largest size that fitted; high: the smallest that failed
+    low, high, successes = 1, None, 0
     while size < max_val:  # checked before trying: the size returned may never have been tried
         if trials.fits():
             successes += 1
@@ -176,18 +197,21 @@ def binsearch_search(trials: Trials, size: int, max_trials: int, max_val: int, t
             trials.rebuild(size)
             if high - low <= 1:
                 break
-            if size == high:  # the dataset-size rule refused to shrink it: Lightning loops here forever
-                raise RuntimeError(f"batch size {high} fails but is >= the {train_size} training samples; "
-                                   "Lightning's binsearch would retry it forever")
+            # the dataset-size rule refused to shrink it: Lightning loops here forever
+            if size == high:
+                raise RuntimeError(f"batch size {high} fails but is >= the {train_size} training "
+                                   "samples; Lightning's binsearch would retry it forever")
     if margin > 0:  # a safety buffer below the largest size that fitted
         size = max(1, int(size * (1 - margin)))
     return size
 
 
-def scale_batch_size(model: nn.Module, train_set: Dataset, training_loss: Callable[[nn.Module, list], torch.Tensor],
-                     make_optimizer: Callable[[nn.Module], torch.optim.Optimizer], *, val_set: Dataset | None = None,
-                     mode: str = "power", steps_per_trial: int = 3, init_val: int = 2, max_trials: int = 25,
-                     margin: float = 0.05, max_val: int = 8192, max_epochs: int = 1000,
+def scale_batch_size(model: nn.Module, train_set: Dataset,
+                     training_loss: Callable[[nn.Module, list], torch.Tensor],
+                     make_optimizer: Callable[[nn.Module], torch.optim.Optimizer], *,
+                     val_set: Dataset | None = None, mode: str = "power", steps_per_trial: int = 3,
+                     init_val: int = 2, max_trials: int = 25, margin: float = 0.05,
+                     max_val: int = 8192, max_epochs: int = 1000,
                      restore_rng: bool = False) -> BatchSizeSearch:
     """The largest batch size whose training steps do not run out of memory, and every trial.
 
@@ -200,20 +224,25 @@ def scale_batch_size(model: nn.Module, train_set: Dataset, training_loss: Callab
     """
     assert mode in ("power", "binsearch") and 0.0 <= margin < 1.0
     assert isinstance(train_set, Sized)  # the dataset-size rule needs its length
-    optimizer = make_optimizer(model)  # one for all trials: Lightning's comes from configure_optimizers
+    # one for all trials: Lightning's comes from configure_optimizers
+    optimizer = make_optimizer(model)
     saved_weights = copy.deepcopy(model.state_dict())  # Lightning: trainer.save_checkpoint(...)
     saved_rng = rng_states()
-    trials = Trials(model, optimizer, train_set, val_set, training_loss, steps_per_trial, max_epochs)
+    trials = Trials(model, optimizer, train_set, val_set, training_loss, steps_per_trial,
+                    max_epochs)
     trials.rebuild(init_val)  # Lightning builds this first loader at the model's batch size
     batch_size = init_val
     try:
         if mode == "power":
             batch_size = power_search(trials, init_val, max_trials, max_val, len(train_set))
         else:
-            batch_size = binsearch_search(trials, init_val, max_trials, max_val, len(train_set), margin)
+            batch_size = binsearch_search(trials, init_val, max_trials, max_val, len(train_set),
+                                          margin)
     finally:
-        model.load_state_dict(saved_weights)  # Lightning: restores its checkpoint, then deletes the file
-        trials.rebuild(batch_size)  # restoring, Lightning rebuilds the loader once more: one more draw
+        # Lightning: restores its checkpoint, then deletes the file
+        model.load_state_dict(saved_weights)
+        # restoring, Lightning rebuilds the loader once more: one more draw
+        trials.rebuild(batch_size)
         if restore_rng:
             set_rng_states(saved_rng)
     return BatchSizeSearch(trials=trials.tried, batch_size=batch_size)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from shared.cli import BadInput, check_resumable, check_weights_fit
+from shared.checkpoint_checks import read_checkpoint
 from shared.seeding import rng_states, set_rng_states
 
 
@@ -66,7 +66,8 @@ def atomic_save(checkpoint: dict, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler, hparams: dict) -> dict:
+def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler,
+                    hparams: dict) -> dict:
     """Everything a resumed run needs to continue exactly where this one is now."""
     return {
         "epoch": epoch,  # the epoch just finished (0-based), as Lightning's "epoch" key
@@ -74,7 +75,8 @@ def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler, h
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "rng_states": rng_states(),  # Lightning saves none; the twin adds them (shared/lightning_callbacks.py)
+        # Lightning saves none; the twin adds them (shared/lightning_callbacks.py)
+        "rng_states": rng_states(),
         "hyper_parameters": hparams,  # Lightning: self.save_hyperparameters()
     }
 
@@ -84,28 +86,28 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def network_weights(checkpoint: dict) -> dict:
-    """The shared network's weights from either twin's checkpoint, without Lightning's "model." prefix."""
+    """The shared network's weights from either twin's checkpoint, without Lightning's prefix."""
     if "model" in checkpoint:  # the plain twin's
         return checkpoint["model"]
     return {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()}
 
 
-def resume(path: str | Path, model, optimizer, scheduler, checkpoints: Checkpoints | None) -> int:
+def resume(path: str | Path, epochs: int, model, optimizer, scheduler,
+           checkpoints: Checkpoints | None) -> int:
     """Load a plain-twin checkpoint into the run's objects; return the first epoch to run.
 
-    The random generators are restored last, after the model was built (which drew its
-    initial weights): from here on the draws continue exactly where the saved run was.
+    The file is read once, and refused in one line if it cannot resume a run of `epochs`
+    epochs (shared/checkpoint_checks.py), as the Lightning twin's Trainer reads it. The
+    random generators are restored last, after the model was built (which drew its initial
+    weights): from here on the draws continue exactly where the saved run was.
     """
-    checkpoint = load_checkpoint(path)  # shared/cli.py already refused files that do not load safely
-    if "model" not in checkpoint:
-        raise BadInput(f"--resume {path}: not a plain_pytorch checkpoint; resume Lightning's with the Lightning twin")
-    check_resumable(checkpoint, ("optimizer", "scheduler", "rng_states", "epoch", "global_step"), str(path))
-    check_weights_fit(checkpoint["model"], model, path)
+    checkpoint = read_checkpoint(path, "plain", model, epochs)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
     if checkpoints:
         checkpoints.load_state_dict(checkpoint)
     set_rng_states(checkpoint["rng_states"])
-    print(f"resumed from {path}: epoch {checkpoint['epoch'] + 1} done, {checkpoint['global_step']} steps")
+    done, steps = checkpoint["epoch"] + 1, checkpoint["global_step"]
+    print(f"resumed from {path}: epoch {done} done, {steps} steps")
     return checkpoint["epoch"] + 1

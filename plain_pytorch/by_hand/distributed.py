@@ -31,11 +31,11 @@ import sys
 import torch
 import torch.distributed as dist
 
-from shared.cli import BadInput
+from shared.exits import BadInput
 
 
 def join_process_group(args: argparse.Namespace) -> None:
-    """Join the group of `--devices` x `--num-nodes` processes that torchrun started (nothing to do for one).
+    """Join the group of the `--devices` x `--num-nodes` processes that torchrun started.
 
     Rank 0 alone then prints and draws the progress bar, as under Lightning; the twin's
     `claim_run_folders` and `RunRecord` leave logs, checkpoints and --metrics-out to it too.
@@ -43,11 +43,15 @@ def join_process_group(args: argparse.Namespace) -> None:
     world = args.devices * args.num_nodes
     if world == 1:
         return
-    if os.environ.get("WORLD_SIZE") != str(world):  # started without torchrun, or with another count
-        launcher = (f"torchrun --standalone --nproc-per-node {args.devices}" if args.num_nodes == 1 else
-                    f"torchrun --nnodes {args.num_nodes} --nproc-per-node {args.devices} --rdzv-endpoint HOST:PORT")
-        raise BadInput(f"--devices {args.devices}: the plain twin runs one process per device; launch it with "
-                       f"{launcher} -m plain_pytorch.cnn_classifier --devices {args.devices} ...")
+    # started without torchrun, or with another count
+    if os.environ.get("WORLD_SIZE") != str(world):
+        launcher = f"torchrun --standalone --nproc-per-node {args.devices}"
+        if args.num_nodes > 1:
+            launcher = (f"torchrun --nnodes {args.num_nodes} --nproc-per-node {args.devices} "
+                        "--rdzv-endpoint HOST:PORT")
+        raise BadInput(f"--devices {args.devices}: the plain twin runs one process per device; "
+                       f"launch it with {launcher} -m plain_pytorch.cnn_classifier "
+                       f"--devices {args.devices} ...")
     cuda = args.accelerator != "cpu" and torch.cuda.is_available()
     if cuda:  # one GPU per process: the one matching its rank on this machine
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
@@ -66,7 +70,8 @@ def leave_process_group() -> None:
     saving sometimes aborted in gloo's threads ("terminate called without an active exception").
     """
     try:
-        if dist.get_backend() == "gloo":  # gloo's barrier can time out and name a process that never came
+        # gloo's barrier can time out and name a process that never came
+        if dist.get_backend() == "gloo":
             dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
         else:
             dist.barrier()

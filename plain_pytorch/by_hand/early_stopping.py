@@ -23,8 +23,8 @@ class EarlyStopping:
     def should_stop(self, val_loss: float) -> bool:
         current = torch.tensor(val_loss)  # the float32 value Lightning logged, compared in float32
         if not torch.isfinite(current):
-            self.reason = (f"Monitored metric val_loss = {current} is not finite. "
-                           f"Previous best value was {self.best_score:.3f}. Signaling Trainer to stop.")
+            self.reason = (f"Monitored metric val_loss = {current} is not finite. Previous best "
+                           f"value was {self.best_score:.3f}. Signaling Trainer to stop.")
             return True
         if current + self.min_delta < self.best_score:  # improved by more than min_delta
             self.best_score, self.wait_count = current, 0
@@ -32,6 +32,6 @@ class EarlyStopping:
         self.wait_count += 1
         if self.wait_count < self.patience:
             return False
-        self.reason = (f"Monitored metric val_loss did not improve in the last {self.wait_count} records. "
-                       f"Best score: {self.best_score:.3f}. Signaling Trainer to stop.")
+        self.reason = (f"Monitored metric val_loss did not improve in the last {self.wait_count} "
+                       f"records. Best score: {self.best_score:.3f}. Signaling Trainer to stop.")
         return True

@@ -1,6 +1,6 @@
 """The main job: run every example both ways and print how closely the twins agree.
 
-    python -m shared.compare --data-dir ../shared/datasets [any flag the examples take]
+    python -m tools.compare [any flag the examples take]
 
 Each of the six files runs in its own process, exactly as a learner would run it, with
 `--metrics-out`; the JSON files are then compared, and each pair's loss curves are drawn
@@ -15,20 +15,32 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shared.cli import EXAMPLES, OneLineParser, build_parser, exit_on_bad_input
-from shared.metrics import plot_losses
+from shared.exits import exit_on_bad_input
+from shared.flags import EXAMPLES, OneLineParser, build_parser
+from tools.plots import plot_losses
 
 IMPLEMENTATIONS = {"plain": "plain_pytorch", "lightning": "lightning_version"}
 
 
 def run_twin(package: str, example: str, flags: list[str], out: Path) -> dict:
-    """Run one file as `python -m package.example flags`; return its metrics JSON."""
-    command = [sys.executable, "-m", f"{package}.{example}", *flags, "--metrics-out", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        print(f"{' '.join(command[2:])} failed with status {done.returncode}: {tail}", file=sys.stderr)
-        sys.exit(done.returncode)
+    """Run one file as `python -m package.example flags`; return its metrics JSON.
+
+    While it runs, its epoch lines (and where it writes) are passed on, indented, so the main
+    job shows which twin is at which epoch; the progress bar is left out.
+    """
+    command = [sys.executable, "-m", f"{package}.{example}", *flags, "--no-progress", "--metrics-out", str(out)]
+    with tempfile.TemporaryFile("w+") as errors, \
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True) as process:
+        for line in process.stdout:
+            if line.startswith(("epoch ", "early stopping", "this run writes")):
+                print(f"    {line.rstrip()}", flush=True)
+        process.wait()
+        errors.seek(0)
+        stderr = errors.read()
+    if process.returncode != 0:
+        tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
+        print(f"{' '.join(command[2:])} failed with status {process.returncode}: {tail}", file=sys.stderr)
+        sys.exit(process.returncode)
     return json.loads(out.read_text())
 
 
@@ -69,7 +81,7 @@ def main() -> None:
     everywhere = {opt for example in EXAMPLES for opt in flags_for(example, flags) if opt.startswith("--")}
     unknown = [f for f in flags if f.startswith("--") and f not in everywhere]
     if "--dry-run" in flags:  # a dry run writes no --metrics-out, so there would be nothing to compare
-        print("error: shared.compare runs full examples; drop --dry-run (or run one twin with it)", file=sys.stderr)
+        print("error: tools.compare runs full examples; drop --dry-run (or run one twin with it)", file=sys.stderr)
         sys.exit(2)
     if unknown:
         print(f"error: no example takes {unknown[0]} (see python -m plain_pytorch.sum_dataset --help)", file=sys.stderr)
@@ -88,7 +100,7 @@ def main() -> None:
             runs = {}
             for name, package in IMPLEMENTATIONS.items():
                 own_flags = flags_for(example, flags)
-                print(f"running {package}.{example} {' '.join(own_flags)}", flush=True)
+                print(f"{example}, {name} twin: python -m {package}.{example} {' '.join(own_flags)}", flush=True)
                 runs[name] = run_twin(package, example, own_flags, Path(tmp) / f"{example}-{name}.json")
             rows.append(compare(runs["plain"], runs["lightning"]))
             plots.append(plot_dir / f"{example}.png")

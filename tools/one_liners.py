@@ -1,21 +1,21 @@
 """Count, from the code itself, what each Lightning one-liner replaces, in the step that teaches it.
 
-    python -m shared.one_liners                  # prints README's table "The one-liner and what it does"
-    python -m shared.one_liners --update-readme  # writes it into README.md, between its markers
+    python -m tools.one_liners           # prints the table of docs/features.md
+    python -m tools.one_liners --update  # writes it into docs/features.md, between its markers
 
 For each feature, the Lightning side is the set of lines in `lightning_version/EXAMPLE.py`
 that match its patterns, EXAMPLE being the step that teaches the feature; the hand-written
 side is the matching lines of `plain_pytorch/EXAMPLE.py` plus the whole of the feature's own
 file(s) in `plain_pytorch/by_hand/` or `shared/`. Only code lines count: no blank lines,
 comments or docstrings. "Lines saved" is hand-written minus Lightning. tests/test_readme.py
-checks that README's table is exactly what this prints, so the numbers cannot go stale.
+checks that the docs' table is exactly what this prints, so the numbers cannot go stale.
 """
 
 import ast
 import re
 from typing import NamedTuple
 
-from shared.ladder import REPO, STEPS, code_line_numbers, replace_block
+from tools.ladder import REPO, STEPS, code_line_numbers, update_block
 
 
 class Feature(NamedTuple):
@@ -74,7 +74,7 @@ FEATURES = [
 
 
 def code_lines(path: str) -> dict[int, str]:
-    """Line number -> text of every code line of `path` (see shared.ladder.code_line_numbers)."""
+    """Line number -> text of every code line of `path` (see tools.ladder.code_line_numbers)."""
     lines = (REPO / path).read_text().splitlines()
     return {number: lines[number - 1] for number in sorted(code_line_numbers(path))}
 
@@ -118,12 +118,7 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def update_readme() -> None:
-    readme = REPO / "README.md"
-    readme.write_text(replace_block(readme.read_text(), "one-liners", table()))
-
-
 if __name__ == "__main__":
     import sys
 
-    update_readme() if "--update-readme" in sys.argv[1:] else print(table())
+    update_block("one-liners", table()) if "--update" in sys.argv[1:] else print(table())

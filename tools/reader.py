@@ -1,7 +1,7 @@
 """The side-by-side reader: each twin pair as one static web page, built from the code.
 
-    python -m shared.reader --out site                               # site/index.html + a page a pair
-    python -m shared.reader --out site --screenshot docs/reader.png  # and a picture of step 1's page
+    python -m tools.reader --out site                               # site/index.html + a page a pair
+    python -m tools.reader --out site --screenshot docs/reader.png  # and a picture of step 1's page
 
 A pair's page puts plain PyTorch on the left and Lightning on the right, section by section
 (what the file is, imports, data, the model, optimisation, the loop or `training_step`,
@@ -33,8 +33,9 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 from pygments.token import STANDARD_TYPES, Comment
 
-from shared.cli import OneLineParser, exit_on_bad_input
-from shared.ladder import PACKAGES, REPO, STEPS, Step, code_lines, twin_path
+from shared.exits import exit_on_bad_input
+from shared.flags import OneLineParser
+from tools.ladder import PACKAGES, REPO, STEPS, Step, code_lines, twin_path
 
 SECTIONS = {  # key: heading, in page order
     "about": "What the file is",

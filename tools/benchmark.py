@@ -1,7 +1,7 @@
 """What each side costs: one epoch of each image example, against the compute floor.
 
-    python -m shared.benchmark --data-dir /usr/share/datasets/fashion-mnist               # full size, 5 reps
-    python -m shared.benchmark --data-dir DIR --reps 1 --limit-train 2000 --models mlp    # a quick look
+    python -m tools.benchmark --data-dir /usr/share/datasets/fashion-mnist               # full size, 5 reps
+    python -m tools.benchmark --data-dir DIR --reps 1 --limit-train 2000 --models mlp    # a quick look
 
 For the MLP (step 1, mnist_feedforward) and the CNN (step 2, cnn_classifier), one epoch on
 the training split (Fashion-MNIST by default: 55,000 train, 5,000 validate), measured as:
@@ -43,7 +43,8 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
-from shared.cli import BadInput, OneLineParser, exit_on_bad_input
+from shared.exits import BadInput, exit_on_bad_input
+from shared.flags import OneLineParser
 from shared.data import IMAGE_DATASETS, first, load_mnist
 
 MODELS = {"mlp": "mnist_feedforward", "cnn": "cnn_classifier"}
@@ -76,7 +77,7 @@ def twin_flags(args: argparse.Namespace, out: str) -> list[str]:
 
 def floor_seconds(args: argparse.Namespace, example: str) -> float:
     """(a): the twins' model, seed, optimizer and batch size on batches cut beforehand, and the validation pass."""
-    from shared.cli import EXAMPLES
+    from shared.flags import EXAMPLES
     from shared.models import ConvNet, FeedForward
 
     defaults = EXAMPLES[example]
@@ -187,7 +188,7 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
             _, status, usage = os.wait4(process.pid, 0)
             seconds = time.perf_counter() - start
     else:
-        command = [sys.executable, "-m", "shared.benchmark", "--measure", measure, "--model", model, "--dataset",
+        command = [sys.executable, "-m", "tools.benchmark", "--measure", measure, "--model", model, "--dataset",
                    args.dataset, "--data-dir", args.data_dir]
         command += [f"--limit-train={args.limit_train}"] if args.limit_train else []
         command += [f"--limit-val={args.limit_val}"] if args.limit_val else []

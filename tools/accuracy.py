@@ -1,6 +1,6 @@
 """The test accuracy both twins of each image example reach, beside Fashion-MNIST's published rows.
 
-    python -m shared.accuracy --data-dir /usr/share/datasets/fashion-mnist   # as README reports it
+    python -m tools.accuracy --data-dir /usr/share/datasets/fashion-mnist   # as README reports it
 
 Trains the MLP twins (step 1) and the CNN twins (step 2) with their defaults (2 epochs) on the
 training split, then measures accuracy on the 10,000 test images. The CNN twins do that
@@ -15,7 +15,8 @@ from unittest import mock
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from shared.cli import EXAMPLES, BadInput, OneLineParser, exit_on_bad_input
+from shared.exits import BadInput, exit_on_bad_input
+from shared.flags import EXAMPLES, OneLineParser
 from shared.data import IMAGE_DATASETS, load_mnist
 from shared.models import FeedForward
 

@@ -1,11 +1,11 @@
 """The lesson ladder: the three twin pairs in reading order, what each teaches, and its flags.
 
-    python -m shared.ladder                  # prints README's ladder table, lines counted now
-    python -m shared.ladder --update-readme  # writes it into README.md, between its markers
+    python -m tools.ladder                  # prints README's ladder table, lines counted now
+    python -m tools.ladder --update         # writes it into README.md, between its markers
 
 Each Lightning feature lives in exactly one step, the one where the classic tutorials
 teach it; `tests/test_ladder.py` holds the files to that, and to the size limits below.
-README's walk through the ladder, the one-liner table (`shared/one_liners.py`) and the
+README's walk through the ladder, the one-liner table (`tools/one_liners.py`) and the
 tests read this module, so there is one place that says what the ladder is.
 """
 
@@ -106,24 +106,31 @@ def table() -> str:
     return "\n".join(rows)
 
 
+# Where each generated table lives, between `<!-- NAME: begin -->` and `<!-- NAME: end -->`.
+BLOCKS = {"ladder": "README.md", "main-job": "README.md", "one-liners": "docs/features.md",
+          "lightning-1x": "docs/lightning-1x.md"}
+
+
 def replace_block(text: str, name: str, content: str) -> str:
     """`text` with what stands between `<!-- NAME: begin -->` and `<!-- NAME: end -->` replaced."""
     begin, end = f"<!-- {name}: begin -->\n", f"\n<!-- {name}: end -->"
     return text[: text.index(begin) + len(begin)] + content + text[text.index(end) :]
 
 
-def readme_block(name: str) -> str:
-    """What README.md holds now between the markers of block `name`."""
-    text = (REPO / "README.md").read_text()
+def doc_block(name: str) -> str:
+    """What the file that holds block `name` (README.md or a file in docs/) holds there now."""
+    text = (REPO / BLOCKS[name]).read_text()
     begin, end = f"<!-- {name}: begin -->\n", f"\n<!-- {name}: end -->"
     return text[text.index(begin) + len(begin) : text.index(end)]
+
+
+def update_block(name: str, content: str) -> None:
+    """Write `content` into the file that holds block `name`, between its markers."""
+    path = REPO / BLOCKS[name]
+    path.write_text(replace_block(path.read_text(), name, content))
 
 
 if __name__ == "__main__":
     import sys
 
-    if "--update-readme" in sys.argv[1:]:
-        readme = REPO / "README.md"
-        readme.write_text(replace_block(readme.read_text(), "ladder", table()))
-    else:
-        print(table())
+    update_block("ladder", table()) if "--update" in sys.argv[1:] else print(table())

@@ -1,7 +1,7 @@
 """Lightning 1.x calls that classic tutorials use, what the installed Lightning does with them now.
 
-    python -m shared.lightning_1x                  # prints README's table "From Lightning 1.x to 2.x"
-    python -m shared.lightning_1x --update-readme  # writes it into README.md, between its markers
+    python -m tools.lightning_1x           # prints the table of docs/lightning-1x.md
+    python -m tools.lightning_1x --update  # writes it into docs/lightning-1x.md, between its markers
 
 Each row is tried for real by `try_call`: an error, a warning, or silence. Lesson 6
 (notebooks/06_from_lightning_1x_to_2x.ipynb) runs every row and its 2.x replacement;
@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from shared.ladder import REPO, replace_block
+from tools.ladder import update_block
 
 
 class Outcome(NamedTuple):
@@ -235,8 +235,4 @@ def table() -> str:
 if __name__ == "__main__":
     import sys
 
-    if "--update-readme" in sys.argv[1:]:
-        readme = REPO / "README.md"
-        readme.write_text(replace_block(readme.read_text(), "lightning-1x", table()))
-    else:
-        print(table())
+    update_block("lightning-1x", table()) if "--update" in sys.argv[1:] else print(table())

@@ -1,0 +1,31 @@
+"""Fetch a dataset's four files with torchvision, for when you have internet.
+
+    python -m tools.get_data                              # all of MNIST into the repository's data/
+    python -m tools.get_data --dataset fashion-mnist      # Fashion-MNIST beside it
+    python -m tools.get_data --data-dir DIR               # or into DIR/MNIST/raw/
+
+The repository ships only MNIST's test split (10,000 images), so that everything runs
+offline; the twins then train on 8,000 of them and validate on 2,000. After this step they
+train on the 55,000 first training images and validate on the last 5,000, as Lightning's
+MNIST tutorial splits them. Files already there are checked and kept.
+"""
+
+import sys
+
+from shared.data import IMAGE_DATASETS, REPOSITORY_DATA, fetch, load_mnist
+from shared.exits import exit_on_bad_input
+from shared.flags import OneLineParser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=list(IMAGE_DATASETS), default="mnist", help="which dataset")
+    parser.add_argument("--data-dir", default=str(REPOSITORY_DATA), help="where DATASET/raw/ goes")
+    args = parser.parse_args(argv)
+    fetch(args.data_dir, args.dataset)
+    print(load_mnist(args.data_dir, args.dataset, download=False).note)
+
+
+if __name__ == "__main__":
+    with exit_on_bad_input():
+        main(sys.argv[1:])
