@@ -17,6 +17,9 @@ TABLE_WRITERS = {"tools.ladder", "tools.one_liners", "tools.lightning_1x"}  # th
 # Flags of other programs that the pages use: torchrun, pip, pytest, tensorboard, jupyter.
 OTHER_PROGRAMS = {"--standalone", "--nproc-per-node", "--nnodes", "--rdzv-backend", "--rdzv-endpoint",
                   "--index-url", "--logdir", "--to", "--execute", "--output-dir", "--help"}
+# and of the broken pairs that docs/check-your-port.md runs
+PAIR_FLAGS = {flag for path in (REPO / "tests" / "port_pairs").glob("*.py")
+              for flag in re.findall(r'add_argument\("(--[\w-]+)"', path.read_text())}
 
 
 def commands() -> list[tuple[str, str, list[str]]]:
@@ -25,7 +28,8 @@ def commands() -> list[tuple[str, str, list[str]]]:
     for page in PAGES:
         for line in page.read_text().splitlines():
             for match in re.finditer(r"python -m ([\w.]+)([^`|#]*)", line):
-                found.append((page.name, match.group(1), re.findall(r"(--[\w-]+)", match.group(2))))
+                words = re.sub(r'"[^"]*"', "", match.group(2))  # a quoted command is another program's
+                found.append((page.name, match.group(1), re.findall(r"(--[\w-]+)", words)))
     return found
 
 
@@ -73,7 +77,7 @@ def test_every_flag_the_pages_give_a_command_exists():
 def test_every_flag_the_pages_name_exists_somewhere():
     """A `--flag` anywhere on the pages (tables, prose) is a twin's, a tool's, or one of the few other programs'."""
     tools = {f"tools.{path.stem}" for path in (REPO / "tools").glob("*.py") if path.stem not in ("__init__", "plots")}
-    everything = TWIN_FLAGS | OTHER_PROGRAMS | {flag for module in tools for flag in tool_flags(module)}
+    everything = TWIN_FLAGS | OTHER_PROGRAMS | PAIR_FLAGS | {flag for module in tools for flag in tool_flags(module)}
     named = {(page.name, flag) for page in PAGES for flag in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", page.read_text())}
     assert sorted((page, flag) for page, flag in named if flag not in everything) == []
 
