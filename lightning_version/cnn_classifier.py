@@ -27,6 +27,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from shared.checkpoint_files import run_flags
 from shared.data import first, load_mnist
 from shared.exits import exit_on_bad_input, stop_if_diverged
 from shared.flags import parse_args
@@ -41,7 +42,8 @@ EXAMPLE = "cnn_classifier"
 class LitConvNet(L.LightningModule):
     """Wraps the shared `ConvNet` (it does not redefine it): training, test and predict steps."""
 
-    def __init__(self, lr: float, momentum: float, lr_step_gamma: float) -> None:
+    def __init__(self, lr: float, momentum: float, lr_step_gamma: float, batch_size: int, seed: int,
+                 dataset: str) -> None:  # the run's flags; the optimizer takes the first three
         super().__init__()
         self.save_hyperparameters()  # into each checkpoint: load_from_checkpoint rebuilds from them
         self.model = ConvNet()  # the same network the plain twin trains
@@ -55,6 +57,11 @@ class LitConvNet(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx):  # after the step, as the plain twin
         stop_if_diverged(outputs["loss"], self.global_step, self.hparams.lr)  # raises: fit ends
+
+    def on_validation_epoch_end(self):  # before ModelCheckpoint saves: never a nan best.ckpt
+        if not self.trainer.sanity_checking:
+            val_loss = self.trainer.callback_metrics["val_loss"]
+            stop_if_diverged(val_loss, self.global_step, self.hparams.lr, "val_loss")
 
     def validation_step(self, batch, batch_idx):  # eval mode (dropout off), under torch.no_grad()
         loss, accuracy = self.loss_and_accuracy(batch)
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     datamodule = MNISTDataModule(args)
 
     # Model; the Trainer puts it on its device, and the optimizer comes from configure_optimizers.
-    model = LitConvNet(args.lr, args.momentum, args.lr_step_gamma)
+    model = LitConvNet(**run_flags(args))  # the flags a checkpoint fixes: lr, momentum, seed, ...
 
     # Checkpoints: best.ckpt (lowest val_loss) and last.ckpt (every epoch), two callbacks.
     run = claim_run_folders(args, EXAMPLE, "lightning")  # DIR/EXAMPLE/lightning/version_N
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
         enable_progress_bar=not args.no_progress,
         enable_checkpointing=bool(args.checkpoint_dir),
         callbacks=callbacks,
-        plugins=[CheckedCheckpointIO(model, args.epochs)],  # refuses a --resume that cannot resume
+        plugins=[CheckedCheckpointIO(model, args)],  # refuses a bad --resume; saves atomically
     )
     with record.timed():  # the wall time of fit, into the record
         trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume)  # resume: all state back

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from plain_pytorch.by_hand.checkpointing import (Checkpoints, load_checkpoint, make_checkpoint,
                                                  resume)
 from plain_pytorch.by_hand.distributed import join_process_group, mean_across_processes
+from shared.checkpoint_files import run_flags
 from shared.data import first, load_mnist
 from shared.exits import exit_on_bad_input, stop_if_diverged
 from shared.flags import parse_args
@@ -119,14 +120,14 @@ def main(argv: list[str] | None = None) -> RunRecord:
     # Optimisation: SGD with momentum; StepLR multiplies the lr by gamma after each epoch.
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma)
-    hparams = dict(lr=args.lr, momentum=args.momentum, lr_step_gamma=args.lr_step_gamma)
+    hparams = run_flags(args)  # the flags a checkpoint fixes: lr, momentum, seed, ...
 
     # Checkpoints: best.ckpt (lowest val_loss), last.ckpt (every epoch); Lightning: ModelCheckpoint.
     run = claim_run_folders(args, EXAMPLE, "plain")  # DIR/EXAMPLE/plain/version_N, new each run
     checkpoints = Checkpoints(run.checkpoints) if run.checkpoints else None  # --dry-run: none
     first_epoch = 0
     if args.resume:  # Lightning: trainer.fit(..., ckpt_path=args.resume)
-        first_epoch = resume(args.resume, args.epochs, model, optimizer, scheduler, checkpoints)
+        first_epoch = resume(args, model, optimizer, scheduler, checkpoints)
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
     record = RunRecord.start(EXAMPLE, "plain", args)  # losses and accuracies, for --metrics-out
@@ -137,8 +138,9 @@ def main(argv: list[str] | None = None) -> RunRecord:
                 train_sampler.set_epoch(epoch)
             train_one_epoch(trained, train_loader, optimizer, device, epoch, args, record, writer)
             val_loss, val_accuracy = evaluate(model, val_loader, device, args)
-            print(record.end_epoch(epoch, val_loss, val_accuracy))
             step = (epoch + 1) * len(train_loader)  # optimizer steps so far
+            stop_if_diverged(torch.tensor(val_loss), step, args.lr, "val_loss")  # never the best
+            print(record.end_epoch(epoch, val_loss, val_accuracy))
             if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
                 writer.add_scalar("val_loss", val_loss, step - 1)
                 writer.add_scalar("val_accuracy", val_accuracy, step - 1)

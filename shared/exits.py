@@ -4,7 +4,10 @@
   stderr, exit status 2, and nothing left behind.
 - A training loss that turns nan or infinite (step 2): `stop_if_diverged` raises `Diverged`;
   the steps that ran go to `--metrics-out`, one line on stderr, exit status 1.
-- Ctrl-C: one line, exit status 1, as Lightning's Trainer ends a run it interrupts.
+- Ctrl-C, and SIGTERM (what `docker stop`, Kubernetes and SLURM send): the steps that ran go
+  to `--metrics-out`, one line, exit status 1, as Lightning's Trainer ends a run it interrupts.
+- An operating-system error on a path or a stream mid-run (a full disk, output piped into
+  `head` that closed early): one line on stderr, exit status 1.
 - Under DDP, `global_rank` says which process this is, so that only one of them speaks.
 
 Each twin runs its `main()` inside `exit_on_bad_input()`. Nothing happens on import.
@@ -13,6 +16,7 @@ Each twin runs its `main()` inside `exit_on_bad_input()`. Nothing happens on imp
 import contextlib
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -29,9 +33,9 @@ class Diverged(Exception):
 
 
 # What a run that ends early must still do. RunRecord.start adds "write --metrics-out" to the
-# first (a diverged run keeps its steps); claim_run_folders adds "remove my folders while they
-# are empty" to the second (a refused run leaves nothing behind).
-WHEN_DIVERGED: list[Callable[[], None]] = []
+# first (a diverged or interrupted run keeps its steps); claim_run_folders adds "remove my
+# folders while they are unused" to the second (a refused run leaves nothing behind).
+WHEN_STOPPED: list[Callable[[], None]] = []
 WHEN_REFUSED: list[Callable[[], None]] = []
 INTERRUPTED = "Detected KeyboardInterrupt, attempting graceful shutdown ..."  # Lightning's words
 
@@ -47,21 +51,22 @@ def global_rank() -> int:
     return 0
 
 
-def stop_if_diverged(loss: torch.Tensor, step: int, lr: float) -> None:
+def stop_if_diverged(loss: torch.Tensor, step: int, lr: float, name: str = "train_loss") -> None:
     """Stop the run if `loss`, the loss of optimizer step `step` (counted from 1), is nan or infinite.
 
     Training on would only spread the nan through every weight. Both twins check after the
     step, so both record the same steps; the run ends before validating or saving a checkpoint,
-    so last.ckpt keeps the last good epoch. Under DDP each process has its own loss, and all
-    must stop at the same step (a process that trained on would wait forever for the others
-    in its next all-reduce), so they agree first: one more all-reduce a step.
+    so last.ckpt keeps the last good epoch. They check each epoch's `val_loss` the same way
+    (`name`), before any checkpoint: a nan model is never saved as the best. Under DDP each
+    process has its own loss, and all must stop at the same step (a process that trained on
+    would wait forever for the others in its next all-reduce), so they agree first.
     """
     diverged = (~torch.isfinite(loss.detach())).to(torch.float32)
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(diverged)  # how many processes diverged at this step
     if diverged.item() > 0:
         where = f"is {loss.item()}" if not torch.isfinite(loss) else "is not finite in another process"
-        raise Diverged(f"train_loss {where} at step {step}: training diverged, so it stopped there; "
+        raise Diverged(f"{name} {where} at step {step}: training diverged, so it stopped there; "
                        f"lower --lr (it was {lr:g})")
 
 
@@ -95,38 +100,83 @@ def _lightning_info_on_stdout() -> Iterator[None]:
             logger.addHandler(handler)
 
 
+class _Interrupted:
+    """SIGINT and SIGTERM both raise KeyboardInterrupt, and remember that they did."""
+
+    seen = False
+
+    def __call__(self, signum, frame) -> None:
+        type(self).seen = True
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupts_as_ctrl_c() -> Iterator[None]:
+    """While the run lasts, SIGTERM stops it as Ctrl-C does (Lightning's Trainer alone would exit 0)."""
+    _Interrupted.seen = False
+    before = {number: signal.signal(number, _Interrupted()) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
 @contextlib.contextmanager
 def exit_on_bad_input() -> Iterator[None]:
     """Run a twin's `main()` so that it ends in one line, whatever stops it.
 
     Bad input (`BadInput`, and so `DataError`; sizes too large for memory): one line on stderr,
-    exit status 2, and the run's empty folders removed. A diverged loss: the steps that ran go
-    to --metrics-out, one line on stderr, exit status 1. Ctrl-C: exit status 1 after one line,
-    in Lightning's words, as Lightning's Trainer ends a run it interrupts
-    (lightning/pytorch/trainer/call.py). While it runs, Lightning's INFO lines go to stdout,
-    and one FutureWarning that torch 2.14 raises inside Lightning 2.6's own code (`LeafSpec`,
-    in lightning/pytorch/utilities/_pytree.py, nothing a learner can change) is not shown.
+    exit status 2, and the run's unused folders removed. A diverged loss: the steps that ran go
+    to --metrics-out, one line on stderr, exit status 1. Ctrl-C or SIGTERM: the steps that ran
+    go to --metrics-out, then one line, in Lightning's words, and exit status 1, as Lightning's
+    Trainer ends a run it interrupts (lightning/pytorch/trainer/call.py: the Lightning twins'
+    Trainer catches it first and exits itself). An operating-system error: one line, status 1.
+    While it runs, Lightning's INFO lines go to stdout, and one FutureWarning that torch 2.14
+    raises inside Lightning 2.6's own code (`LeafSpec`, in lightning/pytorch/utilities/_pytree.py,
+    nothing a learner can change) is not shown.
     """
-    with warnings.catch_warnings(), _lightning_info_on_stdout():
+    with warnings.catch_warnings(), _lightning_info_on_stdout(), _interrupts_as_ctrl_c():
         warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
         try:
             yield
         except BadInput as error:
             _refused(str(error))
         except Diverged as error:  # under DDP every process stops at this step: one of them says so
-            for save in WHEN_DIVERGED:
-                save()
+            _stopped()
             if global_rank() == 0:
                 print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:  # the Lightning twins' Trainer catches it first, inside fit/test/predict
+            _stopped()
             print(f"\n{INTERRUPTED}")
+            sys.exit(1)
+        except SystemExit as exit_:
+            if _Interrupted.seen and exit_.code == 1:  # Lightning's Trainer stopped on Ctrl-C or SIGTERM
+                _stopped()
+            raise
+        except BrokenPipeError:  # stdout went to a program that stopped reading, as `| head` does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            print("error: the output was closed before the run ended (piped into head?); it stopped there",
+                  file=sys.stderr)
+            sys.exit(1)
+        except OSError as error:  # a full disk, a folder that vanished, ...
+            where = f" ({error.filename})" if error.filename and str(error.filename) not in str(error) else ""
+            print(f"error: {error.strerror or error}{where}", file=sys.stderr)
             sys.exit(1)
         except (MemoryError, RuntimeError) as error:
             if not isinstance(error, MemoryError) and "can't allocate memory" not in str(error):
                 raise  # a real bug: keep its traceback
             _refused("not enough memory for these sizes; lower --hidden-size, --num-features, --num-samples or "
                      "--batch-size")
+
+
+def _stopped() -> None:
+    for save in WHEN_STOPPED:
+        try:
+            save()
+        except (OSError, BadInput):
+            pass  # the run is ending anyway; its one line says why
 
 
 def _refused(message: str) -> None:

@@ -10,6 +10,8 @@ end. `--help` shows every flag's default.
 
 import argparse
 import math
+import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -131,6 +133,9 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         parser.error(_not_this_steps(example, unknown))
+    for flag in PATH_FLAGS:  # the same rule in both twins: ~ and $VAR expanded, as a shell would
+        if getattr(args, flag, None) is not None:
+            setattr(args, flag, _path(parser, flag, getattr(args, flag)))
     if args.seed > MAX_SEED:
         parser.error(f"argument --seed: {args.seed} is too large; it must be at most {MAX_SEED}")
     if args.accelerator == "gpu" and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
@@ -154,13 +159,65 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
         parser.error(f"argument --devices: --test and --predict run on one process, so that each image counts once "
                      f"(DDP's sampler repeats a few); train with --devices {args.devices} --checkpoint-dir DIR, then "
                      f"resume from its last.ckpt with --devices 1 --epochs one more --test")
+    world = os.environ.get("WORLD_SIZE")  # set by torchrun (and by Lightning for the processes it starts)
+    nodes = getattr(args, "num_nodes", 1)
+    if world and int(world) != getattr(args, "devices", 1) * nodes:
+        parser.error(f"argument --devices: {args.devices} x {nodes} machine(s) asked for, but the launcher started "
+                     f"{world} processes; pass --devices and --num-nodes that multiply to {world}")
+    if nodes > 1 and not world and "SLURM_NTASKS" not in os.environ:  # else it waits for machines that never come
+        parser.error(f"argument --num-nodes: {nodes} machines need a launcher on each of them; start this command "
+                     f"with torchrun --nnodes {nodes} --nproc-per-node {args.devices} --rdzv-endpoint HOST:PORT, or srun")
     for flag, folder in (("--log-dir", args.log_dir), ("--checkpoint-dir", getattr(args, "checkpoint_dir", None)),
                          ("--metrics-out", args.metrics_out and str(Path(args.metrics_out).parent))):
-        if folder and not _can_write_into(Path(folder)):  # found now, not after the whole run
-            parser.error(f"argument {flag}: cannot write into {folder}; pick a folder you can write to")
-    if args.metrics_out and not _can_write_file(Path(args.metrics_out)):
-        parser.error(f"argument --metrics-out: cannot write the file {args.metrics_out}; pick a file path you can write")
+        problem = folder and _cannot_write_into(Path(folder))  # found now, not after the whole run
+        if problem:
+            parser.error(f"argument {flag}: cannot write into {folder} ({problem}); pick a folder you can write to")
+    if args.metrics_out:
+        _check_metrics_out(parser, args)
     return args
+
+
+# The flags that name a path, and how the twins read them: the same way in both.
+PATH_FLAGS = ("data_dir", "log_dir", "checkpoint_dir", "resume", "metrics_out")
+
+
+def _path(parser: argparse.ArgumentParser, flag: str, text: str) -> str:
+    """`text` with ~ and $VAR expanded; an empty path, a URL or a name that is not UTF-8 is refused."""
+    name = "--" + flag.replace("_", "-")
+    if not text.strip():
+        parser.error(f"argument {name}: an empty path; name a folder or file (. is the current folder)")
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        parser.error(f"argument {name}: {text} is a URL; the twins read and write local paths only")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        parser.error(f"argument {name}: {text.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8; "
+                     "pick a name in UTF-8")
+    return os.path.expandvars(os.path.expanduser(text))
+
+
+def _check_metrics_out(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--metrics-out must be a file the run may replace: never an input, a folder, or another output."""
+    path = Path(args.metrics_out)
+    try:
+        target = path.resolve()
+        kind = path.stat().st_mode if path.exists() else None
+    except (OSError, RuntimeError) as error:  # a name too long, a symlink loop
+        parser.error(f"argument --metrics-out: {args.metrics_out}: {getattr(error, 'strerror', None) or error}")
+    if kind is not None and not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file (a pipe, a device)"
+        parser.error(f"argument --metrics-out: {args.metrics_out} is {what}; pick a file path")
+    for flag in ("resume", "data_dir", "log_dir", "checkpoint_dir"):
+        other = getattr(args, flag, None)
+        name = "--" + flag.replace("_", "-")
+        if other and Path(other).resolve() == target:
+            parser.error(f"argument --metrics-out: {args.metrics_out} is the {name} path, which the run reads or "
+                         "fills; pick another file")
+        if other and target in Path(other).resolve().parents:
+            parser.error(f"argument --metrics-out: {args.metrics_out} would hold the {name} folder; pick a file path")
+    if kind is not None and not _can_write_file(path):
+        parser.error(f"argument --metrics-out: cannot write the file {args.metrics_out}; pick a file path you can "
+                     "write")
 
 
 def _not_this_steps(example: str, unknown: list[str]) -> str:
@@ -172,25 +229,31 @@ def _not_this_steps(example: str, unknown: list[str]) -> str:
     return f"unrecognized arguments: {' '.join(unknown)}"
 
 
-def _can_write_into(folder: Path) -> bool:
-    """Whether files can be written in `folder`, or in its nearest existing parent, which will hold it.
+def _cannot_write_into(folder: Path) -> str | None:
+    """Why files cannot be written in `folder`, or in its nearest existing parent, which will hold it; None if they can.
 
     Tried for real, with a temporary file that vanishes at once: `os.access` answers yes to root
     even where the kernel refuses every write (/proc, a read-only mount). Nothing is created.
     """
+    try:
+        os.stat(folder)  # a name too long, or a symlink loop, is refused here, not mid-run
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        return error.strerror
     while not folder.exists():
+        if folder.is_symlink():  # it would be created through a link that points nowhere
+            return f"{folder} is a symlink to nothing"
         folder = folder.parent
     try:
         tempfile.TemporaryFile(dir=folder).close()
-    except OSError:  # also NotADirectoryError: a file where a folder should be
-        return False
-    return True
+    except OSError as error:  # also NotADirectoryError: a file where a folder should be
+        return error.strerror
+    return None
 
 
 def _can_write_file(path: Path) -> bool:
-    """Whether `path` can be (over)written: not a folder, and an existing file opens for writing."""
-    if not path.exists():
-        return True  # _can_write_into checked its folder
+    """Whether the regular file `path` opens for writing."""
     try:
         with open(path, "a"):  # "a" opens for writing without changing a byte
             return path.is_file()

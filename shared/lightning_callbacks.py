@@ -9,14 +9,17 @@ Only the Lightning twins import this module, so the plain twins never import Lig
   callbacks, but not the random state, so without it a resumed run shuffles and drops out
   differently from the run it continues.
 - `CheckedCheckpointIO` is Lightning's own checkpoint reader and writer (`TorchCheckpointIO`,
-  the extension point `Trainer(plugins=[...])` takes), whose reading refuses, in one line, a
-  `--resume` file that cannot resume this run (shared/checkpoint_checks.py).
+  the extension point `Trainer(plugins=[...])` takes), reading and writing the way the plain
+  twin does (shared/checkpoint_files.py): it refuses, in one line, a `--resume` file that
+  cannot resume this run, and writes each file beside its target and renames it into place.
 """
+
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from shared.checkpoint_checks import read_checkpoint
+from shared.checkpoint_files import atomic_save, read_checkpoint
 from shared.run_record import RunRecord
 from shared.seeding import rng_states, set_rng_states
 
@@ -48,16 +51,24 @@ class RngInCheckpoint(L.Callback):
 
 
 class CheckedCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO, reading a checkpoint the way the plain twin does: once, safely, checked.
+    """Lightning's checkpoint IO, reading and writing the way the plain twin does.
 
-    `trainer.fit(ckpt_path=PATH)` reads PATH through this. Lightning alone would fail on a plain
-    twin's checkpoint, or one of another example, with a KeyError or a size mismatch deep in
-    its loading code; a learner who mixed them up deserves one line instead.
+    Reading: `trainer.fit(ckpt_path=PATH)` reads PATH through this, once, safely and checked.
+    Lightning alone would fail on a plain twin's checkpoint, or one of another example, with
+    a KeyError or a size mismatch deep in its loading code; a learner deserves one line.
+    Writing: Lightning's own `save_checkpoint` writes into a temporary file in $TMPDIR and
+    then moves it into place; when the checkpoint folder is on another filesystem that move is
+    a copy, and a kill or a full disk during it destroys the previous file. `atomic_save`
+    writes beside the target and renames, which is atomic on any filesystem.
     """
 
-    def __init__(self, model: L.LightningModule, epochs: int) -> None:
+    def __init__(self, model: L.LightningModule, args) -> None:
         super().__init__()
-        self.model, self.epochs = model, epochs
+        self.model, self.args = model, args
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
-        return read_checkpoint(path, "lightning", self.model, self.epochs)
+        return read_checkpoint(path, "lightning", self.model, self.args)
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_save(checkpoint, path)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from shared.exits import WHEN_DIVERGED, BadInput, global_rank
+from shared.exits import WHEN_STOPPED, BadInput, global_rank
 
 
 @dataclass
@@ -42,7 +42,7 @@ class RunRecord:
     @classmethod
     def start(cls, example: str, implementation: str, args: argparse.Namespace) -> "RunRecord":
         record = cls(example, implementation, config=dict(vars(args)))
-        WHEN_DIVERGED[:] = [lambda: record.write(args)]  # a run that diverges still keeps its steps
+        WHEN_STOPPED[:] = [lambda: record.write(args)]  # a run that stops early keeps its steps
         return record
 
     @contextlib.contextmanager

@@ -203,20 +203,52 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         assert [p.name for p in (tmp_path / "ck/cnn_classifier" / implementation).iterdir()] == ["version_0"]
 
 
-def test_read_checkpoint_refuses_another_models_weights(tmp_path):
-    """A checkpoint of another model or width is refused in one line, before loading can fail deep inside torch."""
-    from shared.checkpoint_checks import NEEDED, read_checkpoint
+def crafted(changes: dict) -> dict:
+    """A valid plain-twin checkpoint of step 2's ConvNet (epoch 0 done), with `changes` made to it."""
+    from plain_pytorch.by_hand.checkpointing import make_checkpoint
+    from shared.checkpoint_files import run_flags
+    from shared.flags import parse_args
+    from shared.models import ConvNet
+
+    model = ConvNet()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
+    checkpoint = make_checkpoint(0, 10, model, optimizer, scheduler, run_flags(parse_args("cnn_classifier", [])))
+    for key, value in changes.items():  # the flags are changed one by one; anything else replaced whole
+        checkpoint[key] = checkpoint[key] | value if key == "hyper_parameters" else value
+    return checkpoint
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({}, None),
+    ({"model": __import__("shared.models").models.FeedForward(8).state_dict()}, "its weights do not fit this model"),
+    ({"epoch": -3}, "its epoch is -3, not a count"),
+    ({"global_step": 2.5}, "its global_step is 2.5, not a count"),
+    ({"model": [1, 2, 3]}, "its weights are not a dictionary of tensors"),
+    ({"rng_states": {"python": (3, (1, 2), None), "numpy": []}}, "random generators' states are not torch's"),
+    ({"optimizer": {"state": {}, "param_groups": []}}, "its optimizer state has no parameter groups"),
+    ({"hyper_parameters": {"lr": 0.5}}, "--lr 0.01: x.ckpt was trained with --lr 0.5"),
+    ({"hyper_parameters": {"batch_size": 32}}, "--batch-size 64: x.ckpt was trained with --batch-size 32"),
+    ({"hyper_parameters": {"dataset": "fashion-mnist"}}, "--dataset mnist: x.ckpt was trained with --dataset fashion"),
+])
+def test_a_checkpoint_with_the_right_keys_but_wrong_contents_is_refused_in_one_line(changes, words, tmp_path,
+                                                                                   monkeypatch):
+    """Crafted checkpoints (nonsense counts, weights of another shape or type, foreign random states, an optimizer
+    without parameters, other values of the flags a checkpoint fixes) are refused before anything loads from them."""
+    from shared.checkpoint_files import read_checkpoint
     from shared.exits import BadInput
-    from shared.models import ConvNet, FeedForward
+    from shared.flags import parse_args
+    from shared.models import ConvNet
 
-    def saved(model) -> Path:
-        path = tmp_path / "x.ckpt"
-        torch.save({key: 0 for key in NEEDED["plain"]} | {"model": model.state_dict()}, path)
-        return path
-
-    assert read_checkpoint(saved(ConvNet()), "plain", ConvNet(), epochs=2)["epoch"] == 0  # the same network passes
-    with pytest.raises(BadInput, match="do not fit"):
-        read_checkpoint(saved(FeedForward(8)), "plain", ConvNet(), epochs=2)
+    monkeypatch.chdir(tmp_path)
+    torch.save(crafted(changes), "x.ckpt")
+    args = parse_args("cnn_classifier", ["--epochs", "2"])
+    if words is None:  # the untouched checkpoint passes
+        assert read_checkpoint("x.ckpt", "plain", ConvNet(), args)["epoch"] == 0
+        return
+    with pytest.raises(BadInput) as error:
+        read_checkpoint("x.ckpt", "plain", ConvNet(), args)
+    assert words in str(error.value) and "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("flag", ["--log-dir", "--checkpoint-dir", "--metrics-out"])  # step 2 has all three

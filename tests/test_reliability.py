@@ -5,6 +5,7 @@ own process, stopped from outside the way a machine or a person stops it. README
 "Reliability" section lists what each one proves.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -86,20 +87,32 @@ def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(
     assert same_weights(network_weights(final), network_weights(expected))
 
 
-def test_ctrl_c_stops_both_twins_with_one_line_and_the_same_exit_status(mnist_dir, tmp_path):
-    """SIGINT mid-epoch: both twins print Lightning's one line, exit with status 1, no traceback; last.ckpt is whole."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_ctrl_c_and_sigterm_stop_both_twins_alike_and_keep_what_ran(stop, mnist_dir, tmp_path):
+    """SIGINT or SIGTERM mid-epoch: Lightning's one line, exit status 1, no traceback, last.ckpt whole, the steps kept.
+
+    SIGTERM is what `docker stop`, Kubernetes and SLURM send. Lightning's Trainer alone exits 0 on it
+    with no metrics, as if it had finished; both twins now stop on it as on Ctrl-C.
+    """
+    records = {}
     for package in PACKAGES:
-        process = start(package, [*SLICE, "--data-dir", str(mnist_dir), "--epochs", "3", "--checkpoint-dir", "ck"],
-                        tmp_path)
+        flags = [*SLICE, "--data-dir", str(mnist_dir), "--epochs", "3", "--checkpoint-dir", "ck",
+                 "--metrics-out", f"{package}.json"]
+        process = start(package, flags, tmp_path)
         for line in process.stdout:
             if line.startswith("epoch 0:"):  # validated once; now in epoch 1
                 break
         time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, err = finish(process)
         assert process.returncode == 1 and err == "", err[-2000:]  # --no-progress: stderr holds nothing else
         assert out.rstrip("\n").splitlines()[-1] == INTERRUPTED and "Traceback" not in out
         assert load_checkpoint(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")["epoch"] == 0
+        records[package] = json.loads((tmp_path / f"{package}.json").read_text())
+        assert len(records[package]["val_loss"]) == 1 and len(records[package]["train_loss"]) >= 24  # epoch 0, kept
+    plain, lightning = records.values()
+    shared_steps = min(len(plain["train_loss"]), len(lightning["train_loss"]))
+    assert plain["train_loss"][:shared_steps] == lightning["train_loss"][:shared_steps]
 
 
 def test_two_runs_started_together_keep_their_own_logs_and_checkpoints(mnist_dir, tmp_path):
@@ -139,3 +152,167 @@ def test_the_lightning_twin_errors_in_one_line_even_after_the_trainer_spoke(flag
     out, err = finish(process)
     assert process.returncode == 2 and err.count("\n") == 1 and err.startswith("error: "), err
     assert "GPU available" in out  # Lightning's INFO lines went to stdout, beside the plain twin's prints
+
+
+def test_a_nan_validation_loss_stops_both_twins_before_any_checkpoint(mnist_dir, tmp_path):
+    """A val_loss that turns nan after the last training step is handled as a nan train_loss: stop, keep, never save."""
+    records = {}
+    for package in PACKAGES:  # one step an epoch at lr 1e30: that step's loss is finite, the weights after it are not
+        done = subprocess.run([sys.executable, "-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir),
+                               "--limit-train", "64", "--limit-val", "64", "--epochs", "2", "--lr", "1e30",
+                               "--checkpoint-dir", "ck", "--no-progress", "--metrics-out", f"{package}.json"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 1 and done.stderr == ("error: val_loss is nan at step 1: training diverged, so it "
+                                                        "stopped there; lower --lr (it was 1e+30)\n"), done.stderr
+        records[package] = json.loads((tmp_path / f"{package}.json").read_text())
+    assert not list(tmp_path.glob("ck/**/*.ckpt"))  # neither best.ckpt nor last.ckpt holds the nan model
+    plain, lightning = records.values()
+    assert len(plain["train_loss"]) == 1 and plain["train_loss"] == lightning["train_loss"]
+    assert plain["val_loss"] == lightning["val_loss"] == []
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_paths_mean_the_same_in_both_twins(package, tmp_path, monkeypatch):
+    """~ and $VAR are expanded by both twins alike, so each writes where it says it writes."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOGS", str(tmp_path / "logs"))
+    flags = ["--num-samples", "50", "--epochs", "1", "--no-progress", "--accelerator", "cpu"]
+    twin(package, "sum_dataset").main(flags + ["--log-dir", "$LOGS/a"])
+    twin(package, "sum_dataset").main(flags + ["--log-dir", "~/b"])
+    name = FOLDER[package]
+    assert (tmp_path / f"logs/a/sum_dataset/{name}/version_0").is_dir()
+    assert (tmp_path / f"home/b/sum_dataset/{name}/version_0").is_dir()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["home", "logs"]  # no folder named "$LOGS" or "~"
+
+
+def bad_paths(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """Output paths that cannot work, each with words of the one line that refuses it."""
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "old.ckpt").write_bytes(b"not really")
+    return [
+        (["--log-dir", ""], "--log-dir: an empty path"),
+        (["--log-dir", "memory://runs"], "is a URL"),
+        (["--log-dir", str(tmp_path / ("x" * 300))], "File name too long"),
+        (["--log-dir", str(tmp_path / "dangling")], "is a symlink to nothing"),
+        (["--checkpoint-dir", str(tmp_path / "loop")], "Too many levels of symbolic links"),
+        (["--metrics-out", str(tmp_path / "fifo")], "is not a regular file (a pipe, a device)"),
+        (["--metrics-out", "old.ckpt", "--resume", "old.ckpt"], "is the --resume path"),
+        (["--metrics-out", "runs"], "is the --log-dir path"),
+        (["--metrics-out", str(tmp_path)], "is a folder"),
+    ]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_path_that_cannot_work_is_refused_in_one_line_before_training(package, tmp_path, monkeypatch, capsys):
+    """An empty path, a URL, a name too long, a symlink to nothing or in a loop, a pipe as --metrics-out, an output
+    that is an input (--metrics-out over the --resume file, or the log folder): one line, status 2, nothing run."""
+    from shared.exits import exit_on_bad_input
+
+    monkeypatch.chdir(tmp_path)
+    for flags, words in bad_paths(tmp_path):
+        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+            twin(package, "cnn_classifier").main(flags + ["--no-progress", "--limit-train", "10"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, (flags, err)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_folder_name_that_is_not_utf8_is_refused_in_one_line(package, tmp_path):
+    """A name the terminal cannot print would end in a UnicodeEncodeError when the run says where it writes."""
+    done = subprocess.run([sys.executable, "-m", f"{package}.sum_dataset", "--log-dir", b"runs-\xff", "--epochs", "1"],
+                          cwd=tmp_path, capture_output=True, timeout=600)
+    assert done.returncode == 2 and done.stderr.count(b"\n") == 1 and b"is not valid UTF-8" in done.stderr
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_output_piped_into_head_ends_in_one_line(package, tmp_path):
+    """`... | head -1`: head stops reading; the run stops with one line on stderr and status 1, no BrokenPipeError."""
+    process = subprocess.Popen([sys.executable, "-m", f"{package}.sum_dataset", "--epochs", "50", "--no-progress"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.readline()
+    process.stdout.close()  # what head does after its first line
+    err = process.communicate(timeout=600)[1].decode()
+    assert process.returncode == 1 and err.count("\n") == 1 and "the output was closed" in err, err[-2000:]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(package, mnist_dir,
+                                                                                               tmp_path, monkeypatch,
+                                                                                               capsys):
+    """The third save (epoch 1) fails halfway, as on a full disk: one line, status 1, last.ckpt still epoch 0."""
+    import shared.checkpoint_files
+    from shared.exits import exit_on_bad_input
+
+    monkeypatch.chdir(tmp_path)
+    real_save, saves = torch.save, []
+
+    def fills_the_disk(obj, path):
+        saves.append(path)
+        if len(saves) < 3:  # epoch 0: best.ckpt and last.ckpt
+            return real_save(obj, path)
+        Path(path).write_bytes(b"half a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 1024 vs 512")
+
+    monkeypatch.setattr(shared.checkpoint_files.torch, "save", fills_the_disk)
+    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        twin(package, "cnn_classifier").main(["--data-dir", str(mnist_dir), "--limit-train", "64", "--limit-val", "32",
+                                              "--epochs", "3", "--checkpoint-dir", "ck", "--no-progress"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.count("\n") == 1 and "cannot write the checkpoint" in err, err
+    folder = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0"
+    assert load_checkpoint(folder / "last.ckpt")["epoch"] == 0
+    assert sorted(path.name for path in folder.iterdir()) == ["best.ckpt", "last.ckpt"]  # no .part file left
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_empty(package, mnist_dir, tmp_path):
+    """Checkpoints on /dev/shm (a tmpfs), $TMPDIR on disk: SIGKILL at five moments of a run that saves 2 files per step.
+
+    Lightning's own save wrote into $TMPDIR and then copied across filesystems, which a kill could cut short
+    (a truncated last.ckpt, the previous one gone). Written beside the target and renamed, it is always whole.
+    """
+    shm = Path("/dev/shm")
+    assert shm.is_dir() and os.stat(shm).st_dev != os.stat(tmp_path).st_dev, "needs /dev/shm on another filesystem"
+    temporary = tmp_path / "tmpdir"
+    temporary.mkdir()
+    for attempt, delay in enumerate((0.3, 0.6, 0.9, 1.3, 1.8)):
+        folder = shm / f"side-by-side-test-{os.getpid()}-{package}-{attempt}"
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TMPDIR=str(temporary))
+        process = subprocess.Popen([sys.executable, "-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir),
+                                    "--limit-train", "64", "--batch-size", "64", "--limit-val", "16", "--epochs", "500",
+                                    "--checkpoint-dir", str(folder), "--no-progress", "--lr-step-gamma", "1"],
+                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in process.stdout:
+                if line.startswith("epoch 1:"):  # last.ckpt of epoch 0 is there; now it is rewritten every step
+                    break
+            time.sleep(delay)
+            process.kill()
+            process.communicate(timeout=600)
+            last = next(folder.glob(f"cnn_classifier/{FOLDER[package]}/version_0/last.ckpt"))
+            assert load_checkpoint(last)["epoch"] >= 1  # whole, and loads
+            assert list(temporary.iterdir()) == []  # nothing written in $TMPDIR
+        finally:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_distributed_flags_that_no_launcher_can_serve_are_refused_in_one_line(package, tmp_path, monkeypatch, capsys):
+    """--num-nodes 2 with no launcher would wait forever for a machine; a launcher's count other than --devices fails."""
+    from shared.exits import exit_on_bad_input
+
+    monkeypatch.chdir(tmp_path)
+    for env, flags, words in [({}, ["--num-nodes", "2"], "2 machines need a launcher on each of them"),
+                              ({"WORLD_SIZE": "2"}, ["--devices", "3"], "the launcher started 2 processes")]:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+            twin(package, "cnn_classifier").main(flags)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err

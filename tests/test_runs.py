@@ -121,7 +121,7 @@ def state():
     handlers = {name: [type(h) for h in logging.getLogger(name).handlers] for name in ("lightning.pytorch", "lightning.fabric")}
     return len(default_collate_fn_map), handlers, list(warnings.filters)
 before = state()
-import shared.checkpoint_checks, shared.data, shared.exits, shared.flags, shared.lightning_callbacks, shared.models
+import shared.checkpoint_files, shared.data, shared.exits, shared.flags, shared.lightning_callbacks, shared.models
 import shared.run_folders, shared.run_record, shared.seeding
 assert state() == before, (before, state())
 import shared.data

@@ -2,7 +2,7 @@
 
 Mirrors the Lightning twin's two callbacks, `ModelCheckpoint(monitor="val_loss", mode="min",
 filename="best")` and `ModelCheckpoint(filename="last")`, which saves after every epoch
-(lightning/pytorch/callbacks/model_checkpoint.py; README "Reliability" says why not
+(lightning/pytorch/callbacks/model_checkpoint.py; docs/reliability.md says why not
 `save_last=True`), `Trainer.fit(ckpt_path=...)` and `LightningModule.load_from_checkpoint`.
 A checkpoint is a dict saved with `torch.save`: model, optimizer and scheduler states, the
 epoch and step counters, the random generators' states and the hyperparameters that rebuild
@@ -13,16 +13,18 @@ Key prefixes: Lightning saves the LightningModule's `state_dict()`, whose keys s
 the plain twin saves the network's own keys ("net.0.weight"). `network_weights` strips
 the prefix, so either twin's checkpoint loads into the shared `nn.Module` alone.
 
-Loading uses `torch.load(weights_only=True)`: only tensors, numbers, strings and
-containers, never arbitrary pickled objects, so a checkpoint cannot run code.
+Both twins write and read the files through shared/checkpoint_files.py: each save goes to a
+temporary file beside its target and is renamed over it (`atomic_save`), so a kill or a full
+disk keeps the previous file whole; loading uses `torch.load(weights_only=True)` (only
+tensors, numbers, strings and containers, so a checkpoint cannot run code) and refuses, in
+one line, a checkpoint that cannot resume this run.
 """
 
-import os
 from pathlib import Path
 
 import torch
 
-from shared.checkpoint_checks import read_checkpoint
+from shared.checkpoint_files import atomic_save, read_checkpoint
 from shared.seeding import rng_states, set_rng_states
 
 
@@ -54,18 +56,6 @@ class Checkpoints:
             self.best_val_loss = state["best_val_loss"]
 
 
-def atomic_save(checkpoint: dict, path: Path) -> None:
-    """`torch.save` into a temporary file beside `path`, then rename it over `path`.
-
-    Lightning's `_atomic_save` (lightning/fabric/utilities/cloud_io.py) does the same through
-    an fsspec transaction. A rename within one folder is atomic: a run killed while writing
-    leaves the previous checkpoint whole, never half of the new one.
-    """
-    temporary = path.with_name(f".{path.name}.part")
-    torch.save(checkpoint, temporary)
-    os.replace(temporary, path)
-
-
 def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler,
                     hparams: dict) -> dict:
     """Everything a resumed run needs to continue exactly where this one is now."""
@@ -77,7 +67,7 @@ def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler,
         "scheduler": scheduler.state_dict(),
         # Lightning saves none; the twin adds them (shared/lightning_callbacks.py)
         "rng_states": rng_states(),
-        "hyper_parameters": hparams,  # Lightning: self.save_hyperparameters()
+        "hyper_parameters": hparams,  # the run's flags; Lightning: self.save_hyperparameters()
     }
 
 
@@ -92,16 +82,16 @@ def network_weights(checkpoint: dict) -> dict:
     return {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()}
 
 
-def resume(path: str | Path, epochs: int, model, optimizer, scheduler,
-           checkpoints: Checkpoints | None) -> int:
-    """Load a plain-twin checkpoint into the run's objects; return the first epoch to run.
+def resume(args, model, optimizer, scheduler, checkpoints: Checkpoints | None) -> int:
+    """Load the plain twin's `--resume` checkpoint into the run's objects; return the first epoch.
 
-    The file is read once, and refused in one line if it cannot resume a run of `epochs`
-    epochs (shared/checkpoint_checks.py), as the Lightning twin's Trainer reads it. The
-    random generators are restored last, after the model was built (which drew its initial
+    The file is read once, and refused in one line if it cannot resume this run
+    (shared/checkpoint_files.py), as the Lightning twin's Trainer reads it. The random
+    generators are restored last, after the model was built (which drew its initial
     weights): from here on the draws continue exactly where the saved run was.
     """
-    checkpoint = read_checkpoint(path, "plain", model, epochs)
+    path = args.resume
+    checkpoint = read_checkpoint(path, "plain", model, args)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])

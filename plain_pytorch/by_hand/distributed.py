@@ -33,6 +33,8 @@ import torch.distributed as dist
 
 from shared.exits import BadInput
 
+JOIN_TIMEOUT = datetime.timedelta(minutes=10)  # how long a process waits for the others, then fails
+
 
 def join_process_group(args: argparse.Namespace) -> None:
     """Join the group of the `--devices` x `--num-nodes` processes that torchrun started.
@@ -55,7 +57,12 @@ def join_process_group(args: argparse.Namespace) -> None:
     cuda = args.accelerator != "cpu" and torch.cuda.is_available()
     if cuda:  # one GPU per process: the one matching its rank on this machine
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dist.init_process_group("nccl" if cuda else "gloo")  # reads torchrun's RANK, MASTER_ADDR, ...
+    if int(os.environ.get("RANK", 0)) == 0:  # say what it waits for, and how long, before it waits
+        address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+        print(f"joining {world} processes at {address} (each waits up to "
+              f"{JOIN_TIMEOUT.seconds // 60} minutes for the others)", flush=True)
+    # reads torchrun's RANK, MASTER_ADDR, ...
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=JOIN_TIMEOUT)
     atexit.register(leave_process_group)
     if dist.get_rank() > 0:  # one voice: the other processes' prints and bars go nowhere
         builtins.print = lambda *args, **kwargs: None

@@ -1,0 +1,113 @@
+"""Checkpoint files on disk: written atomically, read once, and refused when they cannot resume this run.
+
+Both twins of step 2 go through here. The plain twin saves with `atomic_save` and resumes
+with `read_checkpoint` (plain_pytorch/by_hand/checkpointing.py); the Lightning twin's Trainer
+does both through `CheckedCheckpointIO` (shared/lightning_callbacks.py), Lightning's own
+extension point for checkpoint IO. So a kill or a full disk during a save leaves the previous
+file whole, and a refusal is one line (`BadInput`) in either twin.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+
+from shared.exits import BadInput
+
+# What each twin's checkpoint must hold to resume a run exactly where it stopped.
+NEEDED = {
+    "plain": ("model", "optimizer", "scheduler", "rng_states", "epoch", "global_step"),
+    "lightning": ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch", "global_step", "rng_states"),
+}
+WROTE_IT = "pass a last.ckpt or best.ckpt that --checkpoint-dir wrote"
+# The flags a checkpoint fixes: resuming with another value of one of them would not continue
+# that run. Both twins save them as the checkpoint's "hyper_parameters".
+FIXED_BY_CHECKPOINT = ("lr", "momentum", "lr_step_gamma", "batch_size", "seed", "dataset")
+
+
+def run_flags(args: argparse.Namespace) -> dict:
+    """The flags of this run that a checkpoint fixes, to save in it as its hyperparameters."""
+    return {flag: getattr(args, flag) for flag in FIXED_BY_CHECKPOINT}
+
+
+def atomic_save(checkpoint: dict, path: str | Path) -> None:
+    """`torch.save` into a temporary file beside `path`, then rename it over `path`.
+
+    A rename within one folder is atomic, so a run killed while writing, or a disk that
+    fills up, leaves the previous checkpoint whole, never half of the new one. Beside the
+    target, not in $TMPDIR: a rename across filesystems is a copy, which a kill can cut short.
+    A write that fails removes its temporary file and ends the run in one line.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.part")
+    try:
+        torch.save(checkpoint, temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
+        temporary.unlink(missing_ok=True)
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise OSError(f"cannot write the checkpoint {path} ({reason}); the previous one is kept; free some "
+                      "space or pick another --checkpoint-dir") from None
+
+
+def read_checkpoint(path: str | Path, twin: str, model: torch.nn.Module, args: argparse.Namespace) -> dict:
+    """Load `path` for `twin` ("plain" or "lightning"), whose weights must fit `model`; refuse what cannot resume.
+
+    Refused in one line: a file that does not load with `weights_only=True` (it could run code,
+    or is no checkpoint), the other twin's checkpoint, one that lacks what resuming needs or
+    holds it in the wrong shape (the optimizer's state, the random generators'), one whose
+    weights do not fit `model`, one trained with other values of the flags it fixes, and one
+    that already ends at `--epochs` (nothing would be left to train).
+    """
+    try:  # weights_only: tensors and plain data only, so a checkpoint cannot run code while loading
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise BadInput(f"--resume {path}: not a checkpoint that loads safely ({type(error).__name__}); "
+                       f"{WROTE_IT}") from None
+    if not isinstance(checkpoint, dict):
+        raise BadInput(f"--resume {path}: holds no checkpoint; {WROTE_IT}")
+    other = "lightning" if twin == "plain" else "plain"
+    if NEEDED[other][0] in checkpoint and NEEDED[twin][0] not in checkpoint:
+        raise BadInput(f"--resume {path}: a {other} twin's checkpoint; resume it with the {other} twin")
+    missing = [key for key in NEEDED[twin] if key not in checkpoint]
+    if missing:  # else a KeyError mid-resume, or (Lightning) a resume without the random state
+        raise BadInput(f"--resume {path}: lacks {', '.join(missing)}, which resuming needs; {WROTE_IT}")
+    wrong = _wrong_contents(checkpoint, twin, model)
+    if wrong:
+        raise BadInput(f"--resume {path}: {wrong}, so it cannot resume a run; {WROTE_IT}")
+    for flag, saved in checkpoint.get("hyper_parameters", {}).items():
+        if flag in FIXED_BY_CHECKPOINT and getattr(args, flag) != saved:
+            name = "--" + flag.replace("_", "-")
+            raise BadInput(f"{name} {getattr(args, flag)}: {path} was trained with {name} {saved}, and resuming "
+                           f"continues that run; pass {name} {saved}, or start a new run without --resume")
+    done = checkpoint["epoch"] + 1  # epoch: the last one finished, from 0
+    if args.epochs <= done:  # else both twins would silently train nothing
+        raise BadInput(f"--epochs: {path} ends after epoch {done} already; pass --epochs above {done} to train on")
+    return checkpoint
+
+
+def _wrong_contents(checkpoint: dict, twin: str, model: torch.nn.Module) -> str | None:
+    """What is wrong with a checkpoint that has the right keys but holds the wrong things, or None."""
+    for key in ("epoch", "global_step"):
+        if type(checkpoint[key]) is not int or checkpoint[key] < 0:
+            return f"its {key} is {checkpoint[key]!r}, not a count"
+    weights = checkpoint[NEEDED[twin][0]]
+    if not isinstance(weights, dict) or not all(isinstance(value, torch.Tensor) for value in weights.values()):
+        return "its weights are not a dictionary of tensors"
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    if {key: tuple(value.shape) for key, value in weights.items()} != expected:
+        return "its weights do not fit this model (another example, or other --hidden-size/--num-features?)"
+    optimizers = [checkpoint["optimizer"]] if twin == "plain" else checkpoint["optimizer_states"]
+    for state in optimizers if isinstance(optimizers, list) else [None]:
+        groups = state.get("param_groups") if isinstance(state, dict) else None
+        if not groups or not isinstance(state.get("state"), dict):
+            return "its optimizer state has no parameter groups"
+        if sum(len(group.get("params", ())) for group in groups) != len(list(model.parameters())):
+            return "its optimizer state is for another number of parameters"
+    states = checkpoint.get("rng_states", {"torch": torch.ByteTensor(), "python": (), "numpy": []})
+    if not (isinstance(states, dict) and isinstance(states.get("torch"), torch.Tensor)
+            and states["torch"].dtype == torch.uint8 and isinstance(states.get("python"), tuple)
+            and isinstance(states.get("numpy"), list)):
+        return "its random generators' states are not torch's, Python's and NumPy's"
+    return None

@@ -1,0 +1,110 @@
+"""The promise under stress: every twin run again and again on a busy machine, compared bit for bit.
+
+    python -m tools.stress                                   # the long form: 20 runs of each twin of each step
+    python -m tools.stress --runs 3 --examples sum_dataset   # a quick look
+
+It keeps the machine busy itself (`--load` processes spinning on the CPU, each stopping by
+itself after `--load-seconds` at most), then runs each twin of each step `--runs` times,
+each in a fresh process, in a fresh working folder at a depth of its own, with an argument
+of its own length and an environment variable of its own size, the twins interleaved. Every
+run's per-step `train_loss`, `val_loss` and `val_accuracy` (from `--metrics-out`) must equal
+the first run's of that step, plain or Lightning, to the last bit. It prints a line per
+step and exits 1 if any run differs, naming it.
+
+A script, not a test: tests/test_stress.py runs a short form of it.
+"""
+
+import json
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from shared.exits import exit_on_bad_input
+from shared.flags import EXAMPLES, OneLineParser
+
+# Small but real runs: every feature the step teaches that changes the numbers is on.
+FLAGS = {
+    "mnist_feedforward": ["--limit-train", "1000", "--limit-val", "300", "--epochs", "2"],
+    "cnn_classifier": ["--limit-train", "400", "--limit-val", "150", "--epochs", "2", "--batch-size", "50"],
+    "sum_dataset": ["--num-samples", "650", "--epochs", "3", "--gradient-clip-val", "0.05"],
+}
+PACKAGES = {"plain": "plain_pytorch", "lightning": "lightning_version"}
+
+
+def spin(seconds: float) -> None:
+    """Keep one core busy, with some memory traffic, for `seconds` at most."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by terminate(), quietly
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    end, numbers = time.monotonic() + seconds, list(range(100_000))
+    while time.monotonic() < end:
+        random.shuffle(numbers)
+
+
+def run(example: str, twin: str, index: int, root: Path) -> dict:
+    """One run in a folder of its own, with an argument and an environment of their own sizes."""
+    rng = random.Random(f"{example}-{twin}-{index}")
+    folder = root.joinpath(*(f"d{depth}" * rng.randint(1, 8) for depth in range(rng.randint(0, 6))),
+                           f"{example}-{twin}-{index}")
+    folder.mkdir(parents=True)
+    log_dir = "logs-" + "x" * rng.randint(0, 150)  # an argument of varying length
+    env = dict(os.environ, STRESS_PADDING="p" * rng.randint(0, 20_000))  # an environment of varying size
+    command = [sys.executable, "-m", f"{PACKAGES[twin]}.{example}", *FLAGS[example], "--accelerator", "cpu",
+               "--no-progress", "--log-dir", log_dir, "--metrics-out", "m.json"]
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+        print(f"error: {command[2]} in {folder} failed with status {done.returncode}: {tail}", file=sys.stderr)
+        sys.exit(1)
+    record = json.loads((folder / "m.json").read_text())
+    return {key: record[key] for key in ("train_loss", "val_loss", "val_accuracy")}
+
+
+def differing(results: list[tuple[str, int, dict]]) -> list[tuple[str, int]]:
+    """The (twin, run) of every result that is not the first one's, to the last bit."""
+    return [(twin, index) for twin, index, result in results if result != results[0][2]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="runs of each twin of each step")
+    parser.add_argument("--examples", nargs="+", choices=list(EXAMPLES), default=list(EXAMPLES))
+    parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="processes keeping the CPU busy")
+    parser.add_argument("--load-seconds", type=float, default=3600, help="the longest the load runs")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.load < 0:
+        parser.error("--runs must be at least 1 and --load at least 0")
+    load = [multiprocessing.Process(target=spin, args=(args.load_seconds,), daemon=True) for _ in range(args.load)]
+    for process in load:
+        process.start()
+    print(f"{args.load} processes keep the CPU busy; {args.runs} runs of each twin of each step", flush=True)
+    start, odd_runs = time.monotonic(), []
+    try:
+        with tempfile.TemporaryDirectory() as root:
+            for example in args.examples:
+                results = []
+                for index in range(args.runs):
+                    for twin in PACKAGES:
+                        results.append((twin, index, run(example, twin, index, Path(root))))
+                first, odd = results[0][2], differing(results)
+                odd_runs += [(example, twin, index) for twin, index in odd]
+                steps = len(first["train_loss"])
+                print(f"{example}: {len(results)} runs, {steps} steps each: "
+                      + ("all identical, bit for bit" if not odd else f"{len(odd)} differ: {odd}"), flush=True)
+    finally:
+        for process in load:
+            process.terminate()
+    print(f"{time.monotonic() - start:.0f} s; " + ("every run identical" if not odd_runs else
+                                                  f"{len(odd_runs)} runs differ: {odd_runs}"))
+    return 1 if odd_runs else 0
+
+
+if __name__ == "__main__":
+    with exit_on_bad_input():
+        status = main(sys.argv[1:])
+    sys.exit(status)
