@@ -8,7 +8,9 @@ lightning_version/cnn_classifier.py`. Step 1 (mnist_feedforward.py) taught the T
 This step teaches: `configure_optimizers` returning SGD and a StepLR scheduler; two
 `ModelCheckpoint`s (best, and last after every epoch), `trainer.fit(ckpt_path=...)` to
 resume, and `load_from_checkpoint` with `save_hyperparameters()` to rebuild the best model;
-the `on_train_batch_end` hook, which stops the run at a nan or infinite loss; a
+the `on_train_batch_end` and `on_validation_epoch_end` hooks, which stop the run at a nan
+or infinite loss; a checkpoint-IO plugin (`Trainer(plugins=[...])`) that checks `--resume`
+and saves atomically; a
 `LightningDataModule`; `trainer.test` and `trainer.predict` with `test_step` and
 `predict_step`; training on N processes at once with `Trainer(strategy="ddp", devices=N)`
 and `self.log(..., sync_dist=True)`: the lines marked "DDP:".

@@ -7,7 +7,8 @@ lightning_version/cnn_classifier.py`. Step 1 (mnist_feedforward.py) taught the l
 
 This step teaches: dropout, and why train and eval modes matter; SGD with momentum and a
 StepLR scheduler; checkpoints (best, and last after every epoch), resuming, and rebuilding
-the best model from its file; stopping at the step whose loss turns nan or infinite;
+the best model from its file; stopping at the step whose training or validation loss turns
+nan or infinite;
 evaluating on the test split (`--test`) and plain inference (`--predict N`); training on N
 processes at once (DDP, `--devices N`): the lines marked "DDP:" (plain_pytorch/by_hand/
 distributed.py holds the longer parts).

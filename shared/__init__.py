@@ -4,7 +4,8 @@
 - `shared.models`: the three networks, defined once.
 - `shared.flags`: the command-line flags of every example, with their defaults and checks.
 - `shared.exits`: how a run ends early (bad input, a nan loss, Ctrl-C) and which DDP process speaks.
-- `shared.checkpoint_files`: reading a `--resume` checkpoint once, and refusing one that cannot resume.
+- `shared.checkpoint_files`: checkpoints written atomically, read once, refused when they cannot resume.
+- `shared.blas`: MKL's matrix-product workspace reserved up front, so free memory cannot change a bit.
 - `shared.seeding`: seeding by hand, as `seed_everything` does, and the generators' states.
 - `shared.run_record`: the record of a run (its losses and accuracies) and what the twins print.
 - `shared.run_folders`: each run's own `version_N` folders for logs and checkpoints.

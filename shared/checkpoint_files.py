@@ -99,7 +99,7 @@ def _wrong_contents(checkpoint: dict, twin: str, model: torch.nn.Module) -> str 
     if {key: tuple(value.shape) for key, value in weights.items()} != expected:
         return "its weights do not fit this model (another example, or other --hidden-size/--num-features?)"
     optimizers = [checkpoint["optimizer"]] if twin == "plain" else checkpoint["optimizer_states"]
-    for state in optimizers if isinstance(optimizers, list) else [None]:
+    for state in optimizers if isinstance(optimizers, list) and optimizers else [None]:
         groups = state.get("param_groups") if isinstance(state, dict) else None
         if not groups or not isinstance(state.get("state"), dict):
             return "its optimizer state has no parameter groups"

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from shared.blas import reserve_blas_workspace
 
 class BadInput(Exception):
     """A bad flag value, data file, checkpoint or output path. The message is one line: the problem and the fix."""
@@ -134,11 +135,14 @@ def exit_on_bad_input() -> Iterator[None]:
     Trainer catches it first and exits itself). An operating-system error: one line, status 1.
     While it runs, Lightning's INFO lines go to stdout, and one FutureWarning that torch 2.14
     raises inside Lightning 2.6's own code (`LeafSpec`, in lightning/pytorch/utilities/_pytree.py,
-    nothing a learner can change) is not shown.
+    nothing a learner can change) is not shown. Before `main()` starts, MKL's matrix-product
+    workspace is reserved (shared/blas.py), so that the run's bits do not depend on how much
+    memory the machine has free.
     """
     with warnings.catch_warnings(), _lightning_info_on_stdout(), _interrupts_as_ctrl_c():
         warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
         try:
+            reserve_blas_workspace()  # so that memory short mid-run cannot change a bit (shared/blas.py)
             yield
         except BadInput as error:
             _refused(str(error))

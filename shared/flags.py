@@ -45,7 +45,7 @@ class _ShowDefaults(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         help_text = action.help or ""
-        if action.option_strings and action.default is not argparse.SUPPRESS and action.nargs != 0:
+        if action.option_strings and action.nargs != 0 and "(default:" not in help_text:
             default = "none" if action.default is None else action.default
             help_text += f" (default: {default})"
         return help_text
@@ -82,7 +82,8 @@ def build_parser(example: str) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=_positive_float, help="learning rate")
     parser.add_argument("--seed", type=_at_least(0, int), default=42, help=f"0..{MAX_SEED}")
     parser.add_argument("--data-dir", help="holds MNIST/raw/ or FashionMNIST/raw/ (torchvision's layout), or the "
-                        "files flat; none: the repository's data/ (Fashion-MNIST: also Debian's folder)")
+                        "files flat (default: the repository's data/; for Fashion-MNIST, also Debian's "
+                        "/usr/share/datasets/fashion-mnist)")
     parser.add_argument("--limit-train", type=_at_least(1, int), help="use the first N training samples")
     parser.add_argument("--limit-val", type=_at_least(1, int), help="use the first N validation samples")
     parser.add_argument("--dry-run", action="store_true", help="one train and one val batch, write nothing")
@@ -225,7 +226,7 @@ def _not_this_steps(example: str, unknown: list[str]) -> str:
     flag = next((token.split("=")[0] for token in unknown if token.startswith("--")), None)
     for number, other in enumerate(EXAMPLES, start=1):
         if flag and other != example and flag in build_parser(other)._option_string_actions:
-            return f"{flag} belongs to step {number}, {other}: python -m plain_pytorch.{other} --help"
+            return f"{flag} belongs to step {number}, {other}; use it with python -m plain_pytorch.{other}"
     return f"unrecognized arguments: {' '.join(unknown)}"
 
 

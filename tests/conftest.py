@@ -78,6 +78,14 @@ def fake_split(raw_dir: Path, prefix: str, count: int, seed: int, gz: bool = Tru
     return images, labels
 
 
+@pytest.fixture(autouse=True, scope="session")
+def blas_workspace_reserved():
+    """As every twin's `__main__` does (shared/blas.py): the tests call `main()` directly, on a machine that may be busy."""
+    from shared.blas import reserve_blas_workspace
+
+    reserve_blas_workspace()
+
+
 @pytest.fixture(autouse=True)
 def run_in_tmp_path(tmp_path, monkeypatch):
     """Every test runs in its own empty folder, so default outputs (runs/, checkpoints) land there."""

@@ -281,5 +281,26 @@ def test_help_shows_every_flags_default():
         for action in build_parser(example)._actions:
             if action.option_strings and action.nargs != 0:
                 default = "none" if action.default is None else action.default
-                assert f"(default: {default})" in text, (example, action.option_strings)
+                if action.dest == "data_dir":  # said in words: where the data is looked for
+                    default = "the repository's data/; for Fashion-MNIST, also Debian's"
+                assert f"(default: {default}" in text, (example, action.option_strings)
         assert "--epochs EPOCHS passes over the training set (default: " + str(EXAMPLES[example]["epochs"]) in text
+
+
+def test_a_lightning_checkpoint_with_wrong_contents_is_refused_by_the_lightning_twin(mnist_dir, tmp_path, monkeypatch,
+                                                                                     capsys):
+    """The Lightning twin reads --resume through the same checks (its CheckedCheckpointIO): one line, status 2."""
+    monkeypatch.chdir(tmp_path)
+    flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20", "--no-progress"]
+    twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
+    saved = torch.load(tmp_path / "ck/cnn_classifier/lightning/version_0/last.ckpt", weights_only=True)
+    for changes, words in [({"epoch": -1}, "its epoch is -1, not a count"),
+                           ({"optimizer_states": []}, "its optimizer state has no parameter groups"),
+                           ({"state_dict": list(saved["state_dict"].values())}, "not a dictionary of tensors"),
+                           ({"hyper_parameters": saved["hyper_parameters"] | {"momentum": 0.5}},
+                            "--momentum 0.9: x.ckpt was trained with --momentum 0.5")]:
+        torch.save(saved | changes, "x.ckpt")
+        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+            twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "2", "--resume", "x.ckpt"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err

@@ -1,5 +1,6 @@
 """README is a map and docs/ holds the depth; neither names a command, module or flag that does not exist."""
 
+import functools
 import importlib.util
 import re
 import subprocess
@@ -33,6 +34,7 @@ def commands() -> list[tuple[str, str, list[str]]]:
     return found
 
 
+@functools.lru_cache
 def tool_flags(module: str) -> set[str]:
     """The flags a tool's --help lists."""
     if module in TABLE_WRITERS:

@@ -20,7 +20,8 @@ the training split (Fashion-MNIST by default: 55,000 train, 5,000 validate), mea
   (f) each twin's process start-up: the wall time of `--dry-run` (imports, reading the data,
       one batch each way);
   and on request (`--measures "plain, no TensorBoard" "plain, no progress bar"`), the plain
-  twin with each of its own extras off, to see where its time over the floor goes.
+  twin with each of its own extras off, to see where its time over the floor goes; and
+  (`--measures "reserving MKL's workspace (once a process)"`) what shared/blas.py costs.
 Every measurement runs in a fresh process, the reps interleaved (a, b, c, d..., then again),
 so that a slow moment of the machine spreads over all of them; the table gives medians,
 the fastest and slowest rep (a difference between two rows smaller than that spread is
@@ -63,6 +64,8 @@ MEASURES = ["floor", "plain", "lightning", *LIGHTNING_EXTRAS_OFF, "torchvision P
             "start-up: plain --dry-run", "start-up: lightning --dry-run"]
 # On request (--measures), where the plain twin's own time over the floor goes: each of its extras off.
 PLAIN_EXTRAS_OFF = ["plain, no TensorBoard", "plain, no progress bar"]
+# On request too: what every twin pays once at start-up so that its bits cannot depend on free memory.
+RESERVE = "reserving MKL's workspace (once a process)"
 
 
 def twin_flags(args: argparse.Namespace, out: str) -> list[str]:
@@ -161,6 +164,15 @@ def transform_seconds(args: argparse.Namespace) -> float:
     return time.perf_counter() - start
 
 
+def reserve_seconds() -> float:
+    """shared/blas.py's one product, in a process that has not run it yet (exit_on_bad_input runs it first)."""
+    from shared.blas import reserve_blas_workspace
+
+    start = time.perf_counter()
+    reserve_blas_workspace()
+    return time.perf_counter() - start
+
+
 def measure_here(args: argparse.Namespace) -> float:
     """Run one measurement in this process (the parent starts one process per measurement)."""
     example = MODELS[args.model]
@@ -172,6 +184,8 @@ def measure_here(args: argparse.Namespace) -> float:
         return twin_seconds(args, example, "lightning_version")
     if args.measure in LIGHTNING_EXTRAS_OFF:
         return twin_seconds(args, example, "lightning_version", LIGHTNING_EXTRAS_OFF[args.measure])
+    if args.measure == RESERVE:
+        return reserve_seconds()
     return transform_seconds(args)
 
 
@@ -190,6 +204,9 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
     else:
         command = [sys.executable, "-m", "tools.benchmark", "--measure", measure, "--model", model, "--dataset",
                    args.dataset, "--data-dir", args.data_dir]
+        if measure == RESERVE:  # not under exit_on_bad_input, which would have reserved it already
+            command = [sys.executable, "-c", "import json, sys; from tools.benchmark import reserve_seconds; "
+                                             "print(json.dumps({'seconds': reserve_seconds()}))"]
         command += [f"--limit-train={args.limit_train}"] if args.limit_train else []
         command += [f"--limit-val={args.limit_val}"] if args.limit_val else []
         with tempfile.TemporaryFile("w+") as result:
@@ -230,9 +247,9 @@ def main() -> None:
     parser.add_argument("--limit-train", type=int, help="use the first N training images (a quick run)")
     parser.add_argument("--limit-val", type=int, help="use the first N validation images")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    parser.add_argument("--measures", nargs="+", choices=MEASURES + PLAIN_EXTRAS_OFF, default=MEASURES,
+    parser.add_argument("--measures", nargs="+", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE], default=MEASURES,
                         help="measure only these (floor and plain always come first, the ratios need them)")
-    parser.add_argument("--measure", choices=MEASURES + PLAIN_EXTRAS_OFF, help=argparse.SUPPRESS)  # one measurement, in this process
+    parser.add_argument("--measure", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE], help=argparse.SUPPRESS)  # one measurement, in this process
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
     with exit_on_bad_input():  # a bad flag or missing data: one line on stderr, exit status 2
         args = parser.parse_args()

@@ -100,7 +100,7 @@ def main() -> None:
             runs = {}
             for name, package in IMPLEMENTATIONS.items():
                 own_flags = flags_for(example, flags)
-                print(f"{example}, {name} twin: python -m {package}.{example} {' '.join(own_flags)}", flush=True)
+                print(f"{example}, {name} twin: python -m {' '.join([f'{package}.{example}', *own_flags])}", flush=True)
                 runs[name] = run_twin(package, example, own_flags, Path(tmp) / f"{example}-{name}.json")
             rows.append(compare(runs["plain"], runs["lightning"]))
             plots.append(plot_dir / f"{example}.png")

@@ -41,7 +41,7 @@ STEPS = (
          "dropout, and why train/eval modes matter; SGD with momentum and `StepLR` ⟷ "
          "`configure_optimizers` returning a scheduler; best and last checkpoints, resuming, and "
          "rebuilding the best model ⟷ two `ModelCheckpoint`s, `fit(ckpt_path=...)`, "
-         "`load_from_checkpoint`; stopping at a nan loss ⟷ the same check in `on_train_batch_end`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
+         "`load_from_checkpoint`; stopping at a nan loss ⟷ the same check in `on_train_batch_end` and `on_validation_epoch_end`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
          "test split and plain inference ⟷ `trainer.test`, `trainer.predict`; one process per device, "
          "launched by torchrun, with `DistributedSampler` and `DistributedDataParallel` ⟷ "
          "`Trainer(strategy=\"ddp\", devices=N)` and `self.log(..., sync_dist=True)`",
