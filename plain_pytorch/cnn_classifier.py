@@ -8,10 +8,9 @@ lightning_version/cnn_classifier.py`. Step 1 (mnist_feedforward.py) taught the l
 This step teaches: dropout, and why train and eval modes matter; SGD with momentum and a
 StepLR scheduler; checkpoints (best, and last after every epoch), resuming, and rebuilding
 the best model from its file; stopping at the step whose training or validation loss turns
-nan or infinite;
-evaluating on the test split (`--test`) and plain inference (`--predict N`); training on N
-processes at once (DDP, `--devices N`): the lines marked "DDP:" (plain_pytorch/by_hand/
-distributed.py holds the longer parts).
+nan or infinite; evaluating on the test split (`--test`) and plain inference (`--predict
+N`); training on N processes at once (DDP, `--devices N`): the lines marked "DDP:"
+(plain_pytorch/by_hand/distributed.py holds the longer parts).
 
 Run:  python -m plain_pytorch.cnn_classifier --checkpoint-dir checkpoints --test --predict 10
       torchrun --standalone --nproc-per-node 2 -m plain_pytorch.cnn_classifier --devices 2
