@@ -5,10 +5,8 @@ tests cover every file and every bad value; the subprocess tests prove the real
 `python -m` entry point behaves the same.
 """
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
