@@ -1,10 +1,11 @@
 """Checkpoint files on disk: written atomically, read once, and refused when they cannot resume this run.
 
-Both twins of step 2 go through here. The plain twin saves with `atomic_save` and resumes
+Every twin of step 2 goes through here. The plain twin saves with `atomic_save` and resumes
 with `read_checkpoint` (plain_pytorch/by_hand/checkpointing.py); the Lightning twin's Trainer
-does both through `CheckedCheckpointIO` (shared/lightning_callbacks.py), Lightning's own
-extension point for checkpoint IO. So a kill or a full disk during a save leaves the previous
-file whole, and a refusal is one line (`BadInput`) in either twin.
+and the Fabric twin's `fabric.save`/`fabric.load` do both through `CheckedCheckpointIO`
+(shared/lightning_callbacks.py), Lightning's own extension point for checkpoint IO. So a kill
+or a full disk during a save leaves the previous file whole, and a refusal is one line
+(`BadInput`) in every twin.
 """
 
 import argparse
@@ -15,9 +16,11 @@ import torch
 
 from shared.exits import BadInput
 
-# What each twin's checkpoint must hold to resume a run exactly where it stopped.
+# What each twin's checkpoint must hold to resume a run exactly where it stopped. The Fabric
+# twin saves what the plain twin saves, and says so under "twin", so each twin resumes its own.
 NEEDED = {
     "plain": ("model", "optimizer", "scheduler", "rng_states", "epoch", "global_step"),
+    "fabric": ("model", "optimizer", "scheduler", "rng_states", "epoch", "global_step", "twin"),
     "lightning": ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch", "global_step", "rng_states"),
 }
 WROTE_IT = "pass a last.ckpt or best.ckpt that --checkpoint-dir wrote"
@@ -31,7 +34,7 @@ def run_flags(args: argparse.Namespace) -> dict:
     return {flag: getattr(args, flag) for flag in FIXED_BY_CHECKPOINT}
 
 
-def atomic_save(checkpoint: dict, path: str | Path) -> None:
+def atomic_save(path: str | Path, checkpoint: dict) -> None:
     """`torch.save` into a temporary file beside `path`, then rename it over `path`.
 
     A rename within one folder is atomic, so a run killed while writing, or a disk that
@@ -52,7 +55,7 @@ def atomic_save(checkpoint: dict, path: str | Path) -> None:
 
 
 def read_checkpoint(path: str | Path, twin: str, model: torch.nn.Module, args: argparse.Namespace) -> dict:
-    """Load `path` for `twin` ("plain" or "lightning"), whose weights must fit `model`; refuse what cannot resume.
+    """Load `path` for `twin` ("plain", "fabric" or "lightning"), whose weights must fit `model`; refuse what cannot resume.
 
     Refused in one line: a file that does not load with `weights_only=True` (it could run code,
     or is no checkpoint), the other twin's checkpoint, one that lacks what resuming needs or
@@ -67,9 +70,9 @@ def read_checkpoint(path: str | Path, twin: str, model: torch.nn.Module, args: a
                        f"{WROTE_IT}") from None
     if not isinstance(checkpoint, dict):
         raise BadInput(f"--resume {path}: holds no checkpoint; {WROTE_IT}")
-    other = "lightning" if twin == "plain" else "plain"
-    if NEEDED[other][0] in checkpoint and NEEDED[twin][0] not in checkpoint:
-        raise BadInput(f"--resume {path}: a {other} twin's checkpoint; resume it with the {other} twin")
+    writer = written_by(checkpoint)
+    if writer and writer != twin:
+        raise BadInput(f"--resume {path}: a {writer} twin's checkpoint; resume it with the {writer} twin")
     missing = [key for key in NEEDED[twin] if key not in checkpoint]
     if missing:  # else a KeyError mid-resume, or (Lightning) a resume without the random state
         raise BadInput(f"--resume {path}: lacks {', '.join(missing)}, which resuming needs; {WROTE_IT}")
@@ -82,9 +85,18 @@ def read_checkpoint(path: str | Path, twin: str, model: torch.nn.Module, args: a
             raise BadInput(f"{name} {getattr(args, flag)}: {path} was trained with {name} {saved}, and resuming "
                            f"continues that run; pass {name} {saved}, or start a new run without --resume")
     done = checkpoint["epoch"] + 1  # epoch: the last one finished, from 0
-    if args.epochs <= done:  # else both twins would silently train nothing
+    if args.epochs <= done:  # else the twins would silently train nothing
         raise BadInput(f"--epochs: {path} ends after epoch {done} already; pass --epochs above {done} to train on")
     return checkpoint
+
+
+def written_by(checkpoint: dict) -> str | None:
+    """Which twin saved `checkpoint`, as far as its keys tell: "plain", "fabric", "lightning" or None."""
+    if "state_dict" in checkpoint:
+        return "lightning"
+    if "model" in checkpoint:
+        return "fabric" if checkpoint.get("twin") == "fabric" else "plain"
+    return None
 
 
 def _wrong_contents(checkpoint: dict, twin: str, model: torch.nn.Module) -> str | None:
@@ -98,7 +110,7 @@ def _wrong_contents(checkpoint: dict, twin: str, model: torch.nn.Module) -> str 
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     if {key: tuple(value.shape) for key, value in weights.items()} != expected:
         return "its weights do not fit this model (another example, or other --hidden-size/--num-features?)"
-    optimizers = [checkpoint["optimizer"]] if twin == "plain" else checkpoint["optimizer_states"]
+    optimizers = checkpoint["optimizer_states"] if twin == "lightning" else [checkpoint["optimizer"]]
     for state in optimizers if isinstance(optimizers, list) and optimizers else [None]:
         groups = state.get("param_groups") if isinstance(state, dict) else None
         if not groups or not isinstance(state.get("state"), dict):

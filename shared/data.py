@@ -288,7 +288,7 @@ class SumDataset(Dataset):
 def make_sum_dataset(num_samples: int, num_features: int, seed: int) -> Splits:
     """The sum example's (train, val, None, note): one seeded `SumDataset`, its last 1/5 validates.
 
-    Every run and both twins see the same vectors. Step 3 has no test split.
+    Every run and every twin see the same vectors. Step 3 has no test split.
     """
     dataset = SumDataset(num_samples, num_features, torch.Generator().manual_seed(seed))
     split = num_samples - num_samples // CARVE_VAL_FRACTION

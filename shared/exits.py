@@ -76,6 +76,11 @@ class _ToStdout(logging.StreamHandler):
         self.stream = sys.stdout  # looked up at each line: pytest and notebooks replace sys.stdout
         super().emit(record)
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # stdout closed (`| head -1`): end as a print() would
+            raise
+        super().handleError(record)
+
 
 @contextlib.contextmanager
 def _lightning_info_on_stdout() -> Iterator[None]:

@@ -1,6 +1,6 @@
 """The command-line flags of all six files, defined once.
 
-`parse_args("cnn_classifier")` gives both twins of that example the same flags with the
+`parse_args("cnn_classifier")` gives the three twins of that example the same flags with the
 same defaults, so "the same flags" always means the same run. Every step takes the common
 flags plus its own; a flag of another step is refused with a line that names its step. Bad
 values raise `BadInput` (shared/exits.py turns it into one line on stderr and exit status 2),
@@ -75,7 +75,7 @@ def _positive_float(text: str) -> float:
 
 def build_parser(example: str) -> argparse.ArgumentParser:
     """The parser for one example: the common flags, then that step's own; defaults from `EXAMPLES`."""
-    parser = OneLineParser(prog=f"python -m {{plain_pytorch,lightning_version}}.{example}",
+    parser = OneLineParser(prog=f"python -m {{plain_pytorch,fabric_version,lightning_version}}.{example}",
                            formatter_class=_ShowDefaults)
     parser.add_argument("--epochs", type=_at_least(1, int), help="passes over the training set")
     parser.add_argument("--batch-size", type=_at_least(1, int), help="samples per optimizer step")
@@ -90,7 +90,7 @@ def build_parser(example: str) -> argparse.ArgumentParser:
     parser.add_argument("--accelerator", choices=["auto", "cpu", "gpu"], default="auto",
                         help="where to train: auto picks a CUDA or MPS GPU when there is one")
     parser.add_argument("--metrics-out", metavar="PATH", help="write the run's losses and accuracies as JSON")
-    parser.add_argument("--log-dir", default="runs", help="TensorBoard files go to LOG_DIR/EXAMPLE/{plain,lightning}")
+    parser.add_argument("--log-dir", default="runs", help="TensorBoard files go to LOG_DIR/EXAMPLE/{plain,fabric,lightning}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     if example in ("mnist_feedforward", "cnn_classifier"):
         parser.add_argument("--dataset", choices=list(IMAGE_DATASETS), default="mnist",
@@ -134,7 +134,7 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         parser.error(_not_this_steps(example, unknown))
-    for flag in PATH_FLAGS:  # the same rule in both twins: ~ and $VAR expanded, as a shell would
+    for flag in PATH_FLAGS:  # the same rule in every twin: ~ and $VAR expanded, as a shell would
         if getattr(args, flag, None) is not None:
             setattr(args, flag, _path(parser, flag, getattr(args, flag)))
     if args.seed > MAX_SEED:

@@ -1,6 +1,7 @@
 """What the Lightning twins plug into their Trainer: two callbacks and a checkpoint reader.
 
-Only the Lightning twins import this module, so the plain twins never import Lightning.
+Only the Lightning and Fabric twins import this module, so the plain twins never import
+Lightning. The Fabric twin uses `CheckedCheckpointIO` alone (`Fabric(plugins=[...])`).
 - `RecordMetrics` fills the same `RunRecord` the plain twin fills by hand, from what
   Lightning already computed, and prints the same line after each validation. It changes
   nothing in the run.
@@ -17,6 +18,7 @@ Only the Lightning twins import this module, so the plain twins never import Lig
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from shared.checkpoint_files import atomic_save, read_checkpoint
@@ -53,7 +55,8 @@ class RngInCheckpoint(L.Callback):
 class CheckedCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO, reading and writing the way the plain twin does.
 
-    Reading: `trainer.fit(ckpt_path=PATH)` reads PATH through this, once, safely and checked.
+    Reading: `trainer.fit(ckpt_path=PATH)` (in the Fabric twin, `fabric.load(PATH, ...)`) reads
+    the `--resume` file PATH through this, once, safely and checked.
     Lightning alone would fail on a plain twin's checkpoint, or one of another example, with
     a KeyError or a size mismatch deep in its loading code; a learner deserves one line.
     Writing: Lightning's own `save_checkpoint` writes into a temporary file in $TMPDIR and
@@ -62,13 +65,16 @@ class CheckedCheckpointIO(TorchCheckpointIO):
     writes beside the target and renames, which is atomic on any filesystem.
     """
 
-    def __init__(self, model: L.LightningModule, args) -> None:
+    def __init__(self, model: torch.nn.Module, args, twin: str = "lightning") -> None:
         super().__init__()
-        self.model, self.args = model, args
+        self.model, self.args, self.twin = model, args, twin
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
-        return read_checkpoint(path, "lightning", self.model, self.args)
+        if self.args.resume and Path(path).resolve() == Path(self.args.resume).resolve():
+            return read_checkpoint(path, self.twin, self.model, self.args)
+        # Another file: the Fabric twin's own best.ckpt, reloaded for --test and --predict.
+        return super().load_checkpoint(path, map_location, weights_only=True)
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(checkpoint, path)
+        atomic_save(path, checkpoint)

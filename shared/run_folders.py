@@ -1,7 +1,7 @@
-"""Where one run writes: its own `version_N` folders, in both twins.
+"""Where one run writes: its own `version_N` folders, in every twin.
 
-    LOG_DIR/EXAMPLE/{plain,lightning}/version_N/         TensorBoard events (and lr_find.png)
-    CHECKPOINT_DIR/EXAMPLE/{plain,lightning}/version_N/  best.ckpt, last.ckpt
+    LOG_DIR/EXAMPLE/{plain,fabric,lightning}/version_N/         TensorBoard events (and lr_find.png)
+    CHECKPOINT_DIR/EXAMPLE/{plain,fabric,lightning}/version_N/  best.ckpt, last.ckpt
 
 numbered as Lightning's `TensorBoardLogger` numbers them, so a rerun never appends to the
 previous run's event files or replaces its checkpoints. A run refused for bad input removes

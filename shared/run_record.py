@@ -1,4 +1,4 @@
-"""The record of one run, filled the same way by both twins and written as JSON.
+"""The record of one run, filled the same way by every twin and written as JSON.
 
 Schema (`--metrics-out PATH`), identical for both implementations:
     {"example": str, "implementation": "plain" | "lightning", "config": {flag: value},
@@ -30,7 +30,7 @@ from shared.exits import WHEN_STOPPED, BadInput, global_rank
 @dataclass
 class RunRecord:
     example: str
-    implementation: str  # "plain" or "lightning"
+    implementation: str  # "plain", "fabric" or "lightning"
     config: dict
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -55,7 +55,7 @@ class RunRecord:
             self.seconds = time.perf_counter() - start
 
     def end_epoch(self, epoch: int, val_loss: float, val_accuracy: float) -> str:
-        """Keep one epoch's validation metrics; return the line both twins print for it."""
+        """Keep one epoch's validation metrics; return the line every twin prints for it."""
         self.val_loss.append(val_loss)
         self.val_accuracy.append(val_accuracy)
         return f"epoch {epoch}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}"
@@ -100,7 +100,7 @@ def _finite_or_null(value):
 
 
 def show_predictions(predictions: list[int], dataset: Dataset) -> None:
-    """Print each predicted label beside the true one, as both twins of step 2 do for `--predict N`."""
+    """Print each predicted label beside the true one, as every twin of step 2 does for `--predict N`."""
     print("sample  predicted  true")
     for index, (predicted, (_, label)) in enumerate(zip(predictions, dataset)):
         print(f"{index:6}  {predicted:9}  {int(label):4}{'' if predicted == int(label) else '  <- wrong'}")

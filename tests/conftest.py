@@ -27,12 +27,18 @@ if str(REPO) not in sys.path:  # so `import shared` works however pytest is star
 # Lightning INFO line would print a "--- Logging error ---" traceback.
 
 EXAMPLES = ["mnist_feedforward", "cnn_classifier", "sum_dataset"]
-PACKAGES = ["plain_pytorch", "lightning_version"]
+PACKAGES = ["plain_pytorch", "fabric_version", "lightning_version"]  # by hand, Fabric, Trainer
+FOLDERS = {"plain_pytorch": "plain", "fabric_version": "fabric", "lightning_version": "lightning"}  # runs/EXAMPLE/...
 
 
 def twin(package: str, example: str):
     """The module `package.example`, e.g. twin("plain_pytorch", "cnn_classifier")."""
     return importlib.import_module(f"{package}.{example}")
+
+
+def run_all(example: str, argv: list[str]) -> list:
+    """The three twins of `example` run on the same flags, one after the other: [plain, fabric, lightning]."""
+    return [twin(package, example).main(argv) for package in PACKAGES]
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,8 @@ def test_benchmark_and_accuracy_refuse_bad_input_in_one_line(tmp_path):
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, flags
 
 
-def test_accuracy_table_trains_both_twins_and_they_agree(mnist_dir, tmp_path):
-    """`python -m tools.accuracy` (the Fashion-MNIST table of docs/costs.md), on 200 images: both twins' test accuracy, identical."""
+def test_accuracy_table_trains_the_three_twins_and_they_agree(mnist_dir, tmp_path):
+    """`python -m tools.accuracy` (the Fashion-MNIST table of docs/costs.md), on 200 images: the three twins' test accuracy, identical."""
     done = subprocess.run([sys.executable, "-m", "tools.accuracy", "--data-dir", str(mnist_dir), "--dataset", "mnist",
                            "--limit-train", "200"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""One command-line interface for all six files; bad values never give a traceback.
+"""One command-line interface for all nine files; bad values never give a traceback.
 
 Each bad value ends the program with one line on stderr and exit status 2. The in-process
 tests cover every file and every bad value; the subprocess tests prove the real
@@ -119,15 +119,15 @@ def test_an_output_path_the_kernel_refuses_is_found_before_training(flags, packa
     assert exit_info.value.code == 2 and err.count("\n") == 1 and flags[0] in err
 
 
-def test_both_twins_of_a_step_print_the_same_help(capsys):
-    """Both twins of an example print the same --help, with that step's defaults."""
+def test_every_twin_of_a_step_prints_the_same_help(capsys):
+    """The three twins of an example print the same --help, with that step's defaults."""
     for example in EXAMPLES:
         helps = []
         for package in PACKAGES:
             with pytest.raises(SystemExit):
                 twin(package, example).main(["--help"])
             helps.append(capsys.readouterr().out)
-        assert helps[0] == helps[1] and "--metrics-out" in helps[0]
+        assert helps[0] == helps[1] == helps[2] and "--metrics-out" in helps[0]
     defaults = vars(build_parser("mnist_feedforward").parse_args([]))
     assert {k: defaults[k] for k in ("epochs", "batch_size", "lr", "hidden_size")} == {
         "epochs": 2, "batch_size": 100, "lr": 1e-3, "hidden_size": 500,
@@ -163,9 +163,10 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
     unsafe = tmp_path / "unsafe.ckpt"  # a pickled object: what weights_only=False would let run code
     torch.save({"model": argparse.Namespace(payload=1)}, unsafe)
     flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20", "--no-progress"]
-    twin("plain_pytorch", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
-    twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
+    for package in PACKAGES:
+        twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
     plain_checkpoint = tmp_path / "ck/cnn_classifier/plain/version_0/last.ckpt"
+    fabric_checkpoint = tmp_path / "ck/cnn_classifier/fabric/version_0/last.ckpt"
     lightning_checkpoint = tmp_path / "ck/cnn_classifier/lightning/version_0/last.ckpt"
     bare_tensor = tmp_path / "tensor.ckpt"
     torch.save(torch.zeros(3), bare_tensor)
@@ -176,12 +177,19 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         ("plain_pytorch", bare_tensor, "holds no checkpoint"),
         ("lightning_version", plain_checkpoint, "a plain twin's checkpoint; resume it with the plain twin"),
         ("plain_pytorch", lightning_checkpoint, "a lightning twin's checkpoint; resume it with the lightning twin"),
+        ("fabric_version", tmp_path / "missing.ckpt", "no checkpoint file"),
+        ("fabric_version", unsafe, "loads safely"),
+        ("fabric_version", plain_checkpoint, "a plain twin's checkpoint; resume it with the plain twin"),
+        ("fabric_version", lightning_checkpoint, "a lightning twin's checkpoint; resume it with the lightning twin"),
+        ("plain_pytorch", fabric_checkpoint, "a fabric twin's checkpoint; resume it with the fabric twin"),
+        ("lightning_version", fabric_checkpoint, "a fabric twin's checkpoint; resume it with the fabric twin"),
     ]:
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(path)])
         err = capsys.readouterr().err  # Lightning's INFO lines went to stdout: one line here
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err and "Traceback" not in err
     for package, path, key in [("plain_pytorch", plain_checkpoint, "optimizer"),
+                               ("fabric_version", fabric_checkpoint, "scheduler"),
                                ("lightning_version", lightning_checkpoint, "rng_states")]:
         # loads safely, but lacks what resuming needs: a KeyError (plain) or a silent resume without the RNG (Lightning)
         stripped = tmp_path / f"stripped-{package}.ckpt"
@@ -190,13 +198,13 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(stripped)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and f"lacks {key}" in err.splitlines()[-1] and "Traceback" not in err
-    for package, path in [("plain_pytorch", plain_checkpoint), ("lightning_version", lightning_checkpoint)]:
-        # --epochs 1 from a checkpoint that finished epoch 1: both twins used to train nothing, silently
+    for package, path in zip(PACKAGES, (plain_checkpoint, fabric_checkpoint, lightning_checkpoint)):
+        # --epochs 1 from a checkpoint that finished epoch 1: the twins used to train nothing, silently
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--resume", str(path)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and "ends after epoch 1" in err
-    for implementation in ("plain", "lightning"):  # every refused run removed the version_N it had claimed
+    for implementation in ("plain", "fabric", "lightning"):  # every refused run removed the version_N it had claimed
         assert [p.name for p in (tmp_path / "runs/cnn_classifier" / implementation).iterdir()] == ["version_0"]
         assert [p.name for p in (tmp_path / "ck/cnn_classifier" / implementation).iterdir()] == ["version_0"]
 
@@ -300,5 +308,25 @@ def test_a_lightning_checkpoint_with_wrong_contents_is_refused_by_the_lightning_
         torch.save(saved | changes, "x.ckpt")
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
             twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "2", "--resume", "x.ckpt"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_a_fabric_checkpoint_with_wrong_contents_is_refused_by_the_fabric_twin(mnist_dir, tmp_path, monkeypatch,
+                                                                               capsys):
+    """The Fabric twin's fabric.load reads --resume through the same checks (the same plugin): one line, status 2."""
+    monkeypatch.chdir(tmp_path)
+    flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20", "--no-progress"]
+    twin("fabric_version", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
+    saved = torch.load(tmp_path / "ck/cnn_classifier/fabric/version_0/last.ckpt", weights_only=True)
+    assert saved["twin"] == "fabric" and set(saved) >= {"model", "optimizer", "scheduler", "rng_states"}
+    for changes, words in [({"epoch": -1}, "its epoch is -1, not a count"),
+                           ({"optimizer": {"state": {}, "param_groups": []}}, "optimizer state has no parameter groups"),
+                           ({"model": list(saved["model"].values())}, "not a dictionary of tensors"),
+                           ({"hyper_parameters": saved["hyper_parameters"] | {"lr": 0.5}},
+                            "--lr 0.01: x.ckpt was trained with --lr 0.5")]:
+        torch.save(saved | changes, "x.ckpt")
+        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+            twin("fabric_version", "cnn_classifier").main(flags + ["--epochs", "2", "--resume", "x.ckpt"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err

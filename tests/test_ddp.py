@@ -1,6 +1,6 @@
-"""Step 2 on two processes: DDP by hand under torchrun ⟷ Trainer(strategy="ddp"), on CPU (gloo).
+"""Step 2 on two processes: DDP by hand under torchrun ⟷ Fabric(strategy="ddp") ⟷ Trainer(strategy="ddp"), on CPU (gloo).
 
-Each twin trains on 2 processes, in its own processes, the way README's "Scaling out"
+Each of the three twins trains on 2 processes, in its own processes, the way README's "Scaling out"
 launches it. One thread per process (OMP_NUM_THREADS=1, what torchrun sets anyway), so that
 both twins compute with the same kernels.
 """
@@ -20,7 +20,7 @@ from plain_pytorch.by_hand.checkpointing import load_checkpoint
 from shared.exits import exit_on_bad_input
 from shared.data import first, load_mnist
 from shared.models import ConvNet
-from tests.conftest import PACKAGES, REPO, twin
+from tests.conftest import FOLDERS, PACKAGES, REPO, twin
 
 # 301 validation images: 151 a process, so the sampler pads one (repeats the first image).
 FLAGS = ["--limit-train", "512", "--limit-val", "301", "--batch-size", "32", "--accelerator", "cpu", "--no-progress"]
@@ -28,7 +28,7 @@ STEPS_PER_EPOCH = 512 // 2 // 32  # each process: half the images, in batches of
 
 
 def launch(package: str, devices: int, flags: list[str], cwd: Path, status: int = 0) -> subprocess.CompletedProcess:
-    """The plain twin under torchrun (one process per device); the Lightning twin as usual (it starts its own)."""
+    """The plain twin under torchrun (one process per device); the Fabric and Lightning twins as usual (they start their own)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     module = ["-m", f"{package}.cnn_classifier", "--devices", str(devices), *flags]
     if package == "plain_pytorch" and devices > 1:
@@ -47,7 +47,7 @@ def records(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ddp_runs(mnist_dir, tmp_path_factory) -> Path:
-    """Both twins, 2 epochs on 2 processes, with checkpoints and --metrics-out; the folder they ran in."""
+    """The three twins, 2 epochs on 2 processes, with checkpoints and --metrics-out; the folder they ran in."""
     folder = tmp_path_factory.mktemp("ddp")
     for package in PACKAGES:
         done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--checkpoint-dir", "ck",
@@ -58,11 +58,11 @@ def ddp_runs(mnist_dir, tmp_path_factory) -> Path:
 
 def test_ddp_twins_give_the_same_losses_bit_for_bit(ddp_runs):
     """On 2 processes with dropout, over 2 epochs: rank 0's per-step losses and the reduced epoch metrics are equal."""
-    plain, lightning = records(ddp_runs)
+    plain, fabric, lightning = records(ddp_runs)
     assert len(plain["train_loss"]) == 2 * STEPS_PER_EPOCH
     for key in ("train_loss", "val_loss", "val_accuracy"):
-        assert plain[key] == lightning[key], key
-    for name in ("plain", "lightning"):  # rank 0 alone wrote logs and checkpoints: one version each
+        assert plain[key] == fabric[key] == lightning[key], key
+    for name in FOLDERS.values():  # rank 0 alone wrote logs and checkpoints: one version each
         assert [p.name for p in (ddp_runs / "ck/cnn_classifier" / name).iterdir()] == ["version_0"]
         assert [p.name for p in (ddp_runs / "runs/cnn_classifier" / name).iterdir()] == ["version_0"]
 
@@ -105,7 +105,7 @@ def test_ddp_matches_one_process_taking_the_whole_global_batch(ddp_runs, mnist_d
             losses.append(loss_0.item())
         iter(DataLoader(val_set, sampler=DistributedSampler(val_set, 2, 0, shuffle=False)))  # validation's draw
         scheduler.step()
-    plain, _ = records(ddp_runs)
+    plain = records(ddp_runs)[0]
     largest = max(abs(a - b) for a, b in zip(losses, plain["train_loss"]))
     # Under DDP each process's gradient is halved and gloo's all-reduce sums the two, bucket by bucket;
     # here autograd halves each half's gradient on its way back and accumulates the two into .grad.
@@ -116,29 +116,35 @@ def test_ddp_matches_one_process_taking_the_whole_global_batch(ddp_runs, mnist_d
 
 
 def test_ddp_checkpoints_resume_on_one_process(ddp_runs, mnist_dir):
-    """Both twins' last.ckpt written by 2 processes resumes in 1 process, and the twins go on alike."""
-    for package, name in zip(PACKAGES, ("plain", "lightning")):
+    """Each twin's last.ckpt written by 2 processes resumes in 1 process, and the twins go on alike."""
+    for package, name in FOLDERS.items():
         last = ddp_runs / f"ck/cnn_classifier/{name}/version_0/last.ckpt"
         assert load_checkpoint(last)["epoch"] == 1
         launch(package, 1, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "3", "--resume", str(last),
                             "--metrics-out", f"{package}-resumed.json"], ddp_runs)
-    plain, lightning = (json.loads((ddp_runs / f"{p}-resumed.json").read_text()) for p in PACKAGES)
+    plain, fabric, lightning = (json.loads((ddp_runs / f"{p}-resumed.json").read_text()) for p in PACKAGES)
     assert len(plain["train_loss"]) == 512 // 32 and len(plain["val_loss"]) == 1  # epoch 3 alone, all 512 images
-    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
+    assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
+    assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
 
 
 def test_one_process_checkpoints_resume_on_two(mnist_dir, tmp_path):
-    """Both twins' last.ckpt written by 1 process resumes on 2 processes, and the twins go on alike."""
+    """Each twin's last.ckpt written by 1 process resumes on 2 processes, and the twins go on alike.
+
+    The Fabric twin's trap: Fabric sets the DistributedSampler's epoch to the number of passes
+    made in this run, from 0; without its seed shifted, the resumed epoch would repeat epoch 1's order.
+    """
     flags = [*FLAGS, "--data-dir", str(mnist_dir), "--checkpoint-dir", "ck"]
     runs = []
-    for package, name in zip(PACKAGES, ("plain", "lightning")):
+    for package, name in FOLDERS.items():
         launch(package, 1, [*flags, "--epochs", "1"], tmp_path)
         last = tmp_path / f"ck/cnn_classifier/{name}/version_0/last.ckpt"
         launch(package, 2, [*flags, "--epochs", "2", "--resume", str(last), "--metrics-out", "m.json"], tmp_path)
         runs.append(json.loads((tmp_path / "m.json").read_text()))
-    plain, lightning = runs
+    plain, fabric, lightning = runs
     assert len(plain["train_loss"]) == STEPS_PER_EPOCH and len(plain["val_loss"]) == 1  # epoch 2, on 2 processes
-    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
+    assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
+    assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
 
 
 def _check_one_diverged_loss(rank: int, store: str, outcomes: str) -> None:
@@ -167,16 +173,17 @@ def test_a_loss_that_diverges_in_one_process_stops_every_process(tmp_path):
 
 
 def test_both_twins_on_two_processes_stop_at_the_same_step_when_the_loss_diverges(mnist_dir, tmp_path):
-    """At --lr 1e6 on 2 processes: both twins stop after the same step, with one error line each, records alike."""
+    """At --lr 1e6 on 2 processes: every twin stops after the same step, with one error line each, records alike."""
     runs = []
     for package in PACKAGES:
         done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--lr", "1e6",
                                    "--metrics-out", f"{package}.json"], tmp_path, status=1)
         assert done.stderr.count("error: train_loss ") == 1  # one process says so (torchrun adds its own report)
         runs.append(json.loads((tmp_path / f"{package}.json").read_text()))
-    plain, lightning = runs
+    plain, fabric, lightning = runs
     assert plain["train_loss"][-1] is None and len(plain["train_loss"]) < STEPS_PER_EPOCH
-    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"] == []
+    assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
+    assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"] == []
 
 
 def test_the_plain_twin_without_torchrun_says_how_to_launch_it(capsys, monkeypatch):

@@ -1,7 +1,7 @@
-"""Every Lightning feature the ladder teaches, held against its hand-written twin, in its own step.
+"""Every Lightning feature the ladder teaches, held against its hand-written twin and its Fabric twin.
 
-Each test runs the plain twin and the Lightning twin of the step that teaches the feature
-and asserts the two agree exactly; where a feature could silently do nothing, the test
+Each test runs the plain, Fabric and Lightning twins of the step that teaches the feature
+and asserts the three agree exactly; where a feature could silently do nothing, the test
 also checks that it changed the run. Step 1 (mnist_feedforward): TensorBoard, the progress
 bar. Step 2 (cnn_classifier): the scheduler, checkpoints and resume, test and predict.
 Step 3 (sum_dataset, fast): seeding and workers, early stopping, the finders, clipping,
@@ -17,23 +17,20 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from plain_pytorch.by_hand.checkpointing import load_checkpoint, network_weights
 from shared.models import ConvNet
-from tests.conftest import twin
+from tests.conftest import FOLDERS, PACKAGES, run_all, twin
 
 SUM = ["--num-samples", "500", "--epochs", "3", "--batch-size", "48", "--accelerator", "cpu", "--no-progress"]
 BATCHES = math.ceil(400 / 48)  # 9 batches per epoch, the last one short
 CNN_BATCHES = math.ceil(200 / 48)  # 5 batches per epoch on --limit-train 200, the last one short
 
 
-def run_both(example: str, argv: list[str]):
-    return twin("plain_pytorch", example).main(argv), twin("lightning_version", example).main(argv)
-
-
-def assert_same_run(plain, lightning) -> None:
+def assert_same_run(plain, *others) -> None:
     assert plain.train_loss and plain.val_loss  # a run really happened
-    assert plain.train_loss == lightning.train_loss
-    assert plain.val_loss == lightning.val_loss
-    assert plain.val_accuracy == lightning.val_accuracy
-    assert plain.test == lightning.test and plain.predictions == lightning.predictions
+    for other in others:
+        assert plain.train_loss == other.train_loss
+        assert plain.val_loss == other.val_loss
+        assert plain.val_accuracy == other.val_accuracy
+        assert plain.test == other.test and plain.predictions == other.predictions
 
 
 def cnn_flags(mnist_dir, epochs: int = 3) -> list[str]:
@@ -56,22 +53,23 @@ def sum_baseline():
 # Step 1: mnist_feedforward ------------------------------------------------------------------
 
 def test_tensorboard_event_files_match(mnist_dir, tmp_path):
-    """Step 1: SummaryWriter and TensorBoardLogger write the same tags, steps and values."""
+    """Step 1: SummaryWriter, fabric.log_dict and self.log write the same tags, steps and values."""
     argv = ["--data-dir", str(mnist_dir), "--limit-train", "300", "--limit-val", "100", "--epochs", "2",
             "--batch-size", "64", "--accelerator", "cpu", "--no-progress", "--log-dir", "tb"]
-    plain, _ = run_both("mnist_feedforward", argv)
+    plain, _, _ = run_all("mnist_feedforward", argv)
     plain_events = scalars(tmp_path / "tb/mnist_feedforward/plain/version_0")
     assert sorted(plain_events) == ["epoch", "train_loss", "val_accuracy", "val_loss"]
+    assert plain_events == scalars(tmp_path / "tb/mnist_feedforward/fabric/version_0")
     assert plain_events == scalars(tmp_path / "tb/mnist_feedforward/lightning/version_0")
     assert len(plain_events["train_loss"]) == 2 * math.ceil(300 / 64)  # one point per step
     assert [v for _, v in plain_events["val_loss"]] == plain.val_loss  # float32 values, stored exactly
 
 
 def test_progress_bar_renders_and_can_be_turned_off(mnist_dir, capsys):
-    """Step 1: both twins draw an "Epoch 0" bar (tqdm: stderr, Lightning's: stdout); with --no-progress neither does."""
+    """Step 1: every twin draws an "Epoch 0" bar (tqdm: stderr, Lightning's: stdout); with --no-progress none does."""
     argv = ["--data-dir", str(mnist_dir), "--limit-train", "100", "--limit-val", "50", "--epochs", "1",
             "--accelerator", "cpu"]
-    for package in ("plain_pytorch", "lightning_version"):
+    for package in PACKAGES:
         twin(package, "mnist_feedforward").main(argv)
         assert "Epoch 0: 100%" in "".join(capsys.readouterr())
         twin(package, "mnist_feedforward").main(argv + ["--no-progress"])
@@ -80,22 +78,22 @@ def test_progress_bar_renders_and_can_be_turned_off(mnist_dir, capsys):
 
 
 def test_every_epoch_prints_the_same_validation_line(mnist_dir, capsys):
-    """Step 1: after each epoch both twins print one line with val_loss and val_accuracy, the same line."""
+    """Step 1: after each epoch every twin prints one line with val_loss and val_accuracy, the same line."""
     argv = ["--data-dir", str(mnist_dir), "--limit-train", "100", "--limit-val", "50", "--epochs", "2",
             "--accelerator", "cpu", "--no-progress"]
     lines = []
-    for package in ("plain_pytorch", "lightning_version"):
+    for package in PACKAGES:
         twin(package, "mnist_feedforward").main(argv)
         lines.append([line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")])
-    assert lines[0] == lines[1] and len(lines[0]) == 2 and lines[0][1].startswith("epoch 1: val_loss ")
+    assert lines[0] == lines[1] == lines[2] and len(lines[0]) == 2 and lines[0][1].startswith("epoch 1: val_loss ")
 
 
 # Step 2: cnn_classifier ---------------------------------------------------------------------
 
 def test_step_lr_scheduler_matches(mnist_dir):
     """Step 2: StepLR stepped after each epoch, where Lightning steps it, gives the same curve as Lightning's."""
-    plain, lightning = run_both("cnn_classifier", cnn_flags(mnist_dir) + ["--lr-step-gamma", "0.1"])
-    assert_same_run(plain, lightning)
+    plain, fabric, lightning = run_all("cnn_classifier", cnn_flags(mnist_dir) + ["--lr-step-gamma", "0.1"])
+    assert_same_run(plain, fabric, lightning)
     unscheduled = twin("plain_pytorch", "cnn_classifier").main(cnn_flags(mnist_dir) + ["--lr-step-gamma", "1"])
     assert plain.train_loss[:CNN_BATCHES] == unscheduled.train_loss[:CNN_BATCHES]  # epoch 1: the initial lr
     assert plain.train_loss[CNN_BATCHES:] != unscheduled.train_loss[CNN_BATCHES:]
@@ -103,19 +101,22 @@ def test_step_lr_scheduler_matches(mnist_dir):
 
 def test_checkpoints_test_and_predict_match(mnist_dir, tmp_path):
     """Step 2: best and last checkpoints hold the same weights; test and predict use the best, alike; TensorBoard too."""
-    plain, lightning = run_both("cnn_classifier", cnn_flags(mnist_dir) + ["--checkpoint-dir", "ckpt", "--test",
-                                                                         "--predict", "12"])
-    assert_same_run(plain, lightning)
+    records = run_all("cnn_classifier", cnn_flags(mnist_dir) + ["--checkpoint-dir", "ckpt", "--test", "--predict", "12"])
+    assert_same_run(*records)
+    plain = records[0]
     assert set(plain.test) == {"test_loss", "test_accuracy"} and len(plain.predictions) == 12
     for name in ("best.ckpt", "last.ckpt"):
-        plain_file = load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/version_0" / name)
-        lightning_file = load_checkpoint(tmp_path / "ckpt/cnn_classifier/lightning/version_0" / name)
-        assert plain_file["epoch"] == lightning_file["epoch"]
-        assert plain_file["global_step"] == lightning_file["global_step"]
+        plain_file, fabric_file, lightning_file = (load_checkpoint(tmp_path / "ckpt/cnn_classifier" / folder / "version_0" / name)
+                                                   for folder in FOLDERS.values())
+        assert plain_file["epoch"] == fabric_file["epoch"] == lightning_file["epoch"]
+        assert plain_file["global_step"] == fabric_file["global_step"] == lightning_file["global_step"]
         assert list(lightning_file["state_dict"]) == ["model." + key for key in plain_file["model"]]  # the prefix
-        plain_weights, lightning_weights = network_weights(plain_file), network_weights(lightning_file)
-        assert all(torch.equal(plain_weights[k], lightning_weights[k]) for k in plain_weights)
-    assert scalars(tmp_path / "runs/cnn_classifier/plain/version_0") == scalars(tmp_path / "runs/cnn_classifier/lightning/version_0")
+        assert list(fabric_file["model"]) == list(plain_file["model"]) and fabric_file["twin"] == "fabric"
+        plain_weights = network_weights(plain_file)
+        for other in (fabric_file, lightning_file):
+            assert all(torch.equal(plain_weights[k], network_weights(other)[k]) for k in plain_weights)
+    events = [scalars(tmp_path / "runs/cnn_classifier" / folder / "version_0") for folder in FOLDERS.values()]
+    assert events[0] == events[1] == events[2] and "test_accuracy" in events[0]
 
 
 def test_test_and_predict_use_the_best_model_rebuilt_from_its_file(mnist_dir, tmp_path):
@@ -126,15 +127,15 @@ def test_test_and_predict_use_the_best_model_rebuilt_from_its_file(mnist_dir, tm
     best = load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/version_0/best.ckpt")
     assert best["epoch"] < 3  # an earlier epoch was the best, so the two differ
     assert plain.test != in_memory.test
-    lightning = twin("lightning_version", "cnn_classifier").main(argv + ["--checkpoint-dir", "ckpt"])
-    assert_same_run(plain, lightning)
+    others = [twin(package, "cnn_classifier").main(argv + ["--checkpoint-dir", "ckpt"]) for package in PACKAGES[1:]]
+    assert_same_run(plain, *others)
 
 
 def test_resumed_run_continues_the_uninterrupted_curve(mnist_dir, tmp_path):
-    """Step 2: stop after 2 of 4 epochs, resume from last.ckpt: epochs 3-4 match the uninterrupted run, in both twins."""
-    full = run_both("cnn_classifier", cnn_flags(mnist_dir, epochs=4) + ["--checkpoint-dir", "full"])
-    run_both("cnn_classifier", cnn_flags(mnist_dir, epochs=2) + ["--checkpoint-dir", "part"])
-    for record, package, folder in zip(full, ("plain_pytorch", "lightning_version"), ("plain", "lightning")):
+    """Step 2: stop after 2 of 4 epochs, resume from last.ckpt: epochs 3-4 match the uninterrupted run, in every twin."""
+    full = run_all("cnn_classifier", cnn_flags(mnist_dir, epochs=4) + ["--checkpoint-dir", "full"])
+    run_all("cnn_classifier", cnn_flags(mnist_dir, epochs=2) + ["--checkpoint-dir", "part"])
+    for record, (package, folder) in zip(full, FOLDERS.items()):
         resumed = twin(package, "cnn_classifier").main(cnn_flags(mnist_dir, epochs=4) + [
             "--resume", f"part/cnn_classifier/{folder}/version_0/last.ckpt"])
         assert resumed.train_loss == record.train_loss[2 * CNN_BATCHES :]  # dropout masks and lr continue
@@ -143,28 +144,29 @@ def test_resumed_run_continues_the_uninterrupted_curve(mnist_dir, tmp_path):
 
 
 def test_a_saved_model_predicts_alone_and_rebuilds_from_hyperparameters(mnist_dir, tmp_path):
-    """Step 2: load_from_checkpoint and the plain checkpoint rebuild a model that predicts as the run did."""
-    plain, lightning = run_both("cnn_classifier", cnn_flags(mnist_dir) + ["--checkpoint-dir", "ckpt",
-                                                                         "--predict", "25"])
-    assert plain.predictions == lightning.predictions and len(plain.predictions) == 25
+    """Step 2: load_from_checkpoint and the plain and Fabric checkpoints rebuild a model that predicts as the run did."""
+    plain, fabric, lightning = run_all("cnn_classifier", cnn_flags(mnist_dir) + ["--checkpoint-dir", "ckpt",
+                                                                                "--predict", "25"])
+    assert plain.predictions == fabric.predictions == lightning.predictions and len(plain.predictions) == 25
     from lightning_version.cnn_classifier import LitConvNet
     from shared.data import load_mnist
 
     images = load_mnist(mnist_dir).test.tensors[0][:25]
     rebuilt = LitConvNet.load_from_checkpoint(tmp_path / "ckpt/cnn_classifier/lightning/version_0/best.ckpt", map_location="cpu")
     assert rebuilt.hparams.lr == 0.01 and rebuilt.hparams.lr_step_gamma == 0.7  # save_hyperparameters()
-    alone = ConvNet()  # no Lightning, no training code
+    alone, from_fabric = ConvNet(), ConvNet()  # no Lightning, no training code
     alone.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/version_0/best.ckpt")))
-    for model in (rebuilt.model.eval(), alone.eval()):
+    from_fabric.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/cnn_classifier/fabric/version_0/best.ckpt")))
+    for model in (rebuilt.model.eval(), alone.eval(), from_fabric.eval()):
         with torch.no_grad():
             assert model(images).argmax(dim=1).tolist() == plain.predictions
 
 
 def test_resume_into_a_new_folder_starts_its_own_best(mnist_dir, tmp_path):
-    """Step 2: resumed into another --checkpoint-dir, both twins start a new best.ckpt there, as ModelCheckpoint does."""
-    run_both("cnn_classifier", cnn_flags(mnist_dir, epochs=2) + ["--checkpoint-dir", "part"])
+    """Step 2: resumed into another --checkpoint-dir, every twin starts a new best.ckpt there, as ModelCheckpoint does."""
+    run_all("cnn_classifier", cnn_flags(mnist_dir, epochs=2) + ["--checkpoint-dir", "part"])
     records = []
-    for package, folder in (("plain_pytorch", "plain"), ("lightning_version", "lightning")):
+    for package, folder in FOLDERS.items():
         records.append(twin(package, "cnn_classifier").main(cnn_flags(mnist_dir, epochs=3) + [
             "--checkpoint-dir", "new", "--resume", f"part/cnn_classifier/{folder}/version_0/last.ckpt"]))
         assert load_checkpoint(tmp_path / f"new/cnn_classifier/{folder}/version_0/best.ckpt")["epoch"] == 2
@@ -194,60 +196,62 @@ def test_a_checkpoint_write_cut_off_midway_leaves_the_previous_last_ckpt_whole(t
 # Step 3: sum_dataset ------------------------------------------------------------------------
 
 def test_early_stopping_stops_both_twins_after_the_same_epoch_and_says_why(capsys):
-    """Step 3: with patience 1 and min_delta 0.05, both twins stop at the same epoch and print the same reason."""
-    plain, lightning = run_both("sum_dataset", SUM + ["--epochs", "10", "--early-stopping-patience", "1",
-                                                      "--early-stopping-min-delta", "0.05"])
-    assert_same_run(plain, lightning)
+    """Step 3: with patience 1 and min_delta 0.05, every twin stops at the same epoch and prints the same reason."""
+    plain, fabric, lightning = run_all("sum_dataset", SUM + ["--epochs", "10", "--early-stopping-patience", "1",
+                                                             "--early-stopping-min-delta", "0.05"])
+    assert_same_run(plain, fabric, lightning)
     assert 1 < len(plain.val_loss) < 10
     said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("early stopping after epoch")]
-    assert len(said) == 2 and said[0] == said[1]
+    assert len(said) == 3 and said[0] == said[1] == said[2]
     assert said[0].startswith(f"early stopping after epoch {len(plain.val_loss) - 1}: Monitored metric val_loss "
                               "did not improve in the last 1 records.")
 
 
 def test_parity_holds_with_two_worker_processes(sum_baseline):
     """Step 3: seed_everything(workers=True) + deterministic vs seeding by hand + worker_init_fn: same curve as 0 workers."""
-    plain, lightning = run_both("sum_dataset", SUM + ["--num-workers", "2", "--deterministic"])
-    assert_same_run(plain, lightning)
+    plain, fabric, lightning = run_all("sum_dataset", SUM + ["--num-workers", "2", "--deterministic"])
+    assert_same_run(plain, fabric, lightning)
     assert plain.train_loss == sum_baseline.train_loss  # workers change where batches are built, not what they hold
 
 
 @pytest.mark.parametrize("algorithm, value", [("norm", "0.05"), ("value", "0.001")])
 def test_gradient_clipping_matches(algorithm, value, sum_baseline):
     """Step 3: clip_grad_norm_/clip_grad_value_ at the point Lightning clips give the same curve."""
-    plain, lightning = run_both("sum_dataset", SUM + ["--gradient-clip-val", value, "--gradient-clip-algorithm", algorithm])
-    assert_same_run(plain, lightning)
+    plain, fabric, lightning = run_all("sum_dataset", SUM + ["--gradient-clip-val", value,
+                                                             "--gradient-clip-algorithm", algorithm])
+    assert_same_run(plain, fabric, lightning)
     assert plain.train_loss != sum_baseline.train_loss
 
 
 def test_bf16_mixed_precision_matches_on_cpu(sum_baseline):
     """Step 3: torch.autocast(bfloat16) where Lightning puts it gives the same bf16 curve."""
-    plain, lightning = run_both("sum_dataset", SUM + ["--precision", "bf16-mixed"])
-    assert_same_run(plain, lightning)
+    plain, fabric, lightning = run_all("sum_dataset", SUM + ["--precision", "bf16-mixed"])
+    assert_same_run(plain, fabric, lightning)
     assert plain.train_loss != sum_baseline.train_loss
 
 
 def test_gradient_accumulation_matches_with_a_short_last_window(sum_baseline, tmp_path):
     """Step 3: windows of 4 over 9 batches (4, 4, 1): the short window still steps, as in Lightning; TensorBoard alike."""
-    plain, lightning = run_both("sum_dataset", SUM + ["--accumulate-grad-batches", "4"])
-    assert_same_run(plain, lightning)
+    plain, fabric, lightning = run_all("sum_dataset", SUM + ["--accumulate-grad-batches", "4"])
+    assert_same_run(plain, fabric, lightning)
     assert len(plain.train_loss) == 3 * BATCHES and plain.train_loss[0] == sum_baseline.train_loss[0]
     assert plain.train_loss[1:] != sum_baseline.train_loss[1:]
     plain_events = scalars(tmp_path / "runs/sum_dataset/plain/version_0")
+    assert plain_events == scalars(tmp_path / "runs/sum_dataset/fabric/version_0")
     assert plain_events == scalars(tmp_path / "runs/sum_dataset/lightning/version_0")
     assert len(plain_events["train_loss"]) == 3 * math.ceil(BATCHES / 4)  # one point per optimizer step
 
 
 def test_lr_finder_flag_suggests_the_same_lr_and_trains_identically(tmp_path, capsys):
-    """Step 3: --find-lr: both twins print the same suggestion, save a PNG, and then train bit-identically with it."""
+    """Step 3: --find-lr: every twin prints the same suggestion, saves a PNG, and then trains bit-identically with it."""
     argv = ["--num-samples", "1000", "--epochs", "2", "--batch-size", "64", "--accelerator", "cpu", "--no-progress",
             "--find-lr"]
-    plain, lightning = run_both("sum_dataset", argv)
-    assert_same_run(plain, lightning)
+    plain, fabric, lightning = run_all("sum_dataset", argv)
+    assert_same_run(plain, fabric, lightning)
     suggestions = [line for line in capsys.readouterr().out.splitlines() if line.startswith("lr finder suggests")]
-    assert len(suggestions) == 2 and suggestions[0] == suggestions[1]
+    assert len(suggestions) == 3 and suggestions[0] == suggestions[1] == suggestions[2]
     assert float(suggestions[0].split()[-1]) != 1e-3  # the run did not just keep --lr
-    for folder in ("plain", "lightning"):
+    for folder in FOLDERS.values():
         assert (tmp_path / f"runs/sum_dataset/{folder}/version_0/lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     baseline = twin("plain_pytorch", "sum_dataset").main(argv[:-1])
     assert plain.train_loss[0] == baseline.train_loss[0] and plain.train_loss[1:] != baseline.train_loss[1:]
@@ -255,14 +259,14 @@ def test_lr_finder_flag_suggests_the_same_lr_and_trains_identically(tmp_path, ca
 
 @pytest.mark.parametrize("mode", ["power", "binsearch"])
 def test_batch_size_finder_flag_chooses_the_same_size_and_trains_identically(mode, capsys):
-    """Step 3: --find-batch-size: both twins choose the same batch size and then train bit-identically."""
+    """Step 3: --find-batch-size: every twin chooses the same batch size and then trains bit-identically."""
     argv = ["--num-samples", "1000", "--epochs", "2", "--batch-size", "16", "--accelerator", "cpu", "--no-progress",
             "--find-batch-size", mode]
-    plain, lightning = run_both("sum_dataset", argv)
-    assert_same_run(plain, lightning)
+    plain, fabric, lightning = run_all("sum_dataset", argv)
+    assert_same_run(plain, fabric, lightning)
     chosen = [line for line in capsys.readouterr().out.splitlines() if line.startswith("batch-size finder chose")]
     # On CPU nothing runs out of memory: the search grows until the batch holds all 800 training samples.
-    assert chosen == [f"batch-size finder chose {1024 if mode == 'power' else 972}"] * 2
+    assert chosen == [f"batch-size finder chose {1024 if mode == 'power' else 972}"] * 3
     assert len(plain.train_loss) == 2  # one batch per epoch at that size
 
 

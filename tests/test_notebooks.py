@@ -1,4 +1,4 @@
-"""The six lesson notebooks run top to bottom, offline, and are committed without outputs.
+"""The seven lesson notebooks run top to bottom, offline, and are committed without outputs.
 
 Each notebook's own asserts are the lesson's live checks: an error anywhere fails the test.
 MNIST comes from the same folder as the parity tests (MNIST_DATA_DIR, made absolute for the
@@ -14,25 +14,57 @@ from nbclient import NotebookClient
 from tests.conftest import REPO
 
 LESSONS = ["01_pytorch_basics", "02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras",
-           "05_why_the_curves_match", "06_from_lightning_1x_to_2x"]
-WITH_PLOTS = {"02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras", "05_why_the_curves_match"}
+           "05_the_middle_way", "06_why_the_curves_match", "07_from_lightning_1x_to_2x"]
+WITH_PLOTS = {"02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras", "05_the_middle_way",
+              "06_why_the_curves_match"}
 
 
 def test_the_six_lessons_are_there_in_order():
-    """notebooks/ holds exactly the six lessons of the ladder, numbered in reading order."""
+    """notebooks/ holds exactly the seven lessons, numbered in reading order."""
     assert sorted(path.stem for path in (REPO / "notebooks").glob("*.ipynb")) == LESSONS
+
+
+def execute(lesson: str, exercise: str | None = None) -> nbformat.NotebookNode:
+    """Run the lesson as a kernel would (in notebooks/); `exercise`, if given, is the source of its exercise cell."""
+    path = REPO / "notebooks" / f"{lesson}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if exercise is not None and "exercise" in cell.metadata.get("tags", []):
+            cell.source = exercise
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return notebook
+
+
+def check_said(notebook: nbformat.NotebookNode) -> str:
+    """The verdict the exercise's check cell printed: its last line (training may print epoch lines above it)."""
+    cell = next(c for c in notebook.cells if "check" in c.metadata.get("tags", []))
+    return "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout").strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_runs_and_is_committed_clean(lesson, mnist_dir, monkeypatch):
     """The notebook executes without error (its asserts included), shows its plots, and is stored without outputs."""
-    path = REPO / "notebooks" / f"{lesson}.ipynb"
-    stored = json.loads(path.read_text())
+    stored = json.loads((REPO / "notebooks" / f"{lesson}.ipynb").read_text())
     assert all(not c.get("outputs") and not c.get("execution_count") for c in stored["cells"] if c["cell_type"] == "code")
     monkeypatch.setenv("MNIST_DATA_DIR", str(mnist_dir))  # the kernel inherits it
-    notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    notebook = execute(lesson)
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert bool(images) == (lesson in WITH_PLOTS)  # lessons 2-5 draw inline; 1 and 6 print
+    assert bool(images) == (lesson in WITH_PLOTS)  # lessons 2-6 draw inline; 1 and 7 print
+    if lesson == "05_the_middle_way":  # Lightning's start-up lines ("GPU available: ...") are quiet there
+        assert not [o for o in outputs if o.get("name") == "stderr" and "GPU available" in o["text"]]
+    if any("exercise" in c.metadata.get("tags", []) for c in notebook.cells):  # as committed: the cell is empty
+        assert check_said(notebook).startswith("not yet: ")
+
+
+def test_the_middle_way_exercise_passes_with_the_worked_solution_and_names_a_wrong_one(mnist_dir, monkeypatch):
+    """Lesson 5's check says "correct" for notebooks/solutions/05_the_middle_way.py, and for the solution without
+    the division by `accumulate` it names the batch where the runs part and the fix."""
+    monkeypatch.setenv("MNIST_DATA_DIR", str(mnist_dir))
+    solution = (REPO / "notebooks" / "solutions" / "05_the_middle_way.py").read_text()
+    said = check_said(execute("05_the_middle_way", solution))
+    assert said.startswith("correct: all 64 losses and 2 validations equal the Trainer's, bit for bit"), said
+    undivided = solution.replace("fabric.backward(loss / accumulate)", "fabric.backward(loss)")
+    said = check_said(execute("05_the_middle_way", undivided))
+    assert said.startswith("not yet: batch 3 (place 0 in its window)") and "divide each loss by `accumulate`" in said, said

@@ -1,8 +1,8 @@
-"""The heart of the repository: each twin pair gives the same run, bit for bit.
+"""The heart of the repository: the three twins of each step give the same run, bit for bit.
 
-Every test runs the plain loop and the Lightning Trainer on the same flags and asserts
-exact equality (`==`) of the per-step training losses and the per-epoch validation loss
-and accuracy. The flags use 3 epochs, validation every epoch, and batch sizes that do not
+Every test runs the plain loop, the Fabric loop and the Lightning Trainer on the same flags
+and asserts exact equality (`==`) of the per-step training losses and the per-epoch
+validation loss and accuracy. The flags use 3 epochs, validation every epoch, and batch sizes that do not
 divide the data, so the last batch of every epoch is short.
 """
 
@@ -12,27 +12,22 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tests.conftest import twin
+from tests.conftest import run_all, twin
 
 
-def run_both(example: str, argv: list[str]):
-    plain = twin("plain_pytorch", example).main(argv)
-    lightning = twin("lightning_version", example).main(argv)
-    return plain, lightning
-
-
-def assert_same_run(plain, lightning, steps: int, epochs: int) -> None:
+def assert_same_run(plain, fabric, lightning, steps: int, epochs: int) -> None:
     assert len(plain.train_loss) == steps and len(plain.val_loss) == epochs  # a run really happened
-    assert plain.train_loss == lightning.train_loss
-    assert plain.val_loss == lightning.val_loss
-    assert plain.val_accuracy == lightning.val_accuracy
+    assert plain.train_loss == fabric.train_loss == lightning.train_loss
+    assert plain.val_loss == fabric.val_loss == lightning.val_loss
+    assert plain.val_accuracy == fabric.val_accuracy == lightning.val_accuracy
 
 
 def test_mnist_feedforward_twins_match(mnist_dir):
     """The MLP twins agree on 600 real MNIST images, batch 64 (600 = 9 * 64 + 24), 3 epochs."""
     argv = ["--data-dir", str(mnist_dir), "--limit-train", "600", "--limit-val", "250"]
-    plain, lightning = run_both("mnist_feedforward", argv + ["--epochs", "3", "--batch-size", "64", "--accelerator", "cpu"])
-    assert_same_run(plain, lightning, steps=3 * math.ceil(600 / 64), epochs=3)
+    plain, fabric, lightning = run_all("mnist_feedforward", argv + ["--epochs", "3", "--batch-size", "64",
+                                                                   "--accelerator", "cpu"])
+    assert_same_run(plain, fabric, lightning, steps=3 * math.ceil(600 / 64), epochs=3)
 
 
 @pytest.mark.slow  # 550 steps each way: the quick parity run (README) leaves it out
@@ -40,23 +35,23 @@ def test_mnist_feedforward_twins_match_on_the_full_fashion_mnist_training_split(
     """At full size: one epoch over Fashion-MNIST's whole training split (55,000 train, 5,000 validate), bit for bit."""
     argv = ["--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--epochs", "1", "--accelerator", "cpu",
             "--no-progress"]
-    plain, lightning = run_both("mnist_feedforward", argv)
-    assert_same_run(plain, lightning, steps=55_000 // 100, epochs=1)
+    plain, fabric, lightning = run_all("mnist_feedforward", argv)
+    assert_same_run(plain, fabric, lightning, steps=55_000 // 100, epochs=1)
     assert plain.val_accuracy[0] > 0.8  # it learns the clothes too
 
 
 def test_cnn_classifier_twins_match_with_dropout(mnist_dir):
     """The CNN twins agree with dropout drawing random masks at every step, 3 epochs, batch 50 of 330."""
     argv = ["--data-dir", str(mnist_dir), "--limit-train", "330", "--limit-val", "120", "--accelerator", "cpu"]
-    plain, lightning = run_both("cnn_classifier", argv + ["--epochs", "3", "--batch-size", "50"])
-    assert_same_run(plain, lightning, steps=3 * math.ceil(330 / 50), epochs=3)
+    plain, fabric, lightning = run_all("cnn_classifier", argv + ["--epochs", "3", "--batch-size", "50"])
+    assert_same_run(plain, fabric, lightning, steps=3 * math.ceil(330 / 50), epochs=3)
 
 
 def test_sum_dataset_twins_match():
     """The sum-dataset twins agree over 4 epochs on 1,000 generated vectors, batch 48."""
     argv = ["--num-samples", "1000", "--epochs", "4", "--batch-size", "48", "--accelerator", "cpu"]
-    plain, lightning = run_both("sum_dataset", argv)
-    assert_same_run(plain, lightning, steps=4 * math.ceil(800 / 48), epochs=4)
+    plain, fabric, lightning = run_all("sum_dataset", argv)
+    assert_same_run(plain, fabric, lightning, steps=4 * math.ceil(800 / 48), epochs=4)
     assert plain.val_accuracy[-1] > 0.8  # and it learns: the rule is easy for an MLP
 
 
@@ -99,15 +94,16 @@ def test_every_dataloader_iter_draws_from_the_global_generator():
 
 @pytest.mark.parametrize("example", ["mnist_feedforward", "cnn_classifier", "sum_dataset"])
 def test_dry_run_is_one_batch_each_way(example, request):
-    """`--dry-run` (Lightning's fast_dev_run) trains and validates one batch, alike in both twins (step 2: tests, predicts)."""
+    """`--dry-run` (Lightning's fast_dev_run) trains and validates one batch, alike in all three (step 2: tests, predicts)."""
     data = ["--data-dir", str(request.getfixturevalue("mnist_dir"))] if example != "sum_dataset" else []
     step_2 = ["--test", "--predict", "40", "--checkpoint-dir", "ckpt"] if example == "cnn_classifier" else []
     argv = data + step_2 + ["--dry-run", "--accelerator", "cpu", "--batch-size", "16"]
-    plain, lightning = run_both(example, argv)
-    for record in (plain, lightning):
+    plain, fabric, lightning = run_all(example, argv)
+    for record in (plain, fabric, lightning):
         assert len(record.train_loss) == 1 and len(record.val_loss) == 1
-    assert plain.train_loss == lightning.train_loss and plain.val_loss == lightning.val_loss
-    assert plain.val_accuracy == lightning.val_accuracy and plain.test == lightning.test
-    assert plain.predictions == lightning.predictions
+    for other in (fabric, lightning):
+        assert plain.train_loss == other.train_loss and plain.val_loss == other.val_loss
+        assert plain.val_accuracy == other.val_accuracy and plain.test == other.test
+        assert plain.predictions == other.predictions
     if example == "cnn_classifier":
         assert len(plain.predictions) == 16 and set(plain.test) == {"test_loss", "test_accuracy"}

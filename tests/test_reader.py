@@ -15,9 +15,9 @@ import pytest
 import tools.ladder
 import tools.reader
 from tools.ladder import PACKAGES, REPO, STEPS, code_lines, twin_path
-from tools.reader import build, chromium, rendered_dom, screenshot
+from tools.reader import PAIRS, build, chromium, page_name, rendered_dom, screenshot
 
-PAGES = ["index"] + [step.example for step in STEPS]
+PAGES = ["index"] + [page_name(step.example, pair)[: -len(".html")] for step in STEPS for pair in PAIRS]
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +75,13 @@ def cells(dom: str) -> Cells:
     return parser
 
 
+@pytest.mark.parametrize("pair", PAIRS, ids="-".join)
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.example)
-def test_pair_page_shows_both_files_whole_in_the_browser(step, browser, site):
+def test_pair_page_shows_both_files_whole_in_the_browser(step, pair, browser, site):
     """Chromium's rendered DOM holds both columns, and in them every line of each twin, whole."""
-    found = cells(rendered_dom(site / f"{step.example}.html"))
-    for package in PACKAGES:
+    found = cells(rendered_dom(site / page_name(step.example, pair)))
+    assert all(found.columns[package] == {} for package in PACKAGES if package not in pair)
+    for package in pair:
         lines = (REPO / twin_path(package, step.example)).read_text().splitlines()
         assert sorted(found.columns[package]) == list(range(1, len(lines) + 1))  # every line, once
         assert found.columns[package] == dict(enumerate(lines, 1))  # each one whole, as in the file
@@ -98,7 +100,7 @@ def test_sections_line_up_the_loop_with_training_step(browser, site):
 
 
 def test_index_lists_the_steps_in_order_with_their_code_lines(browser, site):
-    """The index names the three steps in ladder order, each file with its code-line count as counted now."""
+    """The index names the three steps in ladder order, each of the nine files with its code-line count as counted now."""
     dom = rendered_dom(site / "index.html")
     positions = [dom.index(f'href="{step.example}.html"') for step in STEPS]
     assert positions == sorted(positions)
@@ -124,12 +126,12 @@ def test_page_is_not_blank_on_screen(name, browser, site, tmp_path):
 def test_pages_are_the_same_bytes_when_built_twice(tmp_path):
     """Built twice from the same code, every page is byte for byte the same: nothing depends on the clock."""
     first, second = build(tmp_path / "one"), build(tmp_path / "two")
-    assert [p.name for p in first] == [p.name for p in second] == [f"{name}.html" for name in PAGES]
+    assert [p.name for p in first] == [p.name for p in second] == [f"{name}.html" for name in PAGES]  # 1 + 3 x 3
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))
 
 
 def test_a_line_changed_in_a_twin_shows_up_on_its_page(tmp_path, monkeypatch):
-    """Change one line of a twin and rebuild: its page shows the new line, the other pairs' pages do not change."""
+    """Change one line of a twin and rebuild: the two pages that show it change, no other page does."""
     copy = tmp_path / "repo"
     for package in PACKAGES:
         shutil.copytree(REPO / package, copy / package)
@@ -140,9 +142,10 @@ def test_a_line_changed_in_a_twin_shows_up_on_its_page(tmp_path, monkeypatch):
     twin_file.write_text(twin_file.read_text().replace("optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=True)"))
     after = build(tmp_path / "after")
     changed = [b.name for a, b in zip(before, after) if a.read_bytes() != b.read_bytes()]
-    assert changed == ["cnn_classifier.html"]
-    shown = html.unescape(re.sub(r"<[^>]+>", "", after[2].read_text()))  # the page's text, without markup
-    assert "optimizer.zero_grad(set_to_none=True)" in shown
+    assert changed == ["cnn_classifier.html", "cnn_classifier-plain-fabric.html"]
+    for name in changed:
+        shown = html.unescape(re.sub(r"<[^>]+>", "", (tmp_path / "after" / name).read_text()))  # text, no markup
+        assert "optimizer.zero_grad(set_to_none=True)" in shown
 
 
 def test_unwritable_output_folder_is_one_line_and_status_2(tmp_path):
@@ -155,3 +158,57 @@ def test_unwritable_output_folder_is_one_line_and_status_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tools.reader", "--out", str(blocker / "site")], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--out" not in done.stderr.split(":")[0]
+
+
+def test_every_link_inside_the_site_resolves_and_each_step_links_its_three_pages(site):
+    """Each href of every page names a page that was built (or a section of one); each page links its step's other two."""
+    built = {path.name for path in site.iterdir()}
+    for page in site.iterdir():
+        text = page.read_text()
+        for target in re.findall(r'href="([^"]+)"', text):
+            assert target.split("#")[0] in built, (page.name, target)
+    for step in STEPS:
+        names = {page_name(step.example, pair) for pair in PAIRS}
+        index = (site / "index.html").read_text()
+        assert all(f'href="{name}"' in index for name in names)
+        for name in names:
+            assert {f'href="{other}"' in (site / name).read_text() for other in names - {name}} == {True}
+
+
+def test_the_first_screen_shows_code_the_docstrings_folded(browser, site):
+    """The files' docstrings sit in a closed <details>, so the first section on screen is code (the imports)."""
+    dom = rendered_dom(site / "mnist_feedforward.html")
+    folded = re.search(r'<details id="about">(.*?)</details>', dom, re.S)
+    assert folded and "open" not in dom[folded.start() : folded.start() + 30]
+    assert "Left out on purpose" in html.unescape(re.sub(r"<[^>]+>", "", folded.group(1)))  # the docstrings, inside
+    assert dom.index('<h2 id="imports">') > folded.end()
+
+
+def test_only_code_that_differs_is_tinted(tmp_path, monkeypatch):
+    """A comment changed in a twin tints nothing new; a code change tints its row; comment-only rows never tint."""
+    from tools.reader import pair_page
+
+    def tinted(page: str) -> int:
+        return int(re.search(r"\((\d+) of \d+ rows", page).group(1))
+
+    copy = tmp_path / "repo"
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, copy / package)
+    monkeypatch.setattr(tools.ladder, "REPO", copy)
+    monkeypatch.setattr(tools.reader, "REPO", copy)
+    step, pair = STEPS[0], ("plain_pytorch", "fabric_version")
+    before = pair_page(step, pair)
+    twin_file = copy / "fabric_version" / "mnist_feedforward.py"
+    original = twin_file.read_text()
+    twin_file.write_text(original.replace("# (B, 10)", "# (B, 10): ten logits a row"))
+    assert tinted(pair_page(step, pair)) == tinted(before)  # a comment is no difference in substance
+    twin_file.write_text(original.replace("optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=False)"))
+    assert tinted(pair_page(step, pair)) == tinted(before) + 1
+    checked = 0
+    for tint, row in re.findall(r'<tr class="(\w+)">(.*?)</tr>', before):
+        texts = [html.unescape(re.sub(r"<[^>]+>", "", code)).strip()
+                 for code in re.findall(r'<td class="code[^"]*"[^>]*>(.*?)</td>', row)]
+        if all(text == "" or text.startswith("#") for text in texts):  # blank, comment or gap on both sides
+            checked += 1
+            assert tint == "same", row
+    assert checked > 5

@@ -19,10 +19,9 @@ import torch
 from plain_pytorch.by_hand.checkpointing import load_checkpoint, network_weights
 from shared.exits import INTERRUPTED
 from shared.run_folders import claim_version
-from tests.conftest import PACKAGES, REPO, twin
+from tests.conftest import FOLDERS as FOLDER, PACKAGES, REPO, twin
 
 SLICE = ["--limit-train", "1536", "--limit-val", "128", "--accelerator", "cpu", "--no-progress"]  # 24 steps an epoch
-FOLDER = {"plain_pytorch": "plain", "lightning_version": "lightning"}
 
 
 def start(package: str, flags: list[str], cwd: Path) -> subprocess.Popen:
@@ -42,7 +41,7 @@ def same_weights(a: dict, b: dict) -> bool:
 
 
 def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir, tmp_path, monkeypatch):
-    """Both twins' last.ckpt is the last finished epoch, and best.ckpt the lowest val_loss, when the last epoch is worse.
+    """Every twin's last.ckpt is the last finished epoch, and best.ckpt the lowest val_loss, when the last epoch is worse.
 
     `ModelCheckpoint(monitor="val_loss", save_last=True)` would have left last.ckpt at the best epoch
     (it rewrites last.ckpt only when it saves a monitored checkpoint); a resume from it would redo
@@ -59,8 +58,8 @@ def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir,
         assert load_checkpoint(folder / "last.ckpt")["epoch"] == 2
         assert load_checkpoint(folder / "best.ckpt")["epoch"] == best_epoch
     last = [network_weights(load_checkpoint(tmp_path / f"ck/cnn_classifier/{name}/version_0/last.ckpt"))
-            for name in ("plain", "lightning")]
-    assert same_weights(*last)
+            for name in FOLDER.values()]
+    assert same_weights(last[0], last[1]) and same_weights(last[0], last[2])
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -88,11 +87,11 @@ def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
-def test_ctrl_c_and_sigterm_stop_both_twins_alike_and_keep_what_ran(stop, mnist_dir, tmp_path):
+def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_dir, tmp_path):
     """SIGINT or SIGTERM mid-epoch: Lightning's one line, exit status 1, no traceback, last.ckpt whole, the steps kept.
 
     SIGTERM is what `docker stop`, Kubernetes and SLURM send. Lightning's Trainer alone exits 0 on it
-    with no metrics, as if it had finished; both twins now stop on it as on Ctrl-C.
+    with no metrics, as if it had finished; every twin now stops on it as on Ctrl-C.
     """
     records = {}
     for package in PACKAGES:
@@ -110,9 +109,9 @@ def test_ctrl_c_and_sigterm_stop_both_twins_alike_and_keep_what_ran(stop, mnist_
         assert load_checkpoint(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")["epoch"] == 0
         records[package] = json.loads((tmp_path / f"{package}.json").read_text())
         assert len(records[package]["val_loss"]) == 1 and len(records[package]["train_loss"]) >= 24  # epoch 0, kept
-    plain, lightning = records.values()
-    shared_steps = min(len(plain["train_loss"]), len(lightning["train_loss"]))
-    assert plain["train_loss"][:shared_steps] == lightning["train_loss"][:shared_steps]
+    plain, fabric, lightning = records.values()
+    shared_steps = min(len(record["train_loss"]) for record in records.values())
+    assert plain["train_loss"][:shared_steps] == fabric["train_loss"][:shared_steps] == lightning["train_loss"][:shared_steps]
 
 
 def test_two_runs_started_together_keep_their_own_logs_and_checkpoints(mnist_dir, tmp_path):
@@ -125,7 +124,7 @@ def test_two_runs_started_together_keep_their_own_logs_and_checkpoints(mnist_dir
         assert process.returncode == 0, err[-2000:]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    for name in ("plain", "lightning"):
+    for name in FOLDER.values():
         folders = sorted((tmp_path / "runs/cnn_classifier" / name).iterdir())
         assert [folder.name for folder in folders] == ["version_0", "version_1"]
         for folder in folders:
@@ -143,18 +142,20 @@ def test_claiming_a_version_skips_one_another_run_took_after_we_looked(tmp_path,
     assert claim_version(root) == 1 and (root / "version_1").is_dir()
 
 
+@pytest.mark.parametrize("package", PACKAGES[1:])
 @pytest.mark.parametrize("flags", [["--data-dir", "nowhere"], ["--resume", "plain.ckpt", "--epochs", "2"]],
                          ids=["no data", "the other twin's checkpoint"])
-def test_the_lightning_twin_errors_in_one_line_even_after_the_trainer_spoke(flags, mnist_dir, tmp_path):
-    """Found inside trainer.fit (the DataModule's setup, the resume check): stderr is the error line and nothing else."""
+def test_the_lightning_and_fabric_twins_error_in_one_line_even_after_lightning_spoke(flags, package, mnist_dir,
+                                                                                     tmp_path):
+    """Found inside trainer.fit or after Fabric started (the data, the resume check): stderr is the error line alone."""
     torch.save({"model": {}, "epoch": 0}, tmp_path / "plain.ckpt")
-    process = start("lightning_version", [*SLICE, "--data-dir", str(mnist_dir), *flags], tmp_path)
+    process = start(package, [*SLICE, "--data-dir", str(mnist_dir), *flags], tmp_path)
     out, err = finish(process)
     assert process.returncode == 2 and err.count("\n") == 1 and err.startswith("error: "), err
-    assert "GPU available" in out  # Lightning's INFO lines went to stdout, beside the plain twin's prints
+    assert "Seed set to 42" in out  # Lightning's INFO lines went to stdout, beside the plain twin's prints
 
 
-def test_a_nan_validation_loss_stops_both_twins_before_any_checkpoint(mnist_dir, tmp_path):
+def test_a_nan_validation_loss_stops_every_twin_before_any_checkpoint(mnist_dir, tmp_path):
     """A val_loss that turns nan after the last training step is handled as a nan train_loss: stop, keep, never save."""
     records = {}
     for package in PACKAGES:  # one step an epoch at lr 1e30: that step's loss is finite, the weights after it are not
@@ -166,14 +167,14 @@ def test_a_nan_validation_loss_stops_both_twins_before_any_checkpoint(mnist_dir,
                                                         "stopped there; lower --lr (it was 1e+30)\n"), done.stderr
         records[package] = json.loads((tmp_path / f"{package}.json").read_text())
     assert not list(tmp_path.glob("ck/**/*.ckpt"))  # neither best.ckpt nor last.ckpt holds the nan model
-    plain, lightning = records.values()
-    assert len(plain["train_loss"]) == 1 and plain["train_loss"] == lightning["train_loss"]
-    assert plain["val_loss"] == lightning["val_loss"] == []
+    plain, fabric, lightning = records.values()
+    assert len(plain["train_loss"]) == 1 and plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
+    assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"] == []
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-def test_paths_mean_the_same_in_both_twins(package, tmp_path, monkeypatch):
-    """~ and $VAR are expanded by both twins alike, so each writes where it says it writes."""
+def test_paths_mean_the_same_in_every_twin(package, tmp_path, monkeypatch):
+    """~ and $VAR are expanded by every twin alike, so each writes where it says it writes."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LOGS", str(tmp_path / "logs"))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import EXAMPLES, PACKAGES, REPO
+from tests.conftest import EXAMPLES, FOLDERS, PACKAGES, REPO
 
 SCHEMA = {"example", "implementation", "config", "train_loss", "val_loss", "val_accuracy", "seconds", "test", "predictions"}
 
@@ -28,25 +28,26 @@ def test_dry_run_finishes_and_writes_nothing(example, package, mnist_dir, tmp_pa
     assert list(tmp_path.iterdir()) == []  # no metrics, no lightning_logs/, no checkpoints
 
 
-def test_metrics_json_has_one_schema_for_both_twins(tmp_path):
-    """Both twins write the same keys; config holds every flag's value; the numbers match."""
+def test_metrics_json_has_one_schema_for_every_twin(tmp_path):
+    """Every twin writes the same keys; config holds every flag's value; the numbers match."""
     runs = {}
     for package in PACKAGES:
         out = tmp_path / f"{package}.json"
         done = run(["-m", f"{package}.sum_dataset", "--num-samples", "300", "--epochs", "2", "--metrics-out", str(out)], tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
         runs[package] = json.loads(out.read_text())
-    plain, lightning = runs["plain_pytorch"], runs["lightning_version"]
-    assert set(plain) == set(lightning) == SCHEMA
-    assert (plain["implementation"], lightning["implementation"]) == ("plain", "lightning")
-    assert plain["config"].pop("metrics_out") != lightning["config"].pop("metrics_out")  # the one flag we varied
-    assert plain["config"] == lightning["config"] and plain["config"]["num_samples"] == 300
+    plain, fabric, lightning = runs.values()
+    assert set(plain) == set(fabric) == set(lightning) == SCHEMA
+    assert [record["implementation"] for record in runs.values()] == ["plain", "fabric", "lightning"]
+    assert len({record["config"].pop("metrics_out") for record in runs.values()}) == 3  # the one flag we varied
+    assert plain["config"] == fabric["config"] == lightning["config"] and plain["config"]["num_samples"] == 300
     assert len(plain["train_loss"]) == 2 * 4 and len(plain["val_accuracy"]) == 2  # 240 samples / batch 64
-    assert plain["train_loss"] == lightning["train_loss"] and plain["val_loss"] == lightning["val_loss"]
+    assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
+    assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
 
 
-def test_a_diverged_run_stops_at_the_same_step_in_both_twins_and_keeps_its_steps(mnist_dir, tmp_path):
-    """At --lr 1e6 the CNN's loss turns NaN: both twins stop after that step with the same one line and exit
+def test_a_diverged_run_stops_at_the_same_step_in_every_twin_and_keeps_its_steps(mnist_dir, tmp_path):
+    """At --lr 1e6 the CNN's loss turns NaN: every twin stops after that step with the same one line and exit
     status 1, before validating; --metrics-out keeps the steps that ran, as standard JSON (null for NaN)."""
     def refuse(constant):
         raise ValueError(f"not standard JSON: {constant}")
@@ -61,15 +62,16 @@ def test_a_diverged_run_stops_at_the_same_step_in_both_twins_and_keeps_its_steps
         runs.append(json.loads(out.read_text(), parse_constant=refuse))
         errors.append(done.stderr)
         assert not list((tmp_path / f"ck-{package}").rglob("*.ckpt"))  # no checkpoint of NaN weights
-    plain, lightning = runs
-    assert errors[0] == errors[1] and f"nan at step {len(plain['train_loss'])}:" in errors[0] and "--lr" in errors[0]
+    plain, fabric, lightning = runs
+    assert errors[0] == errors[1] == errors[2] and f"nan at step {len(plain['train_loss'])}:" in errors[0] and "--lr" in errors[0]
     assert plain["train_loss"][-1] is None and None not in plain["train_loss"][:-1]  # it stopped at the first NaN
     assert len(plain["train_loss"]) < 4 and plain["val_loss"] == []  # 4 steps an epoch (200 / 64); no validation
-    assert plain["train_loss"] == lightning["train_loss"] and lightning["val_loss"] == []
+    assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
+    assert fabric["val_loss"] == lightning["val_loss"] == []
 
 
 def test_main_job_prints_the_table(mnist_dir, tmp_path):
-    """`python -m tools.compare` runs all six files and prints one row per example, all identical."""
+    """`python -m tools.compare` runs all nine files and prints one row per example, all identical."""
     flags = ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "200", "--limit-val", "100", "--num-samples", "200"]
     done = run(["-m", "tools.compare", *flags], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -78,7 +80,7 @@ def test_main_job_prints_the_table(mnist_dir, tmp_path):
     assert all(row.split("|")[3].strip() == "0" for row in rows)  # max abs(Δloss)
     assert "bit-identical (train_loss, val_loss, val_accuracy): yes" in done.stdout
     for example in EXAMPLES:  # progress while it runs: which example, which twin, its epochs
-        for package, name in zip(PACKAGES, ("plain", "lightning")):
+        for package, name in FOLDERS.items():
             announced = done.stdout.index(f"{example}, {name} twin: python -m {package}.{example}")
             lines = done.stdout[announced:].splitlines()
             assert lines[1].startswith("    this run writes to ") and lines[2].startswith("    epoch 0: val_loss ")
@@ -88,14 +90,14 @@ def test_main_job_prints_the_table(mnist_dir, tmp_path):
 
 
 def test_loss_chart_title_gives_the_largest_difference():
-    """The main job's chart overlays both curves and its title names the largest |difference| between them."""
+    """The main job's chart overlays the three curves and its title names the largest |difference| from plain."""
     from tools.plots import plot_losses
 
     plain = {"example": "x", "train_loss": [1.0, 0.5, 0.25]}
-    figure = plot_losses(plain, dict(plain, train_loss=[1.0, 0.75, 0.25]))
+    figure = plot_losses(plain, dict(plain, train_loss=[1.0, 0.75, 0.25]), dict(plain, train_loss=[1.0, 0.5, 0.3]))
     ax = figure.axes[0]
     assert ax.get_title() == "x: 3 steps, largest |difference| 0.25"
-    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[1.0, 0.5, 0.25], [1.0, 0.75, 0.25]]
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[1.0, 0.5, 0.25], [1.0, 0.75, 0.25], [1.0, 0.5, 0.3]]
     assert plot_losses(plain, plain).axes[0].get_title() == "x: 3 steps, largest |difference| 0"
 
 
@@ -104,6 +106,7 @@ def test_installed_project_runs_from_any_folder_and_by_path(mnist_dir, tmp_path)
     env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}  # only the install helps
     flags = ["--dry-run", "--no-progress", "--data-dir", str(mnist_dir)]
     for args, cwd in ((["-m", "plain_pytorch.mnist_feedforward"], tmp_path),
+                      (["-m", "fabric_version.mnist_feedforward"], tmp_path),
                       (["lightning_version/mnist_feedforward.py"], REPO)):
         done = subprocess.run([sys.executable, *args, *flags], cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=600)

@@ -1,12 +1,13 @@
-"""The test accuracy both twins of each image example reach, beside Fashion-MNIST's published rows.
+"""The test accuracy the three twins of each image example reach, beside Fashion-MNIST's published rows.
 
     python -m tools.accuracy --data-dir /usr/share/datasets/fashion-mnist   # as README reports it
 
-Trains the MLP twins (step 1) and the CNN twins (step 2) with their defaults (2 epochs) on the
-training split, then measures accuracy on the 10,000 test images. The CNN twins do that
-themselves (`--test`); step 1 has no `--test` (it is step 2's lesson), so here each MLP
-twin's trained network is kept as it is built and evaluated with the plain twin's own
-`evaluate` on the test split. Both twins must agree exactly; the table says so.
+Trains the MLP twins (step 1) and the CNN twins (step 2), plain, Fabric and Lightning, with
+their defaults (2 epochs) on the training split, then measures accuracy on the 10,000 test
+images. The CNN twins do that themselves (`--test`); step 1 has no `--test` (it is step 2's
+lesson), so here each MLP twin's trained network is kept as it is built and evaluated with
+the plain twin's own `evaluate` on the test split. The three must agree exactly; the table
+says so.
 """
 
 import argparse
@@ -21,6 +22,7 @@ from shared.data import IMAGE_DATASETS, load_mnist
 from shared.models import FeedForward
 
 # Fashion-MNIST's README (/usr/share/doc/dataset-fashion-mnist/README.md.gz), "Benchmark" table.
+PACKAGES = ("plain_pytorch", "fabric_version", "lightning_version")
 PUBLISHED = [("MLP 256-128-100", "None", 0.8833), ("2 Conv+pooling", "None", 0.876), ("2 Conv+pooling", "None", 0.916)]
 
 
@@ -57,19 +59,20 @@ def main() -> None:
     flags = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--accelerator", "cpu", "--no-progress"]
     flags += ["--limit-train", str(args.limit_train)] if args.limit_train else []
     rows = []
-    mlp = [mlp_test_accuracy(package, flags + ["--log-dir", "runs/accuracy"], test_set)
-           for package in ("plain_pytorch", "lightning_version")]
+    mlp = [mlp_test_accuracy(package, flags + ["--log-dir", "runs/accuracy"], test_set) for package in PACKAGES]
     rows.append(("MLP 784-500-10 (step 1, 2 epochs)", mlp))
     import importlib
 
     cnn = [importlib.import_module(f"{package}.cnn_classifier").main(flags + ["--test", "--log-dir",
                                                                             "runs/accuracy"]).test["test_accuracy"]
-           for package in ("plain_pytorch", "lightning_version")]
+           for package in PACKAGES]
     rows.append(("2 conv + pooling + dropout (step 2, 2 epochs)", cnn))
-    print(f"| model | test accuracy, plain / Lightning ({len(test_set):,} {args.dataset} test images) | identical |")
+    print(f"| model | test accuracy, plain / Fabric / Lightning ({len(test_set):,} {args.dataset} test images) "
+          "| identical |")
     print("|---|---|---|")
-    for name, (plain, lightning) in rows:
-        print(f"| {name} | {plain:.4f} / {lightning:.4f} | {'yes' if plain == lightning else 'NO'} |")
+    for name, accuracies in rows:
+        shown = " / ".join(f"{accuracy:.4f}" for accuracy in accuracies)
+        print(f"| {name} | {shown} | {'yes' if len(set(accuracies)) == 1 else 'NO'} |")
     for name, preprocessing, accuracy in PUBLISHED:
         print(f"| published: {name} (preprocessing: {preprocessing}) | {accuracy} | |")
 

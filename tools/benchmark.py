@@ -9,8 +9,10 @@ the training split (Fashion-MNIST by default: 55,000 train, 5,000 validate), mea
       sliced from the tensors beforehand, plus the same validation pass; nothing else;
   (b) plain: the plain twin as its lesson runs it (progress bar, TensorBoard every step);
       its own clock, `RunRecord.seconds`: the training and validation loop;
-  (c) lightning: the Lightning twin as its lesson runs it; its clock is `trainer.fit`, so
-      it includes the sanity check and the model summary;
+  (c) fabric: the Fabric twin as its lesson runs it, the same loop as (b) with Fabric's
+      wrappers (the model, optimizer and loaders set up, `fabric.backward`, `fabric.log_dict`);
+      its own clock, the same loop; and lightning: the Lightning twin as its lesson runs it;
+      its clock is `trainer.fit`, so it includes the sanity check and the model summary;
   (d) lightning with each per-step extra switched off in turn (TensorBoard every step ->
       every 50th, the progress bar, the sanity check, the model summary; checkpointing is
       already off unless `--checkpoint-dir`), all four off, and `Trainer(barebones=True)`
@@ -60,8 +62,10 @@ LIGHTNING_EXTRAS_OFF = {  # measure name: the Trainer arguments that switch the 
                                       enable_model_summary=False, num_sanity_val_steps=0, enable_checkpointing=False,
                                       fast_dev_run=False, callbacks=[]),
 }
-MEASURES = ["floor", "plain", "lightning", *LIGHTNING_EXTRAS_OFF, "torchvision PIL transforms (data only)",
-            "start-up: plain --dry-run", "start-up: lightning --dry-run"]
+MEASURES = ["floor", "plain", "fabric", "lightning", *LIGHTNING_EXTRAS_OFF, "torchvision PIL transforms (data only)",
+            "start-up: plain --dry-run", "start-up: fabric --dry-run", "start-up: lightning --dry-run"]
+STARTING = {"start-up: plain --dry-run": "plain_pytorch", "start-up: fabric --dry-run": "fabric_version",
+            "start-up: lightning --dry-run": "lightning_version"}
 # On request (--measures), where the plain twin's own time over the floor goes: each of its extras off.
 PLAIN_EXTRAS_OFF = ["plain, no TensorBoard", "plain, no progress bar"]
 # On request too: what every twin pays once at start-up so that its bits cannot depend on free memory.
@@ -180,6 +184,8 @@ def measure_here(args: argparse.Namespace) -> float:
         return floor_seconds(args, example)
     if args.measure == "plain" or args.measure in PLAIN_EXTRAS_OFF:
         return twin_seconds(args, example, "plain_pytorch")
+    if args.measure == "fabric":
+        return twin_seconds(args, example, "fabric_version")
     if args.measure == "lightning":
         return twin_seconds(args, example, "lightning_version")
     if args.measure in LIGHTNING_EXTRAS_OFF:
@@ -193,7 +199,7 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
     """(seconds, peak memory in MB) of one measurement, in a fresh process."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     if measure.startswith("start-up"):
-        package = "plain_pytorch" if "plain" in measure else "lightning_version"
+        package = STARTING[measure]
         with tempfile.TemporaryDirectory() as out:
             command = [sys.executable, "-m", f"{package}.{MODELS[model]}", *twin_flags(args, out), "--dry-run",
                        "--no-progress"]
@@ -216,7 +222,7 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
             text = result.read()
         result = json.loads(text.strip().splitlines()[-1]) if status == 0 else {}
         seconds = result.get("seconds", float("nan"))
-        if result.get("lightning imported") and "lightning" not in measure:
+        if result.get("lightning imported") and not measure.startswith(("lightning", "fabric")):
             print(f"error: measuring {measure} ({model}) imported lightning; it must not", file=sys.stderr)
             sys.exit(1)
     if status != 0:

@@ -1,12 +1,12 @@
-"""The main job: run every example both ways and print how closely the twins agree.
+"""The main job: run every example three ways (plain, Fabric, Lightning) and print how closely they agree.
 
     python -m tools.compare [any flag the examples take]
 
-Each of the six files runs in its own process, exactly as a learner would run it, with
-`--metrics-out`; the JSON files are then compared, and each pair's loss curves are drawn
-on one chart, `PLOT_DIR/EXAMPLE.png` (`--plot-dir`, default runs/compare). Other flags go
-to every example that has them (`--epochs 3` to all six, `--num-samples 2000` to the sum
-twins only). Exit status 1 if any pair's numbers differ, 2 for a flag no example knows.
+Each of the nine files runs in its own process, exactly as a learner would run it, with
+`--metrics-out`; the JSON files are then compared, and each step's three loss curves are
+drawn on one chart, `PLOT_DIR/EXAMPLE.png` (`--plot-dir`, default runs/compare). Other flags
+go to every example that has them (`--epochs 3` to all nine, `--num-samples 2000` to the
+sum twins only). Exit status 1 if any twin's numbers differ, 2 for a flag no example knows.
 """
 
 import json
@@ -19,7 +19,8 @@ from shared.exits import exit_on_bad_input
 from shared.flags import EXAMPLES, OneLineParser, build_parser
 from tools.plots import plot_losses
 
-IMPLEMENTATIONS = {"plain": "plain_pytorch", "lightning": "lightning_version"}
+IMPLEMENTATIONS = {"plain": "plain_pytorch", "fabric": "fabric_version", "lightning": "lightning_version"}
+KEYS = ("train_loss", "val_loss", "val_accuracy")  # what must be bit-identical
 
 
 def run_twin(package: str, example: str, flags: list[str], out: Path) -> dict:
@@ -56,19 +57,21 @@ def flags_for(example: str, flags: list[str]) -> list[str]:
     return kept
 
 
-def compare(plain: dict, lightning: dict) -> list[str]:
-    """One table row: example, steps, max |Δloss|, val accuracy and seconds, plain / lightning."""
-    steps = len(plain["train_loss"])
-    if steps != len(lightning["train_loss"]):
+def compare(plain: dict, *others: dict) -> list[str]:
+    """One table row: example, steps, max |Δloss| from plain to the others, val accuracy and seconds of each."""
+    runs = (plain, *others)
+    steps = [len(run["train_loss"]) for run in runs]
+    if len(set(steps)) > 1:
         delta = "step counts differ"
     else:
-        delta = f"{max((abs(a - b) for a, b in zip(plain['train_loss'], lightning['train_loss'])), default=0.0):.3g}"
+        differences = (abs(a - b) for other in others for a, b in zip(plain["train_loss"], other["train_loss"]))
+        delta = f"{max(differences, default=0.0):.3g}"
     return [
         plain["example"],
-        f"{steps} / {len(lightning['train_loss'])}" if delta == "step counts differ" else str(steps),
+        " / ".join(map(str, steps)) if delta == "step counts differ" else str(steps[0]),
         delta,
-        f"{plain['val_accuracy'][-1]:.4f} / {lightning['val_accuracy'][-1]:.4f}",
-        f"{plain['seconds']:.1f} / {lightning['seconds']:.1f}",
+        " / ".join(f"{run['val_accuracy'][-1]:.4f}" for run in runs),
+        " / ".join(f"{run['seconds']:.1f}" for run in runs),
     ]
 
 
@@ -86,7 +89,8 @@ def main() -> None:
     if unknown:
         print(f"error: no example takes {unknown[0]} (see python -m plain_pytorch.sum_dataset --help)", file=sys.stderr)
         sys.exit(2)
-    header = ["example", "steps", "max abs(Δloss)", "val accuracy plain / lightning", "seconds plain / lightning"]
+    header = ["example", "steps", "max abs(Δloss)", "val accuracy plain / Fabric / Lightning",
+              "seconds plain / Fabric / Lightning"]
     rows, identical, plots = [], True, []
     plot_dir = Path(known.plot_dir)
     try:
@@ -102,15 +106,15 @@ def main() -> None:
                 own_flags = flags_for(example, flags)
                 print(f"{example}, {name} twin: python -m {' '.join([f'{package}.{example}', *own_flags])}", flush=True)
                 runs[name] = run_twin(package, example, own_flags, Path(tmp) / f"{example}-{name}.json")
-            rows.append(compare(runs["plain"], runs["lightning"]))
+            rows.append(compare(*runs.values()))
             plots.append(plot_dir / f"{example}.png")
-            plot_losses(runs["plain"], runs["lightning"], plots[-1])
-            identical &= all(runs["plain"][k] == runs["lightning"][k] for k in ("train_loss", "val_loss", "val_accuracy"))
+            plot_losses(*runs.values(), path=plots[-1], labels=("plain PyTorch", "Fabric", "Lightning"))
+            identical &= all(runs["plain"][k] == run[k] for run in runs.values() for k in KEYS)
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("| " + " | ".join(str(cell).ljust(w) for cell, w in zip(row, widths)) + " |")
     print("twins bit-identical (train_loss, val_loss, val_accuracy):", "yes" if identical else "NO")
-    print("loss curves, both twins on one chart:", ", ".join(str(path) for path in plots))
+    print("loss curves, the three twins on one chart:", ", ".join(str(path) for path in plots))
     sys.exit(0 if identical else 1)
 
 

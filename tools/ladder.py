@@ -20,9 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 class Step(NamedTuple):
     number: int
-    example: str  # the file name in plain_pytorch/ and lightning_version/
+    example: str  # the file name in plain_pytorch/, fabric_version/ and lightning_version/
     title: str
     teaches: str  # plain, by hand <-> Lightning
+    fabric: str  # what the Fabric twin hands to Fabric, and what it still writes
     flags: tuple[str, ...]  # the flags this step adds to COMMON_FLAGS
 
 
@@ -36,6 +37,8 @@ STEPS = (
          "`zero_grad`, forward, loss, `backward`, `step` ⟷ `training_step` + `Trainer`; "
          "validation under `no_grad` ⟷ `validation_step`; accuracy; `SummaryWriter` ⟷ `self.log` "
          "+ `TensorBoardLogger`; tqdm ⟷ the default progress bar; `--dry-run` ⟷ `fast_dev_run`",
+         "hands over the device (`fabric.setup`, `fabric.setup_dataloaders`), `fabric.backward`, "
+         "`fabric.log_dict`; still writes the loop, train/eval modes, validation, the bar, `--dry-run`",
          ("--dataset", "--hidden-size")),
     Step(2, "cnn_classifier", "a real training job: a conv net with dropout",
          "dropout, and why train/eval modes matter; SGD with momentum and `StepLR` ⟷ "
@@ -45,6 +48,9 @@ STEPS = (
          "test split and plain inference ⟷ `trainer.test`, `trainer.predict`; one process per device, "
          "launched by torchrun, with `DistributedSampler` and `DistributedDataParallel` ⟷ "
          "`Trainer(strategy=\"ddp\", devices=N)` and `self.log(..., sync_dist=True)`",
+         "hands over checkpoint IO (`fabric.save`, `fabric.load`), DDP (`Fabric(strategy=\"ddp\")`, "
+         "`fabric.launch()`, `fabric.all_reduce`); still writes the scheduler's step, which checkpoint "
+         "is best, the nan check, test and predict",
          ("--dataset", "--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict",
           "--devices", "--num-nodes")),
     Step(3, "sum_dataset", "Lightning's extras, on a custom Dataset",
@@ -52,15 +58,19 @@ STEPS = (
          "worker ⟷ `seed_everything(workers=True)`, `deterministic`; early stopping; the LR "
          "finder; the batch-size finder; gradient clipping; mixed precision (bf16 on CPU, "
          "16-mixed on CUDA); gradient accumulation",
+         "hands over seeding (`fabric.seed_everything`), precision, `fabric.clip_gradients`, "
+         "`fabric.no_backward_sync`; still writes early stopping and both finders (from `by_hand/`), "
+         "determinism, the accumulation window",
          ("--hidden-size", "--num-features", "--num-samples", "--num-workers", "--deterministic",
           "--early-stopping-patience", "--early-stopping-min-delta", "--find-lr",
           "--find-batch-size", "--gradient-clip-val", "--gradient-clip-algorithm", "--precision",
           "--accumulate-grad-batches")),
 )
-PACKAGES = ("plain_pytorch", "lightning_version")
+PACKAGES = ("plain_pytorch", "fabric_version", "lightning_version")
 
 # The size limits (code lines: not blank, not comment, not docstring).
-MAX_CODE_LINES = {("plain_pytorch", "mnist_feedforward"): 80, ("lightning_version", "mnist_feedforward"): 60}
+MAX_CODE_LINES = {("plain_pytorch", "mnist_feedforward"): 80, ("fabric_version", "mnist_feedforward"): 80,
+                  ("lightning_version", "mnist_feedforward"): 60}
 MAX_CODE_LINES_ANY_TWIN = 150
 MAX_LINE_LENGTH = 100  # so `diff -y -W 210` shows both files' lines whole
 
@@ -96,13 +106,13 @@ def code_lines(path: str) -> int:
 
 def table() -> str:
     """README's ladder table: each step, what it teaches, its own flags and its twins' code lines."""
-    rows = ["| step | example | what the pair teaches (plain, by hand ⟷ Lightning) | its own flags | "
-            "code lines plain / Lightning |", "|---|---|---|---|---|"]
+    rows = ["| step | example | what it teaches (plain, by hand ⟷ Lightning) | the Fabric twin | its own flags | "
+            "code lines plain / Fabric / Lightning |", "|---|---|---|---|---|---|"]
     for step in STEPS:
-        plain, lightning = (code_lines(twin_path(package, step.example)) for package in PACKAGES)
+        counts = " / ".join(str(code_lines(twin_path(package, step.example))) for package in PACKAGES)
         files = f"[`{step.example}`](plain_pytorch/{step.example}.py) ({step.title})"
         flags = ", ".join(f"`{flag}`" for flag in step.flags)
-        rows.append(f"| {step.number} | {files} | {step.teaches} | {flags} | {plain} / {lightning} |")
+        rows.append(f"| {step.number} | {files} | {step.teaches} | {step.fabric} | {flags} | {counts} |")
     return "\n".join(rows)
 
 

@@ -6,9 +6,11 @@
 For each feature, the Lightning side is the set of lines in `lightning_version/EXAMPLE.py`
 that match its patterns, EXAMPLE being the step that teaches the feature; the hand-written
 side is the matching lines of `plain_pytorch/EXAMPLE.py` plus the whole of the feature's own
-file(s) in `plain_pytorch/by_hand/` or `shared/`. Only code lines count: no blank lines,
-comments or docstrings. "Lines saved" is hand-written minus Lightning. tests/test_readme.py
-checks that the docs' table is exactly what this prints, so the numbers cannot go stale.
+file(s) in `plain_pytorch/by_hand/` or `shared/`. The Fabric side is the matching lines of
+`fabric_version/EXAMPLE.py` plus what it reuses of those files ("FILE:NAME" counts one class
+or function of FILE). Only code lines count: no blank lines, comments or docstrings.
+tests/test_readme.py checks that the docs' table is exactly what this prints, so the numbers
+cannot go stale.
 """
 
 import ast
@@ -25,12 +27,17 @@ class Feature(NamedTuple):
     lightning: str  # pattern of its lines in the Lightning twin
     plain: str  # pattern of its lines in the plain twin
     files: tuple[str, ...] = ()  # whole files of the hand-written twin
+    fabric_call: str = "none: yours, as by hand"  # what Fabric offers for it
+    fabric: str = ""  # pattern of its lines in the Fabric twin ("": the plain pattern)
+    fabric_files: tuple[str, ...] = ()  # what the Fabric twin reuses from by_hand/ or shared/
     everywhere: bool = False  # taught in this step, then used by every later step too
 
 
 FEATURES = [
     Feature("TensorBoard logging", "mnist_feedforward", "`self.log(...)` + `TensorBoardLogger(...)`",
-            r"TensorBoardLogger|log_every_n_steps", r"writer|SummaryWriter", everywhere=True),
+            r"TensorBoardLogger|log_every_n_steps", r"writer|SummaryWriter",
+            fabric_call="`fabric.log_dict(...)` + `TensorBoardLogger(...)`",
+            fabric=r"TensorBoardLogger|log_dict|loggers|finalize", everywhere=True),
     Feature("progress bar", "mnist_feedforward", "default `TQDMProgressBar`", r"enable_progress_bar",
             r"\bbar\b|tqdm", everywhere=True),
     Feature("one-batch dry run", "mnist_feedforward", "`Trainer(fast_dev_run=True)`", r"fast_dev_run",
@@ -42,11 +49,16 @@ FEATURES = [
             '`load_from_checkpoint`',
             r"ModelCheckpoint|save_hyperparameters|ckpt_path|enable_checkpointing|RngInCheckpoint|"
             r"load_from_checkpoint|checkpoint|folder|\[best, last\]",
-            r"[Cc]heckpoint|resume|hparams|first_epoch|folder", ("plain_pytorch/by_hand/checkpointing.py",)),
+            r"[Cc]heckpoint|resume|hparams|first_epoch|folder", ("plain_pytorch/by_hand/checkpointing.py",),
+            fabric_call="`fabric.save(path, state)`, `fabric.load(path, state)`",
+            fabric=r"[Cc]heckpoint|resume|hparams|first_epoch|folder|state|saved|rng_states",
+            fabric_files=("plain_pytorch/by_hand/checkpointing.py:Checkpoints",)),
     Feature("DDP on N processes", "cnn_classifier", '`Trainer(strategy="ddp", devices=N)`, `self.log(..., sync_dist=True)`',
             r"strategy=|devices=args|num_nodes=|sync_dist|is_global_zero",
             r"\bddp\b|DistributedSampler|DistributedDataParallel|join_process_group|mean_across_processes",
-            ("plain_pytorch/by_hand/distributed.py",)),
+            ("plain_pytorch/by_hand/distributed.py",),
+            fabric_call='`Fabric(strategy="ddp", devices=N)`, `fabric.launch()`, `fabric.all_reduce(...)`',
+            fabric=r"\bddp\b|strategy=|devices=args|num_nodes=|launch\(|all_reduce|broadcast|is_global_zero"),
     Feature("test and predict", "cnn_classifier", "`trainer.test`, `trainer.predict`",
             r"test_step|predict_step|loss_and_accuracy|test_dataloader|predict_dataloader|trainer\.test|"
             r"trainer\.predict|args\.test|args\.predict|self\.log\(\"test|show_predictions",
@@ -55,28 +67,46 @@ FEATURES = [
     Feature("seeding and determinism", "sum_dataset",
             "`seed_everything(seed, workers=True)`, `Trainer(deterministic=True)`",
             r"seed_everything|deterministic=", r"seed_everything|seed_worker|deterministic",
-            ("shared/seeding.py",)),
+            ("shared/seeding.py",), fabric_call="`fabric.seed_everything(seed, workers=True)`",
+            fabric=r"seed_everything|deterministic",
+            fabric_files=("shared/seeding.py:use_deterministic_algorithms",)),
     Feature("early stopping", "sum_dataset", '`EarlyStopping(monitor="val_loss", patience=..., min_delta=...)`',
             r"EarlyStopping|early_stopping|patience=|min_delta=", r"early_stopping|EarlyStopping",
-            ("plain_pytorch/by_hand/early_stopping.py",)),
+            ("plain_pytorch/by_hand/early_stopping.py",),
+            fabric_files=("plain_pytorch/by_hand/early_stopping.py",)),
     Feature("LR finder", "sum_dataset", "`Tuner(trainer).lr_find(model)`", r"lr_find|lr_finder|figure",
-            r"find_lr|lr_finder|lr_range_test", ("plain_pytorch/by_hand/lr_finder.py",)),
+            r"find_lr|lr_finder|lr_range_test", ("plain_pytorch/by_hand/lr_finder.py",),
+            fabric_files=("plain_pytorch/by_hand/lr_finder.py",)),
     Feature("batch-size finder", "sum_dataset", "`Tuner(trainer).scale_batch_size(model, mode=...)`",
             r"scale_batch_size|find_batch_size", r"find_batch_size|scale_batch_size|new_optimizer",
-            ("plain_pytorch/by_hand/batch_size_finder.py",)),
+            ("plain_pytorch/by_hand/batch_size_finder.py",),
+            fabric_files=("plain_pytorch/by_hand/batch_size_finder.py",)),
     Feature("gradient clipping", "sum_dataset", "`Trainer(gradient_clip_val=..., gradient_clip_algorithm=...)`",
-            r"gradient_clip", r"clip|unscale_"),
+            r"gradient_clip", r"clip|unscale_", fabric_call="`fabric.clip_gradients(model, optimizer, max_norm=...)`",
+            fabric=r"clip"),
     Feature("mixed precision", "sum_dataset", '`Trainer(precision="bf16-mixed")`', r"precision=",
-            r"autocast|scaler", ("plain_pytorch/by_hand/precision.py",)),
+            r"autocast|scaler", ("plain_pytorch/by_hand/precision.py",),
+            fabric_call='`Fabric(precision="bf16-mixed")`', fabric=r"precision="),
     Feature("gradient accumulation", "sum_dataset", "`Trainer(accumulate_grad_batches=N)`",
-            r"accumulate_grad_batches", r"accumulate_grad_batches|last_batch"),
+            r"accumulate_grad_batches", r"accumulate_grad_batches|last_batch",
+            fabric_call="`with fabric.no_backward_sync(model, enabled=...)` (the window by hand)",
+            fabric=r"accumulate_grad_batches|last_batch|no_backward_sync|if window_ends"),
 ]
 
 
 def code_lines(path: str) -> dict[int, str]:
-    """Line number -> text of every code line of `path` (see tools.ladder.code_line_numbers)."""
+    """Line number -> text of every code line of `path` (see tools.ladder.code_line_numbers).
+
+    "FILE:NAME" keeps only the lines of the class or function NAME defined in FILE.
+    """
+    path, _, name = path.partition(":")
     lines = (REPO / path).read_text().splitlines()
-    return {number: lines[number - 1] for number in sorted(code_line_numbers(path))}
+    numbers = sorted(code_line_numbers(path))
+    if name:
+        tree = ast.parse((REPO / path).read_text())
+        node = next(node for node in tree.body if getattr(node, "name", None) == name)
+        numbers = [n for n in numbers if node.lineno <= n <= node.end_lineno]
+    return {number: lines[number - 1] for number in numbers}
 
 
 def matching(path: str, pattern: str) -> list[int]:
@@ -104,8 +134,8 @@ def ranges(numbers: list[int]) -> str:
 
 def table() -> str:
     step_of = {step.example: step.number for step in STEPS}
-    rows = ["| feature | step | Lightning | hand-written twin (file: lines) | Lightning lines | "
-            "hand-written lines | lines saved |", "|---|---|---|---|---|---|---|"]
+    rows = ["| feature | step | Lightning | Fabric | hand-written twin (file: lines) | "
+            "code lines by hand / Fabric / Lightning |", "|---|---|---|---|---|---|"]
     for feature in FEATURES:
         plain_file, lightning_file = f"plain_pytorch/{feature.example}.py", f"lightning_version/{feature.example}.py"
         lightning = len(matching(lightning_file, feature.lightning))
@@ -113,8 +143,10 @@ def table() -> str:
         where = [f"`{plain_file}`: {ranges(plain_numbers)}"] if plain_numbers else []
         where += [f"`{f}`: all {len(code_lines(f))}" for f in feature.files]
         written = len(plain_numbers) + sum(len(code_lines(f)) for f in feature.files)
+        fabric = len(matching(f"fabric_version/{feature.example}.py", feature.fabric or feature.plain))
+        fabric += sum(len(code_lines(f)) for f in feature.fabric_files)
         rows.append(f"| {feature.name} | {step_of[feature.example]} `{feature.example}` | {feature.one_liner} | "
-                    f"{'; '.join(where)} | {lightning} | {written} | {written - lightning} |")
+                    f"{feature.fabric_call} | {'; '.join(where)} | {written} / {fabric} / {lightning} |")
     return "\n".join(rows)
 
 

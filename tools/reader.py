@@ -1,20 +1,24 @@
-"""The side-by-side reader: each twin pair as one static web page, built from the code.
+"""The side-by-side reader: any two of a step's three twins on one static web page, built from the code.
 
-    python -m tools.reader --out site                               # site/index.html + a page a pair
+    python -m tools.reader --out site                               # site/index.html + the pages
     python -m tools.reader --out site --screenshot docs/reader.png  # and a picture of step 1's page
 
-A pair's page puts plain PyTorch on the left and Lightning on the right, section by section
-(what the file is, imports, data, the model, optimisation, the loop or `training_step`,
-evaluation, `main()`). A Lightning class is split by method, so `training_step` stands
-beside the hand-written loop and `configure_optimizers` beside nothing: the plain twin does
-that in `main()`. Within a section difflib lines the two files up; lines whose code differs
-are marked, and the comments that say what Lightning or the Trainer takes over are shown as
-notes beside the line they explain. Lines are never cut: a narrow window wraps them.
+Each step has three twins (plain PyTorch, Lightning Fabric, the Lightning Trainer) and three
+pages, one for each two of them: EXAMPLE.html (plain ⟷ Lightning), EXAMPLE-plain-fabric.html
+and EXAMPLE-fabric-lightning.html, linked from each other. A page puts the two files side by
+side, section by section (what the file is, imports, data, the model, optimisation, the loop
+or `training_step`, evaluation, `main()`). A Lightning class is split by method, so
+`training_step` stands beside the hand-written loop and `configure_optimizers` beside
+nothing: the plain twin does that in `main()`. The files' docstrings come first, folded, so
+the first screen shows code. Within a section difflib lines the two files up; a row is
+tinted only when its code differs (comments, blank lines and docstrings never tint it), and
+the comments that say what Lightning, Fabric or the Trainer takes over are shown as notes
+beside the line they explain. Lines are never cut: a narrow window wraps them.
 
 The pages are plain HTML and CSS (pygments' colours): no server, no network, no JavaScript.
 Built twice from the same code they are the same bytes; tests/test_reader.py opens them in
 headless Chromium. The index lists the steps in ladder order with each file's code lines,
-counted when the pages are built.
+counted when the pages are built, and links each step's three pages.
 """
 
 import ast
@@ -35,7 +39,7 @@ from pygments.token import STANDARD_TYPES, Comment
 
 from shared.exits import exit_on_bad_input
 from shared.flags import OneLineParser
-from tools.ladder import PACKAGES, REPO, STEPS, Step, code_lines, twin_path
+from tools.ladder import PACKAGES, REPO, STEPS, Step, code_line_numbers, code_lines, twin_path
 
 SECTIONS = {  # key: heading, in page order
     "about": "What the file is",
@@ -51,8 +55,17 @@ FUNCTION_SECTIONS = {"training_loss": "loop", "train_one_epoch": "loop", "traini
                      "evaluate": "evaluation", "predict": "evaluation", "validation_step": "evaluation",
                      "test_step": "evaluation", "predict_step": "evaluation", "loss_and_accuracy": "evaluation",
                      "configure_optimizers": "optimisation", "__init__": "model", "main": "main"}
-TAKES_OVER = re.compile(r"Lightning|Trainer|fast_dev_run")  # a comment naming what the other side does
-COLUMN_TITLES = {"plain_pytorch": "plain PyTorch, by hand", "lightning_version": "Lightning"}
+TAKES_OVER = re.compile(r"Lightning|Trainer|Fabric|fast_dev_run")  # a comment naming what the other side does
+COLUMN_TITLES = {"plain_pytorch": "plain PyTorch, by hand", "fabric_version": "Lightning Fabric",
+                 "lightning_version": "Lightning Trainer"}
+SHORT_NAMES = {"plain_pytorch": "plain", "fabric_version": "Fabric", "lightning_version": "Lightning"}
+# The two files of each page, and the page's name: the first pair is EXAMPLE.html itself.
+PAIRS = {("plain_pytorch", "lightning_version"): "", ("plain_pytorch", "fabric_version"): "-plain-fabric",
+         ("fabric_version", "lightning_version"): "-fabric-lightning"}
+
+
+def page_name(example: str, pair: tuple[str, str]) -> str:
+    return f"{example}{PAIRS[pair]}.html"
 
 
 def section_of(node: ast.stmt, first: bool) -> str:
@@ -121,62 +134,111 @@ def code_key(line: str) -> str:
     return line.split("  #")[0].strip()
 
 
-def section_rows(left: list[int], right: list[int], plain_lines: list[str], lightning_lines: list[str]):
-    """(left line number or None, right line number or None, same code?) for one section."""
-    left_keys = [code_key(plain_lines[n - 1]) for n in left]
-    right_keys = [code_key(lightning_lines[n - 1]) for n in right]
+def section_rows(left: list[int], right: list[int], left_lines: list[str], right_lines: list[str],
+                 left_code: set[int], right_code: set[int]):
+    """(left line number or None, right line number or None, differs in substance?) for one section.
+
+    A row differs in substance when it holds a code line (`left_code`, `right_code`: the line
+    numbers that are code, not blank, comment or docstring) and the code on its two sides is not
+    the same. Within a block that difflib finds replaced, each line is paired with the most
+    similar line still ahead on the other side, as `diff` pairs a changed line with its old self.
+    """
+    def key(lines: list[str], number: int | None, code: set[int]) -> str:
+        return code_key(lines[number - 1]) if number in code else ""
+
+    left_keys = [code_key(left_lines[n - 1]) for n in left]
+    right_keys = [code_key(right_lines[n - 1]) for n in right]
     matcher = difflib.SequenceMatcher(None, left_keys, right_keys, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        for a, b in zip_longest(left[i1:i2], right[j1:j2]):
-            yield a, b, tag == "equal"
+        for a, b in paired(left[i1:i2], right[j1:j2], left_keys[i1:i2], right_keys[j1:j2]):
+            yield a, b, key(left_lines, a, left_code) != key(right_lines, b, right_code)
 
 
-def cell(package: str, number: int | None, lines: list[str], raw: list[str]) -> str:
+def paired(left: list[int], right: list[int], left_keys: list[str], right_keys: list[str]):
+    """Rows for one difflib block: the most similar two lines (ratio above 0.6) share a row, then
+    the lines above them and the lines below them are paired the same way; lines with no
+    similar partner stand side by side as they come, as `diff` pairs a changed line with its old self."""
+    best, where = 0.6, None
+    for i, a in enumerate(left_keys):
+        for j, b in enumerate(right_keys):
+            matcher = difflib.SequenceMatcher(None, a, b)
+            if a and b and matcher.real_quick_ratio() > best and matcher.quick_ratio() > best:
+                if matcher.ratio() > best:
+                    best, where = matcher.ratio(), (i, j)
+    if where is None:
+        yield from zip_longest(left, right)
+        return
+    i, j = where
+    yield from paired(left[:i], right[:j], left_keys[:i], right_keys[:j])
+    yield left[i], right[j]
+    yield from paired(left[i + 1:], right[j + 1:], left_keys[i + 1:], right_keys[j + 1:])
+
+
+def cell(package: str, number: int | None, lines: list[str], raw: list[str], side: str) -> str:
     if number is None:
-        return f'<td class="n"></td><td class="code {package} gap"></td>'
+        return f'<td class="n"></td><td class="code {package} {side} gap"></td>'
     note = " takeover" if ' note"' in lines[number - 1] else ""  # the line holds a highlighted note
-    return (f'<td class="n">{number}</td><td class="code {package}{note}" data-line="{number}">'
+    return (f'<td class="n">{number}</td><td class="code {package} {side}{note}" data-line="{number}">'
             f"{lines[number - 1]}</td>") if raw[number - 1] else (
-            f'<td class="n">{number}</td><td class="code {package} blank" data-line="{number}"></td>')
+            f'<td class="n">{number}</td><td class="code {package} {side} blank" data-line="{number}"></td>')
 
 
-def pair_page(step: Step) -> str:
-    """The HTML page of one twin pair."""
+def pair_page(step: Step, pair: tuple[str, str] = ("plain_pytorch", "lightning_version")) -> str:
+    """The HTML page of two of a step's twins, `pair` = (left package, right package)."""
+    left_package, right_package = pair
     paths = {package: twin_path(package, step.example) for package in PACKAGES}
     raw = {package: (REPO / path).read_text().splitlines() for package, path in paths.items()}
-    coloured = {package: highlighted_lines((REPO / path).read_text()) for package, path in paths.items()}
-    groups = {package: sections(path) for package, path in paths.items()}
-    body = []
+    coloured = {package: highlighted_lines((REPO / path).read_text()) for package in pair
+                for path in [paths[package]]}
+    code = {package: code_line_numbers(paths[package]) for package in pair}
+    groups = {package: sections(paths[package]) for package in pair}
+    body, tinted, rows_shown = [], 0, 0
     for key, heading in SECTIONS.items():
-        left, right = groups["plain_pytorch"][key], groups["lightning_version"][key]
+        left, right = groups[left_package][key], groups[right_package][key]
         if not left and not right:
             continue
         rows = []
-        for a, b, same in section_rows(left, right, raw["plain_pytorch"], raw["lightning_version"]):
-            rows.append(f'<tr class="{"same" if same else "differs"}">'
-                        f'{cell("plain_pytorch", a, coloured["plain_pytorch"], raw["plain_pytorch"])}'
-                        f'{cell("lightning_version", b, coloured["lightning_version"], raw["lightning_version"])}</tr>')
-        for package, lines in (("plain_pytorch", left), ("lightning_version", right)):
+        for a, b, differs in section_rows(left, right, raw[left_package], raw[right_package],
+                                          code[left_package], code[right_package]):
+            tinted, rows_shown = tinted + differs, rows_shown + 1
+            rows.append(f'<tr class="{"differs" if differs else "same"}">'
+                        f'{cell(left_package, a, coloured[left_package], raw[left_package], "left")}'
+                        f'{cell(right_package, b, coloured[right_package], raw[right_package], "right")}</tr>')
+        for package, lines in ((left_package, left), (right_package, right)):
             if not lines:
                 where = "in main()" if key != "model" else "from shared/models.py, built in main()"
                 rows.append(f'<tr class="absent"><td colspan="4">{COLUMN_TITLES[package]}: nothing here; '
                             f"this twin does it {where}</td></tr>")
-        body.append(f'<h2 id="{key}">{heading}</h2>\n<table class="pair">\n' + "\n".join(rows) + "\n</table>")
+        table = f'<table class="pair">\n' + "\n".join(rows) + "\n</table>"
+        if key == "about":  # the docstrings, folded: the first screen shows code
+            first_lines = " ⟷ ".join(html.escape(raw[p][0].strip('"')) for p in pair)
+            body.append(f'<details id="{key}"><summary>{heading}: the two docstrings (click to unfold)<br>'
+                        f'<span class="first">{first_lines}</span></summary>\n{table}\n</details>')
+        else:
+            body.append(f'<h2 id="{key}">{heading}</h2>\n{table}')
     steps = {s.number: s for s in STEPS}
     links = [f'<a href="index.html">all steps</a>']
     if step.number - 1 in steps:
         links.append(f'<a href="{steps[step.number - 1].example}.html">← step {step.number - 1}</a>')
     if step.number + 1 in steps:
         links.append(f'<a href="{steps[step.number + 1].example}.html">step {step.number + 1} →</a>')
-    counts = {package: code_lines(path) for package, path in paths.items()}
+    choices = [f"<b>{SHORT_NAMES[a]} ⟷ {SHORT_NAMES[b]}</b>" if (a, b) == pair else
+               f'<a href="{page_name(step.example, (a, b))}">{SHORT_NAMES[a]} ⟷ {SHORT_NAMES[b]}</a>'
+               for a, b in PAIRS]
+    counts = " · ".join(f"{COLUMN_TITLES[p]}: <code>{paths[p]}</code> ({code_lines(paths[p])} code lines)"
+                        for p in PACKAGES)
     head = (f"<h1>Step {step.number}: <code>{step.example}</code>, {html.escape(step.title)}</h1>\n"
             f'<nav>{" · ".join(links)}</nav>\n<p class="teaches">{inline_code(step.teaches)}</p>\n'
+            f'<p class="files">The step\'s three twins: {counts}</p>\n'
+            f'<nav class="choose">Put side by side: {" · ".join(choices)}</nav>\n'
             '<table class="pair heading"><tr>'
-            + "".join(f'<th colspan="2">{COLUMN_TITLES[p]}: <code>{paths[p]}</code> ({counts[p]} code lines)</th>'
-                      for p in PACKAGES) + "</tr></table>\n"
-            '<p class="legend"><span class="differs">code differs</span> '
-            '<span class="note">comment: what Lightning or the Trainer takes over</span></p>')
-    return page(f"Step {step.number}: {step.example}", head + "\n" + "\n".join(body))
+            + "".join(f'<th colspan="2">{COLUMN_TITLES[p]}: <code>{paths[p]}</code></th>' for p in pair)
+            + "</tr></table>\n"
+            f'<p class="legend"><span class="differs">code differs</span> ({tinted} of {rows_shown} rows; '
+            'comments, blank lines and docstrings never count) '
+            '<span class="note">comment: what Lightning, Fabric or the Trainer takes over</span></p>')
+    title = f"Step {step.number}: {step.example}, {SHORT_NAMES[left_package]} ⟷ {SHORT_NAMES[right_package]}"
+    return page(title, head + "\n" + "\n".join(body))
 
 
 def inline_code(text: str) -> str:
@@ -189,12 +251,17 @@ def index_page() -> str:
     for step in STEPS:
         counts = ", ".join(f"<code>{twin_path(p, step.example)}</code> {code_lines(twin_path(p, step.example))}"
                            for p in PACKAGES)
+        pages = " · ".join(f'<a href="{page_name(step.example, (a, b))}">{SHORT_NAMES[a]} ⟷ {SHORT_NAMES[b]}</a>'
+                           for a, b in PAIRS)
         items.append(f'<li><h2><a href="{step.example}.html">Step {step.number}: <code>{step.example}</code></a>, '
                      f"{html.escape(step.title)}</h2>\n<p>{inline_code(step.teaches)}</p>\n"
-                     f'<p class="counts">code lines (no blanks, comments or docstrings): {counts}</p></li>')
-    intro = ("<h1>PyTorch ⟷ PyTorch Lightning, side by side</h1>\n<p>Each example is written twice and the "
-             "two give the same losses, bit for bit. Read the pairs in order: each step teaches its own "
-             "part of Lightning.</p>")
+                     f"<p>With Fabric: {inline_code(step.fabric)}</p>\n"
+                     f'<p class="counts">code lines (no blanks, comments or docstrings): {counts}</p>\n'
+                     f'<p class="pages">Side by side: {pages}</p></li>')
+    intro = ("<h1>PyTorch ⟷ PyTorch Lightning, side by side</h1>\n<p>Each example is written three times: "
+             "a hand-written loop, the same loop with Lightning Fabric, and a LightningModule with the "
+             "Trainer; the three give the same losses, bit for bit. Read the steps in order: each teaches "
+             "its own part of Lightning. Any two twins of a step can stand side by side.</p>")
     return page("PyTorch ⟷ Lightning, side by side", intro + '\n<ol class="steps">\n' + "\n".join(items) + "\n</ol>")
 
 
@@ -206,7 +273,11 @@ table.pair td.n { width: 3em; text-align: right; color: #999; padding-right: 0.5
   font-size: 12px; font-family: monospace; }
 table.pair td.code { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12.5px; padding: 0 0.5em;
   vertical-align: top; }
-table.pair td.lightning_version { border-left: 1px solid #ccc; }
+table.pair td.right { border-left: 1px solid #ccc; }
+details { margin: 1em 0; }
+details summary { cursor: pointer; color: #555; }
+details summary span.first { font-style: italic; }
+nav.choose b { background: #eee; padding: 0 0.3em; }
 table.pair th { text-align: left; padding: 0.4em; background: #f0f0f0; }
 tr.differs td.code { background: #fff6d6; }
 tr.differs td.gap { background: #f4f4f4; }
@@ -227,13 +298,14 @@ def page(title: str, body: str) -> str:
 
 
 def build(out: Path) -> list[Path]:
-    """Write index.html and one page per pair into `out`; return the files written."""
+    """Write index.html and, for each step, one page per two of its twins into `out`; return the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "index.html"]
     written[0].write_text(index_page(), encoding="utf-8")
     for step in STEPS:
-        written.append(out / f"{step.example}.html")
-        written[-1].write_text(pair_page(step), encoding="utf-8")
+        for pair in PAIRS:
+            written.append(out / page_name(step.example, pair))
+            written[-1].write_text(pair_page(step, pair), encoding="utf-8")
     return written
 
 

@@ -8,7 +8,7 @@ itself after `--load-seconds` at most), then runs each twin of each step `--runs
 each in a fresh process, in a fresh working folder at a depth of its own, with an argument
 of its own length and an environment variable of its own size, the twins interleaved. Every
 run's per-step `train_loss`, `val_loss` and `val_accuracy` (from `--metrics-out`) must equal
-the first run's of that step, plain or Lightning, to the last bit. It prints a line per
+the first run's of that step, plain, Fabric or Lightning, to the last bit. It prints a line per
 step and exits 1 if any run differs, naming it.
 
 A script, not a test: tests/test_stress.py runs a short form of it.
@@ -34,7 +34,7 @@ FLAGS = {
     "cnn_classifier": ["--limit-train", "400", "--limit-val", "150", "--epochs", "2", "--batch-size", "50"],
     "sum_dataset": ["--num-samples", "650", "--epochs", "3", "--gradient-clip-val", "0.05"],
 }
-PACKAGES = {"plain": "plain_pytorch", "lightning": "lightning_version"}
+PACKAGES = {"plain": "plain_pytorch", "fabric": "fabric_version", "lightning": "lightning_version"}
 
 
 def spin(seconds: float) -> None:

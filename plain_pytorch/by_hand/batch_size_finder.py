@@ -90,8 +90,8 @@ class Trials:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_set: Dataset,
                  val_set: Dataset | None, training_loss: Callable, steps_per_trial: int,
-                 max_epochs: int) -> None:
-        self.model, self.optimizer = model, optimizer
+                 max_epochs: int, backward: Callable = torch.Tensor.backward) -> None:
+        self.model, self.optimizer, self.backward = model, optimizer, backward
         self.train_set, self.val_set = train_set, val_set
         self.training_loss = training_loss
         self.steps_per_trial, self.max_epochs = steps_per_trial, max_epochs
@@ -121,7 +121,7 @@ class Trials:
                 for batch_idx, batch in enumerate(batches):
                     optimizer.zero_grad()
                     loss = self.training_loss(model, batch)
-                    loss.backward()
+                    self.backward(loss)
                     optimizer.step()
                     steps += 1
                     if steps == self.steps_per_trial:
@@ -212,7 +212,8 @@ def scale_batch_size(model: nn.Module, train_set: Dataset,
                      val_set: Dataset | None = None, mode: str = "power", steps_per_trial: int = 3,
                      init_val: int = 2, max_trials: int = 25, margin: float = 0.05,
                      max_val: int = 8192, max_epochs: int = 1000,
-                     restore_rng: bool = False) -> BatchSizeSearch:
+                     restore_rng: bool = False,
+                     backward: Callable = torch.Tensor.backward) -> BatchSizeSearch:
     """The largest batch size whose training steps do not run out of memory, and every trial.
 
     `training_loss(model, batch)` is the forward pass and loss of one batch; `make_optimizer`
@@ -221,6 +222,7 @@ def scale_batch_size(model: nn.Module, train_set: Dataset,
     next epoch, reshuffled, if `max_epochs` allows. `restore_rng=True` mirrors a Trainer whose
     checkpoints carry the random generators (the twins' RngInCheckpoint): restoring its
     checkpoint rewinds them to where the search began.
+    `backward(loss)` is `loss.backward()`; the Fabric twin passes `fabric.backward`.
     """
     assert mode in ("power", "binsearch") and 0.0 <= margin < 1.0
     assert isinstance(train_set, Sized)  # the dataset-size rule needs its length
@@ -229,7 +231,7 @@ def scale_batch_size(model: nn.Module, train_set: Dataset,
     saved_weights = copy.deepcopy(model.state_dict())  # Lightning: trainer.save_checkpoint(...)
     saved_rng = rng_states()
     trials = Trials(model, optimizer, train_set, val_set, training_loss, steps_per_trial,
-                    max_epochs)
+                    max_epochs, backward)
     trials.rebuild(init_val)  # Lightning builds this first loader at the model's batch size
     batch_size = init_val
     try:

@@ -29,11 +29,16 @@ from shared.seeding import rng_states, set_rng_states
 
 
 class Checkpoints:
-    """Writes `last.ckpt` after every epoch and `best.ckpt` when val_loss is the lowest so far."""
+    """Writes `last.ckpt` after every epoch and `best.ckpt` when val_loss is the lowest so far.
 
-    def __init__(self, folder: str | Path) -> None:
+    `save(path, checkpoint)` writes one file: `atomic_save` here; the Fabric twin, which also
+    keeps its checkpoints this way, passes `fabric.save`.
+    """
+
+    def __init__(self, folder: str | Path, save=atomic_save) -> None:
         self.folder = Path(folder).resolve()
         self.best_val_loss = float("inf")
+        self.write = save
 
     @property
     def best_path(self) -> Path:
@@ -43,8 +48,8 @@ class Checkpoints:
         self.folder.mkdir(parents=True, exist_ok=True)
         if val_loss < self.best_val_loss:  # strictly lower, as ModelCheckpoint's torch.lt
             self.best_val_loss = val_loss
-            atomic_save(checkpoint | self.state_dict(), self.best_path)
-        atomic_save(checkpoint | self.state_dict(), self.folder / "last.ckpt")
+            self.write(self.best_path, checkpoint | self.state_dict())
+        self.write(self.folder / "last.ckpt", checkpoint | self.state_dict())
 
     def state_dict(self) -> dict:
         return {"best_val_loss": self.best_val_loss, "checkpoint_dir": str(self.folder)}

@@ -105,6 +105,7 @@ def lr_range_test(
     # Trainer(max_epochs=...) caps the search too; 1000 is the Trainer's default
     max_epochs: int = 1000,
     update_lr: bool = True,  # Tuner's update_attr=True: afterwards, train at the suggested lr
+    backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,  # Fabric: fabric.backward
 ) -> LRFinderResult:
     """Run the range test; leave model, optimizer and random generators as they were (but lr)."""
     assert mode in ("linear", "exponential"), "mode should be either `linear` or `exponential`"
@@ -134,7 +135,7 @@ def lr_range_test(
                     group["lr"] = lr
                 loss = training_loss(model, batch)  # dropout, if any, draws here
                 optimizer.zero_grad()
-                loss.backward()
+                backward(loss)
                 optimizer.step()
                 # trainer.global_step: already counts this step when the callback reads it
                 step += 1
