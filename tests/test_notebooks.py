@@ -24,13 +24,16 @@ def test_the_six_lessons_are_there_in_order():
     assert sorted(path.stem for path in (REPO / "notebooks").glob("*.ipynb")) == LESSONS
 
 
-def execute(lesson: str, exercise: str | None = None) -> nbformat.NotebookNode:
-    """Run the lesson as a kernel would (in notebooks/); `exercise`, if given, is the source of its exercise cell."""
+def execute(lesson: str, exercise: str | None = None, after: str | None = None) -> nbformat.NotebookNode:
+    """Run the lesson as a kernel would (in notebooks/); `exercise`, if given, is the source of its exercise cell,
+    and `after`, if given, one more cell run at the end."""
     path = REPO / "notebooks" / f"{lesson}.ipynb"
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         if exercise is not None and "exercise" in cell.metadata.get("tags", []):
             cell.source = exercise
+    if after is not None:
+        notebook.cells.append(nbformat.v4.new_code_cell(after))
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     return notebook
 
@@ -59,12 +62,15 @@ def test_lesson_runs_and_is_committed_clean(lesson, mnist_dir, monkeypatch):
 
 
 def test_the_middle_way_exercise_passes_with_the_worked_solution_and_names_a_wrong_one(mnist_dir, monkeypatch):
-    """Lesson 5's check says "correct" for notebooks/solutions/05_the_middle_way.py, and for the solution without
-    the division by `accumulate` it names the batch where the runs part and the fix."""
+    """Lesson 5's check says "correct" for notebooks/solutions/05_the_middle_way.py; for the solution without the
+    division by `accumulate` it names the batch where the runs part and the fix. (Empty, it says "not yet": above.)"""
     monkeypatch.setenv("MNIST_DATA_DIR", str(mnist_dir))
     solution = (REPO / "notebooks" / "solutions" / "05_the_middle_way.py").read_text()
-    said = check_said(execute("05_the_middle_way", solution))
-    assert said.startswith("correct: all 64 losses and 2 validations equal the Trainer's, bit for bit"), said
     undivided = solution.replace("fabric.backward(loss / accumulate)", "fabric.backward(loss)")
-    said = check_said(execute("05_the_middle_way", undivided))
-    assert said.startswith("not yet: batch 3 (place 0 in its window)") and "divide each loss by `accumulate`" in said, said
+    assert undivided != solution
+    notebook = execute("05_the_middle_way", solution, after=undivided + "\nprint(check_exercise(train_accumulating))")
+    said = check_said(notebook)
+    assert said.startswith("correct: all 64 losses and 2 validations equal the Trainer's, bit for bit"), said
+    wrong = "".join(o.get("text", "") for o in notebook.cells[-1].outputs if o.get("name") == "stdout")
+    wrong = wrong.strip().splitlines()[-1]
+    assert wrong.startswith("not yet: batch 3 (place 0 in its window)") and "divide each loss by `accumulate`" in wrong, wrong

@@ -17,7 +17,7 @@ def test_ci_runs_readme_test_command_word_for_word():
 
 
 def test_readme_main_job_runs_the_comparison():
-    """README's main-job command runs all six files through tools.compare."""
+    """README's main-job command runs all nine files through tools.compare."""
     assert any("-m tools.compare" in c for c in readme_commands())
 
 
@@ -47,3 +47,10 @@ def test_readme_main_job_table_has_the_step_counts_the_defaults_give():
     rows = [line.split("|") for line in doc_block("main-job").splitlines() if line.startswith("| ")]
     found = {cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in EXAMPLES}
     assert found == expected
+
+
+def test_which_one_code_line_table_is_what_the_code_counts():
+    """docs/which-one.md's table (each twin's code lines, with the by_hand/ files it imports) is what tools/ladder.py counts now."""
+    from tools.ladder import code_lines_table, doc_block
+
+    assert doc_block("code-lines") == code_lines_table()

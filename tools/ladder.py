@@ -1,7 +1,8 @@
 """The lesson ladder: the three twin pairs in reading order, what each teaches, and its flags.
 
     python -m tools.ladder                  # prints README's ladder table, lines counted now
-    python -m tools.ladder --update         # writes it into README.md, between its markers
+    python -m tools.ladder --update         # writes it into README.md (and docs/which-one.md's
+                                            # code-line table into that file), between their markers
 
 Each Lightning feature lives in exactly one step, the one where the classic tutorials
 teach it; `tests/test_ladder.py` holds the files to that, and to the size limits below.
@@ -116,9 +117,31 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def by_hand_files(package: str, example: str) -> list[str]:
+    """The files of plain_pytorch/by_hand/ that a twin imports, in import order."""
+    tree = ast.parse((REPO / twin_path(package, example)).read_text())
+    modules = [node.module for node in tree.body if isinstance(node, ast.ImportFrom)]
+    return [f"{module.replace('.', '/')}.py" for module in modules if module.startswith("plain_pytorch.by_hand.")]
+
+
+def code_lines_table() -> str:
+    """docs/which-one.md's table: each twin's code lines, alone and with the by_hand/ files it imports."""
+    rows = ["| step | plain | Fabric | Lightning |", "|---|---|---|---|"]
+    for step in STEPS:
+        cells = []
+        for package in PACKAGES:
+            own = code_lines(twin_path(package, step.example))
+            files = by_hand_files(package, step.example)
+            extra = sum(code_lines(path) for path in files)
+            names = ", ".join(Path(path).stem for path in files)
+            cells.append(f"{own} + {extra} ({names}) = {own + extra}" if files else str(own))
+        rows.append(f"| {step.number} `{step.example}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 # Where each generated table lives, between `<!-- NAME: begin -->` and `<!-- NAME: end -->`.
 BLOCKS = {"ladder": "README.md", "main-job": "README.md", "one-liners": "docs/features.md",
-          "lightning-1x": "docs/lightning-1x.md"}
+          "lightning-1x": "docs/lightning-1x.md", "code-lines": "docs/which-one.md"}
 
 
 def replace_block(text: str, name: str, content: str) -> str:
@@ -143,4 +166,8 @@ def update_block(name: str, content: str) -> None:
 if __name__ == "__main__":
     import sys
 
-    update_block("ladder", table()) if "--update" in sys.argv[1:] else print(table())
+    if "--update" in sys.argv[1:]:
+        update_block("ladder", table())
+        update_block("code-lines", code_lines_table())
+    else:
+        print(table(), code_lines_table(), sep="\n\n")
