@@ -209,7 +209,7 @@ def pair_page(step: Step, pair: tuple[str, str] = ("plain_pytorch", "lightning_v
                 where = "in main()" if key != "model" else "from shared/models.py, built in main()"
                 rows.append(f'<tr class="absent"><td colspan="4">{COLUMN_TITLES[package]}: nothing here; '
                             f"this twin does it {where}</td></tr>")
-        table = f'<table class="pair">\n' + "\n".join(rows) + "\n</table>"
+        table = '<table class="pair">\n' + "\n".join(rows) + "\n</table>"
         if key == "about":  # the docstrings, folded: the first screen shows code
             first_lines = " ⟷ ".join(html.escape(raw[p][0].strip('"')) for p in pair)
             body.append(f'<details id="{key}"><summary>{heading}: the two docstrings (click to unfold)<br>'
@@ -217,7 +217,7 @@ def pair_page(step: Step, pair: tuple[str, str] = ("plain_pytorch", "lightning_v
         else:
             body.append(f'<h2 id="{key}">{heading}</h2>\n{table}')
     steps = {s.number: s for s in STEPS}
-    links = [f'<a href="index.html">all steps</a>']
+    links = ['<a href="index.html">all steps</a>']
     if step.number - 1 in steps:
         links.append(f'<a href="{steps[step.number - 1].example}.html">← step {step.number - 1}</a>')
     if step.number + 1 in steps:
