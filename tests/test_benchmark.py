@@ -55,24 +55,14 @@ def test_docs_cost_table_has_every_measure_of_both_models():
     assert missing == []
 
 
-def test_benchmark_measures_the_plain_twins_own_extras_on_request(mnist_dir, tmp_path):
-    """`--measures` adds the plain twin without TensorBoard and without its bar; floor and plain always come first."""
-    done = subprocess.run([sys.executable, "-m", "tools.benchmark", "--data-dir", str(mnist_dir), "--dataset", "mnist",
-                           "--reps", "1", "--limit-train", "200", "--limit-val", "100", "--models", "mlp",
-                           "--measures", "plain, no TensorBoard", "plain, no progress bar"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = [line.split("|")[2].strip() for line in done.stdout.splitlines() if line.startswith("| mlp ")]
-    assert rows == ["floor", "plain", *PLAIN_EXTRAS_OFF]
-
-
-def test_barebones_measures_the_cnn_too(mnist_dir, tmp_path):
-    """`barebones=True` forbids self.log; step 2's nan check reads val_loss at the end of validation, so the benchmark
-    switches that hook off too, and the CNN's barebones row runs (it failed with a KeyError once the check came)."""
+def test_benchmark_measures_on_request_the_plain_twins_own_extras_and_the_cnns_barebones_row(mnist_dir, tmp_path):
+    """`--measures` adds the plain twin without TensorBoard and without its bar (floor and plain always come first);
+    and the CNN's `barebones=True` row runs: barebones forbids self.log, and step 2's nan check reads val_loss at the
+    end of validation, so the benchmark switches that hook off too (it failed with a KeyError once the check came)."""
     done = subprocess.run([sys.executable, "-m", "tools.benchmark", "--data-dir", str(mnist_dir), "--dataset", "mnist",
                            "--reps", "1", "--limit-train", "200", "--limit-val", "100", "--models", "cnn",
-                           "--measures", "lightning, barebones=True"],
+                           "--measures", *PLAIN_EXTRAS_OFF, "lightning, barebones=True"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split("|")[2].strip() for line in done.stdout.splitlines() if line.startswith("| cnn ")]
-    assert rows == ["floor", "plain", "lightning, barebones=True"]
+    assert rows == ["floor", "plain", *PLAIN_EXTRAS_OFF, "lightning, barebones=True"]

@@ -143,10 +143,10 @@ def test_another_steps_flag_is_refused_with_one_line(capsys):
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--precision" in err
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-@pytest.mark.parametrize("example", EXAMPLE_NAMES)
+@pytest.mark.parametrize("package, example", list(zip(PACKAGES, EXAMPLE_NAMES)))
 def test_entry_point_bad_value_has_no_traceback(example, package):
-    """`python -m package.example --batch-size 0`: status 2, one line on stderr, no traceback."""
+    """`python -m package.example --batch-size 0`: status 2, one line on stderr, no traceback. One example per
+    package, each a different one; every file and every bad value is refused in-process above."""
     done = subprocess.run(
         [sys.executable, "-m", f"{package}.{example}", "--batch-size", "0"],
         cwd=REPO, capture_output=True, text=True, timeout=120,

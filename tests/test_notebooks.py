@@ -24,53 +24,51 @@ def test_the_six_lessons_are_there_in_order():
     assert sorted(path.stem for path in (REPO / "notebooks").glob("*.ipynb")) == LESSONS
 
 
-def execute(lesson: str, exercise: str | None = None, after: str | None = None) -> nbformat.NotebookNode:
-    """Run the lesson as a kernel would (in notebooks/); `exercise`, if given, is the source of its exercise cell,
-    and `after`, if given, one more cell run at the end."""
+def execute(lesson: str, after: list[str] = ()) -> nbformat.NotebookNode:
+    """Run the lesson as a kernel would (in notebooks/), with the cells `after` run at its end."""
     path = REPO / "notebooks" / f"{lesson}.ipynb"
     notebook = nbformat.read(path, as_version=4)
-    for cell in notebook.cells:
-        if exercise is not None and "exercise" in cell.metadata.get("tags", []):
-            cell.source = exercise
-    if after is not None:
-        notebook.cells.append(nbformat.v4.new_code_cell(after))
+    notebook.cells += [nbformat.v4.new_code_cell(source) for source in after]
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     return notebook
 
 
-def check_said(notebook: nbformat.NotebookNode) -> str:
-    """The verdict the exercise's check cell printed: its last line (training may print epoch lines above it)."""
-    cell = next(c for c in notebook.cells if "check" in c.metadata.get("tags", []))
+def verdict(cell: nbformat.NotebookNode) -> str:
+    """The last line a cell printed: an exercise check's verdict (training may print epoch lines above it)."""
     return "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout").strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_runs_and_is_committed_clean(lesson, mnist_dir, monkeypatch):
-    """The notebook executes without error (its asserts included), shows its plots, and is stored without outputs."""
+    """The notebook executes without error (its asserts included), shows its plots, and is stored without outputs.
+
+    A lesson with an exercise (a worked solution in notebooks/solutions/) is checked three ways in the same run: as
+    committed, its check says "not yet"; the solution, run after the lesson, passes the check; and the solution with
+    one mistake gets a verdict that names where the runs part and the fix.
+    """
     stored = json.loads((REPO / "notebooks" / f"{lesson}.ipynb").read_text())
     assert all(not c.get("outputs") and not c.get("execution_count") for c in stored["cells"] if c["cell_type"] == "code")
     monkeypatch.setenv("MNIST_DATA_DIR", str(mnist_dir))  # the kernel inherits it
-    notebook = execute(lesson)
+    solution_file = REPO / "notebooks" / "solutions" / f"{lesson}.py"
+    after = []
+    if solution_file.exists():  # lesson 5: accumulating gradients with Fabric; the mistake: no division
+        solution = solution_file.read_text()
+        undivided = solution.replace("fabric.backward(loss / accumulate)", "fabric.backward(loss)")
+        assert undivided != solution
+        after = [f"{answer}\nprint(check_exercise(train_accumulating))" for answer in (solution, undivided)]
+    notebook = execute(lesson, after)
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert bool(images) == (lesson in WITH_PLOTS)  # lessons 2-6 draw inline; 1 and 7 print
     if lesson == "05_the_middle_way":  # Lightning's start-up lines ("GPU available: ...") are quiet there
         assert not [o for o in outputs if o.get("name") == "stderr" and "GPU available" in o["text"]]
-    if any("exercise" in c.metadata.get("tags", []) for c in notebook.cells):  # as committed: the cell is empty
-        assert check_said(notebook).startswith("not yet: ")
-
-
-def test_the_middle_way_exercise_passes_with_the_worked_solution_and_names_a_wrong_one(mnist_dir, monkeypatch):
-    """Lesson 5's check says "correct" for notebooks/solutions/05_the_middle_way.py; for the solution without the
-    division by `accumulate` it names the batch where the runs part and the fix. (Empty, it says "not yet": above.)"""
-    monkeypatch.setenv("MNIST_DATA_DIR", str(mnist_dir))
-    solution = (REPO / "notebooks" / "solutions" / "05_the_middle_way.py").read_text()
-    undivided = solution.replace("fabric.backward(loss / accumulate)", "fabric.backward(loss)")
-    assert undivided != solution
-    notebook = execute("05_the_middle_way", solution, after=undivided + "\nprint(check_exercise(train_accumulating))")
-    said = check_said(notebook)
-    assert said.startswith("correct: all 64 losses and 2 validations equal the Trainer's, bit for bit"), said
-    wrong = "".join(o.get("text", "") for o in notebook.cells[-1].outputs if o.get("name") == "stdout")
-    wrong = wrong.strip().splitlines()[-1]
-    assert wrong.startswith("not yet: batch 3 (place 0 in its window)") and "divide each loss by `accumulate`" in wrong, wrong
+    checks = [c for c in notebook.cells if "check" in c.metadata.get("tags", [])]
+    assert bool(checks) == solution_file.exists()  # an exercise always comes with its worked solution
+    for check in checks:  # as committed, the exercise cell is empty
+        assert verdict(check).startswith("not yet: train_accumulating returned None"), verdict(check)
+    if after:
+        right, wrong = (verdict(cell) for cell in notebook.cells[-2:])
+        assert right == "correct: all 64 losses and 2 validations equal the Trainer's, bit for bit", right
+        assert wrong.startswith("not yet: batch 3 (place 0 in its window)"), wrong
+        assert "divide each loss by `accumulate`" in wrong, wrong

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import EXAMPLES, FOLDERS, PACKAGES, REPO
+from tests.conftest import EXAMPLES, FOLDERS, PACKAGES, REPO, twin
 
 SCHEMA = {"example", "implementation", "config", "train_loss", "val_loss", "val_accuracy", "seconds", "test", "predictions"}
 
@@ -20,12 +20,11 @@ def run(args: list[str], cwd) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("package", PACKAGES)
 @pytest.mark.parametrize("example", EXAMPLES)
-def test_dry_run_finishes_and_writes_nothing(example, package, mnist_dir, tmp_path):
+def test_dry_run_finishes_and_writes_nothing(example, package, mnist_dir, tmp_path, capsys):
     """`--dry-run` runs one batch each way and leaves the working folder empty, --metrics-out included."""
-    done = run(["-m", f"{package}.{example}", "--dry-run", "--data-dir", str(mnist_dir), "--metrics-out", "m.json"], tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "1 steps" in done.stdout
-    assert list(tmp_path.iterdir()) == []  # no metrics, no lightning_logs/, no checkpoints
+    twin(package, example).main(["--dry-run", "--data-dir", str(mnist_dir), "--metrics-out", "m.json"])
+    assert "1 steps" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # the test's working folder: no metrics, no lightning_logs/, no checkpoints
 
 
 def test_metrics_json_has_one_schema_for_every_twin(tmp_path):
