@@ -58,7 +58,7 @@ def read_checkpoint(path: str | Path, twin: str, model: torch.nn.Module, args: a
     """Load `path` for `twin` ("plain", "fabric" or "lightning"), whose weights must fit `model`; refuse what cannot resume.
 
     Refused in one line: a file that does not load with `weights_only=True` (it could run code,
-    or is no checkpoint), the other twin's checkpoint, one that lacks what resuming needs or
+    or is no checkpoint), another twin's checkpoint, one that lacks what resuming needs or
     holds it in the wrong shape (the optimizer's state, the random generators'), one whose
     weights do not fit `model`, one trained with other values of the flags it fixes, and one
     that already ends at `--epochs` (nothing would be left to train).

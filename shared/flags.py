@@ -1,4 +1,4 @@
-"""The command-line flags of all six files, defined once.
+"""The command-line flags of all nine files, defined once.
 
 `parse_args("cnn_classifier")` gives the three twins of that example the same flags with the
 same defaults, so "the same flags" always means the same run. Every step takes the common
