@@ -187,9 +187,8 @@ def pair_page(step: Step, pair: tuple[str, str] = ("plain_pytorch", "lightning_v
     """The HTML page of two of a step's twins, `pair` = (left package, right package)."""
     left_package, right_package = pair
     paths = {package: twin_path(package, step.example) for package in PACKAGES}
-    raw = {package: (REPO / path).read_text().splitlines() for package, path in paths.items()}
-    coloured = {package: highlighted_lines((REPO / path).read_text()) for package in pair
-                for path in [paths[package]]}
+    raw = {package: (REPO / paths[package]).read_text().splitlines() for package in pair}
+    coloured = {package: highlighted_lines((REPO / paths[package]).read_text()) for package in pair}
     code = {package: code_line_numbers(paths[package]) for package in pair}
     groups = {package: sections(paths[package]) for package in pair}
     body, tinted, rows_shown = [], 0, 0
