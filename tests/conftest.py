@@ -96,3 +96,39 @@ def blas_workspace_reserved():
 def run_in_tmp_path(tmp_path, monkeypatch):
     """Every test runs in its own empty folder, so default outputs (runs/, checkpoints) land there."""
     monkeypatch.chdir(tmp_path)
+
+
+LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "RANK")
+
+
+@pytest.fixture(autouse=True)
+def no_launcher_variables_left_behind():
+    """Each test leaves the DDP launcher's variables as it found them.
+
+    Lightning's launcher sets MASTER_ADDR, MASTER_PORT, NODE_RANK and LOCAL_RANK in the process that starts
+    the others, and leaves them set: tests/test_lightning_1x.py fits a Trainer(strategy="ddp") on one device in
+    the test process. A Trainer started later by that process, or by a child of it such as a lesson's kernel,
+    then takes itself for a process that another launcher started, and waits for the rest (in the full suite,
+    lesson 3's two-process cell waited so).
+    """
+    before = {name: os.environ.get(name) for name in LAUNCHER_VARIABLES}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def browser() -> str:
+    """Headless Chromium, for the pages' tests: required on CI, skipped (and said so) on a machine without it."""
+    from tools.reader import chromium
+
+    path = chromium()
+    if path:
+        return path
+    message = "headless Chromium not found; install Debian's chromium (apt-get install chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -5,7 +5,6 @@ skip with a reason locally and fail on CI (`CI=true`), so a CI run cannot pass b
 """
 
 import html
-import os
 import re
 import shutil
 from html.parser import HTMLParser
@@ -15,20 +14,9 @@ import pytest
 import tools.ladder
 import tools.reader
 from tools.ladder import PACKAGES, REPO, STEPS, code_lines, twin_path
-from tools.reader import PAIRS, build, chromium, page_name, rendered_dom, screenshot
+from tools.reader import PAIRS, build, page_name, rendered_dom, screenshot
 
 PAGES = ["index"] + [page_name(step.example, pair)[: -len(".html")] for step in STEPS for pair in PAIRS]
-
-
-@pytest.fixture(scope="module")
-def browser() -> str:
-    path = chromium()
-    if path:
-        return path
-    message = "headless Chromium not found; install Debian's chromium (apt-get install chromium)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
     python -m tools.lightning_1x           # prints the table of docs/lightning-1x.md
     python -m tools.lightning_1x --update  # writes it into docs/lightning-1x.md, between its markers
 
-Each row is tried for real by `try_call`: an error, a warning, or silence. Lesson 7
-(notebooks/07_from_lightning_1x_to_2x.ipynb) runs every row and its 2.x replacement;
+Each row is tried for real by `try_call`: an error, a warning, or silence. Lesson 8
+(notebooks/08_from_lightning_1x_to_2x.ipynb) runs every row and its 2.x replacement;
 tests/test_lightning_1x.py checks each row against the installed Lightning, so the guide
 cannot go stale silently when Lightning changes.
 """

@@ -2,6 +2,7 @@
 
     python -m tools.reader --out site                               # site/index.html + the pages
     python -m tools.reader --out site --screenshot docs/reader.png  # and a picture of step 1's page
+    python -m tools.reader --out site --lessons                     # and every lesson, run, as a page
 
 Each step has three twins (plain PyTorch, Lightning Fabric, the Lightning Trainer) and three
 pages, one for each two of them: EXAMPLE.html (plain ⟷ Lightning), EXAMPLE-plain-fabric.html
@@ -18,7 +19,8 @@ beside the line they explain. Lines are never cut: a narrow window wraps them.
 The pages are plain HTML and CSS (pygments' colours): no server, no network, no JavaScript.
 Built twice from the same code they are the same bytes; tests/test_reader.py opens them in
 headless Chromium. The index lists the steps in ladder order with each file's code lines,
-counted when the pages are built, and links each step's three pages.
+counted when the pages are built, and links each step's three pages; with --lessons, then the
+lessons, run and written as pages by tools/lesson_pages.py.
 """
 
 import ast
@@ -245,7 +247,8 @@ def inline_code(text: str) -> str:
     return re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
 
 
-def index_page() -> str:
+def index_page(lessons: list[tuple[str, str]] = ()) -> str:
+    """The ladder's steps in order, then the lessons (name, title) when their pages were built."""
     items = []
     for step in STEPS:
         counts = ", ".join(f"<code>{twin_path(p, step.example)}</code> {code_lines(twin_path(p, step.example))}"
@@ -261,7 +264,14 @@ def index_page() -> str:
              "a hand-written loop, the same loop with Lightning Fabric, and a LightningModule with the "
              "Trainer; the three give the same losses, bit for bit. Read the steps in order: each teaches "
              "its own part of Lightning. Any two twins of a step can stand side by side.</p>")
-    return page("PyTorch ⟷ Lightning, side by side", intro + '\n<ol class="steps">\n' + "\n".join(items) + "\n</ol>")
+    lesson_list = ""
+    if lessons:
+        lesson_list = ("\n<h1>Lessons</h1>\n<p>The notebooks in <code>notebooks/</code>, run from top to bottom, "
+                       "with what each cell printed and drew.</p>\n<ol>\n"
+                       + "\n".join(f'<li><a href="{name}.html">{html.escape(title)}</a></li>' for name, title in lessons)
+                       + "\n</ol>")
+    return page("PyTorch ⟷ Lightning, side by side",
+                intro + '\n<ol class="steps">\n' + "\n".join(items) + "\n</ol>" + lesson_list)
 
 
 STYLE = """
@@ -296,11 +306,12 @@ def page(title: str, body: str) -> str:
             f"<style>{STYLE}{colours}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
 
 
-def build(out: Path) -> list[Path]:
-    """Write index.html and, for each step, one page per two of its twins into `out`; return the files written."""
+def build(out: Path, lessons: list[tuple[str, str]] = ()) -> list[Path]:
+    """Write index.html (listing `lessons`, whose pages are built) and, for each step, one page per two of its
+    twins into `out`; return the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "index.html"]
-    written[0].write_text(index_page(), encoding="utf-8")
+    written[0].write_text(index_page(lessons), encoding="utf-8")
     for step in STEPS:
         for pair in PAIRS:
             written.append(out / page_name(step.example, pair))
@@ -344,10 +355,20 @@ def main() -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for index.html and the pair pages")
     parser.add_argument("--screenshot", metavar="PNG", help="also save a picture of step 1's page (needs chromium)")
+    parser.add_argument("--lessons", action="store_true", help="also run every lesson notebook into a page (minutes)")
     with exit_on_bad_input():
         args = parser.parse_args()
     try:
-        written = build(Path(args.out))
+        lessons = []
+        if args.lessons:
+            from tools import lesson_pages  # nbclient and a kernel: only when asked
+
+            try:
+                lessons = lesson_pages.build(Path(args.out))
+            except lesson_pages.LessonFailed as error:
+                print(f"error: {error}", file=sys.stderr)
+                sys.exit(2)
+        written = build(Path(args.out), lessons)
     except OSError as error:
         print(f"error: cannot write into {args.out}: {error.strerror or error}; pick a folder you can write to",
               file=sys.stderr)

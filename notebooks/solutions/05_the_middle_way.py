@@ -1,7 +1,9 @@
-# Lesson 5's exercise, worked (notebooks/05_the_middle_way.ipynb): accumulating gradients with
-# Fabric. This is the source of the exercise cell, so it uses the lesson's names (L, F,
-# DataLoader, load_mnist, first, FeedForward, DATA_DIR, evaluate_on_fabric); the tests run
-# the lesson with it in that cell and check that the lesson's own check says "correct".
+# Lesson 5's exercises, worked (notebooks/05_the_middle_way.ipynb). Each part below is the
+# source of one exercise cell, so it uses the lesson's names (L, F, DataLoader, load_mnist,
+# first, FeedForward, DATA_DIR, evaluate_on_fabric); the tests run the lesson with these in
+# the exercise cells and check that each check says "correct".
+
+# Exercise 1: accumulate gradients, the Fabric way
 def train_accumulating(epochs=2, accumulate=3):
     fabric = L.Fabric(accelerator="cpu", devices=1)
     fabric.seed_everything(42, verbose=False)
@@ -25,5 +27,30 @@ def train_accumulating(epochs=2, accumulate=3):
             if window_ends:
                 optimizer.step()
             losses.append(loss.item())  # before dividing, as the Trainer logs it
+        val_losses.append(evaluate_on_fabric(model, val_loader, fabric))
+    return losses, val_losses
+
+
+# Exercise 2: clip the gradients, the Fabric way
+def train_clipped(epochs=2):
+    fabric = L.Fabric(accelerator="cpu", devices=1)
+    fabric.seed_everything(42, verbose=False)
+    train_set, val_set, _, _ = load_mnist(DATA_DIR)
+    train_loader = DataLoader(first(train_set, 2000), batch_size=64, shuffle=True)
+    val_loader = DataLoader(first(val_set, 500), batch_size=64)
+    train_loader, val_loader = fabric.setup_dataloaders(train_loader, val_loader)
+    model = FeedForward(500)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model, optimizer = fabric.setup(model, optimizer)
+    losses, val_losses = [], []
+    for epoch in range(epochs):
+        model.train()
+        for images, labels in train_loader:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(images), labels)
+            fabric.backward(loss)
+            fabric.clip_gradients(model, optimizer, max_norm=0.5, error_if_nonfinite=False)  # then step
+            optimizer.step()
+            losses.append(loss.item())
         val_losses.append(evaluate_on_fabric(model, val_loader, fabric))
     return losses, val_losses

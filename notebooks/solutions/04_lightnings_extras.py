@@ -1,0 +1,57 @@
+# Lesson 4's exercises, worked (notebooks/04_lightnings_extras.ipynb). Each part below is the
+# source of one exercise cell, so it uses the lesson's names (L, F, torch, SumMLP,
+# sum_loaders, validate); the tests run the lesson with these in the exercise cells and check
+# that each check cell says "correct".
+
+# Exercise 1: add gradient clipping
+def train_clipped(epochs=3):
+    L.seed_everything(42, workers=True, verbose=False)
+    train_loader, val_loader = sum_loaders()
+    model = SumMLP(32, 256)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses, val_losses, clipped = [], [], 0
+    for epoch in range(epochs):
+        model.train()
+        for features, labels in train_loader:
+            optimizer.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(model(features), labels)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)  # after backward, before step
+            clipped += int(norm > 0.5)  # the norm before clipping: was this step changed?
+            optimizer.step()
+            losses.append(loss.item())
+        val_losses.append(validate(model, val_loader))
+    print(f"clipping changed {clipped} of {len(losses)} steps")
+    return losses, val_losses
+
+
+# Exercise 2: bf16 mixed precision by hand
+@torch.no_grad()
+def validate_bf16(model, val_loader):
+    model.eval()
+    loss_sum, seen = torch.tensor(0.0), 0
+    for features, labels in val_loader:
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the Trainer validates under autocast too
+            loss = F.binary_cross_entropy_with_logits(model(features), labels)
+        loss_sum = loss_sum + loss.float() * len(labels)
+        seen += len(labels)
+    return (loss_sum / seen).item()
+
+
+def train_bf16(epochs=3):
+    L.seed_everything(42, workers=True, verbose=False)
+    train_loader, val_loader = sum_loaders()
+    model = SumMLP(32, 256)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses, val_losses = [], []
+    for epoch in range(epochs):
+        model.train()
+        for features, labels in train_loader:
+            optimizer.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):  # the forward and the loss only
+                loss = F.binary_cross_entropy_with_logits(model(features), labels)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        val_losses.append(validate_bf16(model, val_loader))
+    return losses, val_losses
