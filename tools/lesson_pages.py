@@ -1,6 +1,6 @@
 """The lessons as web pages: every notebook run offline, top to bottom, and written with its outputs and plots.
 
-    python -m tools.reader --out site --lessons   # the reader's pages, then every lesson (about 4 minutes)
+    python -m tools.reader --out site --lessons   # the reader's pages, then every lesson (about 2 minutes)
 
 Each notebook in notebooks/ runs as a learner runs it: in notebooks/, on the data the repository
 ships, with no network. Its page, LESSON.html, sits beside the reader's pair pages and shows every

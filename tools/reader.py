@@ -374,6 +374,7 @@ def main() -> None:
               file=sys.stderr)
         sys.exit(2)
     print("\n".join(f"wrote {path}" for path in written))
+    print("\n".join(f"wrote {Path(args.out) / name}.html ({title})" for name, title in lessons))
     if args.screenshot:
         if chromium() is None:
             print("error: --screenshot needs Chromium; install it (apt-get install chromium)", file=sys.stderr)
