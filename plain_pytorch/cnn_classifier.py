@@ -26,8 +26,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from plain_pytorch.by_hand.checkpointing import (Checkpoints, load_checkpoint, make_checkpoint,
-                                                 resume)
+from plain_pytorch.by_hand.checkpointing import (
+    Checkpoints,
+    load_checkpoint,
+    make_checkpoint,
+    resume,
+)
 from plain_pytorch.by_hand.distributed import join_process_group, mean_across_processes
 from shared.checkpoint_files import run_flags
 from shared.data import first, load_mnist

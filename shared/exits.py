@@ -25,6 +25,7 @@ import torch
 
 from shared.blas import reserve_blas_workspace
 
+
 class BadInput(Exception):
     """A bad flag value, data file, checkpoint or output path. The message is one line: the problem and the fix."""
 

@@ -7,8 +7,8 @@ this only shows that every row works and that the ratios are computed against th
 import subprocess
 import sys
 
-from tools.benchmark import MEASURES, PLAIN_EXTRAS_OFF
 from tests.conftest import REPO
+from tools.benchmark import MEASURES, PLAIN_EXTRAS_OFF
 
 
 def test_benchmark_prints_every_measure_with_its_ratios(mnist_dir, tmp_path):

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from plain_pytorch.by_hand.checkpointing import load_checkpoint
-from shared.exits import exit_on_bad_input
 from shared.data import first, load_mnist
+from shared.exits import exit_on_bad_input
 from shared.models import ConvNet
 from tests.conftest import FOLDERS, PACKAGES, REPO, twin
 

@@ -9,8 +9,17 @@ import re
 import pytest
 
 from shared.flags import build_parser
-from tools.ladder import (COMMON_FLAGS, MAX_CODE_LINES, MAX_CODE_LINES_ANY_TWIN, MAX_LINE_LENGTH, PACKAGES,
-                           REPO, STEPS, code_lines, twin_path)
+from tools.ladder import (
+    COMMON_FLAGS,
+    MAX_CODE_LINES,
+    MAX_CODE_LINES_ANY_TWIN,
+    MAX_LINE_LENGTH,
+    PACKAGES,
+    REPO,
+    STEPS,
+    code_lines,
+    twin_path,
+)
 
 TWINS = [(package, step.example) for step in STEPS for package in PACKAGES]
 

@@ -19,7 +19,8 @@ import torch
 from plain_pytorch.by_hand.checkpointing import load_checkpoint, network_weights
 from shared.exits import INTERRUPTED
 from shared.run_folders import claim_version
-from tests.conftest import FOLDERS as FOLDER, PACKAGES, REPO, twin
+from tests.conftest import FOLDERS as FOLDER
+from tests.conftest import PACKAGES, REPO, twin
 
 SLICE = ["--limit-train", "1536", "--limit-val", "128", "--accelerator", "cpu", "--no-progress"]  # 24 steps an epoch
 

@@ -16,9 +16,9 @@ from unittest import mock
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from shared.data import IMAGE_DATASETS, load_mnist
 from shared.exits import BadInput, exit_on_bad_input
 from shared.flags import EXAMPLES, OneLineParser
-from shared.data import IMAGE_DATASETS, load_mnist
 from shared.models import FeedForward
 
 # Fashion-MNIST's README (/usr/share/doc/dataset-fashion-mnist/README.md.gz), "Benchmark" table.

@@ -46,9 +46,9 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
+from shared.data import IMAGE_DATASETS, first, load_mnist
 from shared.exits import BadInput, exit_on_bad_input
 from shared.flags import OneLineParser
-from shared.data import IMAGE_DATASETS, first, load_mnist
 
 MODELS = {"mlp": "mnist_feedforward", "cnn": "cnn_classifier"}
 LIGHTNING_EXTRAS_OFF = {  # measure name: the Trainer arguments that switch the extra off

@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
-
 from toy import datasets, model
 
 parser = argparse.ArgumentParser()

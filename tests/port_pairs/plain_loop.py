@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
-
 from toy import datasets, model
 
 parser = argparse.ArgumentParser()
