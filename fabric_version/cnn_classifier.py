@@ -29,7 +29,7 @@ from lightning.fabric.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from plain_pytorch.by_hand.checkpointing import Checkpoints
+from by_hand.checkpointing import Checkpoints
 from shared.checkpoint_files import run_flags
 from shared.data import first, load_mnist
 from shared.exits import exit_on_bad_input, stop_if_diverged

@@ -3,14 +3,14 @@
 The middle way: plain_pytorch/sum_dataset.py writes each extra by hand,
 lightning_version/sum_dataset.py switches each on with one Trainer argument or callback.
 Fabric gives some of them a call of its own and leaves the rest to you, written as the
-plain twin writes them (plain_pytorch/by_hand/); tests/test_features.py holds every one
+plain twin writes them (by_hand/); tests/test_features.py holds every one
 against both twins, bit for bit. Read it beside the plain twin, `diff -y -W 210
 plain_pytorch/sum_dataset.py fabric_version/sum_dataset.py`. Steps 1 and 2 taught Fabric.
 
 This step teaches: `fabric.seed_everything(workers=True)`, which also reseeds each
 DataLoader worker; `Fabric(precision="bf16-mixed")`, which runs every forward of the set-up
 model under autocast; `fabric.clip_gradients`; `fabric.no_backward_sync` for accumulation.
-Still yours, from plain_pytorch/by_hand/: early stopping and both finders (given
+Still yours, from by_hand/: early stopping and both finders (given
 `fabric.backward`), and deterministic algorithms.
 
 Run:  python -m fabric_version.sum_dataset --early-stopping-patience 2 --find-lr
@@ -28,9 +28,9 @@ from lightning.fabric.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from plain_pytorch.by_hand.batch_size_finder import scale_batch_size
-from plain_pytorch.by_hand.early_stopping import EarlyStopping
-from plain_pytorch.by_hand.lr_finder import lr_range_test
+from by_hand.batch_size_finder import scale_batch_size
+from by_hand.early_stopping import EarlyStopping
+from by_hand.lr_finder import lr_range_test
 from shared.data import first, make_sum_dataset
 from shared.exits import exit_on_bad_input
 from shared.flags import parse_args

@@ -10,7 +10,7 @@ StepLR scheduler; checkpoints (best, and last after every epoch), resuming, and 
 the best model from its file; stopping at the step whose training or validation loss turns
 nan or infinite; evaluating on the test split (`--test`) and plain inference (`--predict
 N`); training on N processes at once (DDP, `--devices N`): the lines marked "DDP:"
-(plain_pytorch/by_hand/distributed.py holds the longer parts).
+(by_hand/distributed.py holds the longer parts).
 
 Run:  python -m plain_pytorch.cnn_classifier --checkpoint-dir checkpoints --test --predict 10
       torchrun --standalone --nproc-per-node 2 -m plain_pytorch.cnn_classifier --devices 2
@@ -26,13 +26,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from plain_pytorch.by_hand.checkpointing import (
-    Checkpoints,
-    load_checkpoint,
-    make_checkpoint,
-    resume,
-)
-from plain_pytorch.by_hand.distributed import join_process_group, mean_across_processes
+from by_hand.checkpointing import Checkpoints, load_checkpoint_unchecked, make_checkpoint, resume
+from by_hand.distributed import join_process_group, mean_across_processes
 from shared.checkpoint_files import run_flags
 from shared.data import first, load_mnist
 from shared.exits import exit_on_bad_input, stop_if_diverged
@@ -157,7 +152,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     # Test and predict with the best model, rebuilt from its file (Lightning: load_from_checkpoint).
     if checkpoints:
         model = ConvNet().to(device)
-        model.load_state_dict(load_checkpoint(checkpoints.best_path)["model"])
+        model.load_state_dict(load_checkpoint_unchecked(checkpoints.best_path)["model"])
     if args.test:  # Lightning: trainer.test
         test_loss, test_accuracy = evaluate(model, DataLoader(test_set, batch_size=args.batch_size),
                                             device, args)

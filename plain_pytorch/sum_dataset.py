@@ -9,7 +9,7 @@ This step teaches: a custom `Dataset` (shared/data.py: `SumDataset`, with `__len
 `__getitem__`); seeding every generator and each DataLoader worker, and deterministic
 algorithms; early stopping; the learning-rate finder; the batch-size finder; gradient
 clipping; mixed precision (bf16 on CPU, 16-mixed on CUDA); gradient accumulation. The
-longer ones are written out in plain_pytorch/by_hand/, one file each.
+longer ones are written out in by_hand/, one file each.
 
 Run:  python -m plain_pytorch.sum_dataset --early-stopping-patience 2 --find-lr
 
@@ -25,10 +25,10 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from plain_pytorch.by_hand.batch_size_finder import scale_batch_size
-from plain_pytorch.by_hand.early_stopping import EarlyStopping
-from plain_pytorch.by_hand.lr_finder import lr_range_test
-from plain_pytorch.by_hand.precision import autocast, grad_scaler
+from by_hand.batch_size_finder import scale_batch_size
+from by_hand.early_stopping import EarlyStopping
+from by_hand.lr_finder import lr_range_test
+from by_hand.precision import autocast, grad_scaler
 from shared.data import first, make_sum_dataset
 from shared.exits import exit_on_bad_input
 from shared.flags import parse_args

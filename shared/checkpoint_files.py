@@ -1,7 +1,7 @@
 """Checkpoint files on disk: written atomically, read once, and refused when they cannot resume this run.
 
 Every twin of step 2 goes through here. The plain twin saves with `atomic_save` and resumes
-with `read_checkpoint` (plain_pytorch/by_hand/checkpointing.py); the Lightning twin's Trainer
+with `load_checkpoint_checked` (by_hand/checkpointing.py); the Lightning twin's Trainer
 and the Fabric twin's `fabric.save`/`fabric.load` do both through `CheckedCheckpointIO`
 (shared/lightning_callbacks.py), Lightning's own extension point for checkpoint IO. So a kill
 or a full disk during a save leaves the previous file whole, and a refusal is one line
@@ -54,7 +54,7 @@ def atomic_save(path: str | Path, checkpoint: dict) -> None:
                       "space or pick another --checkpoint-dir") from None
 
 
-def read_checkpoint(path: str | Path, twin: str, model: torch.nn.Module, args: argparse.Namespace) -> dict:
+def load_checkpoint_checked(path: str | Path, twin: str, model: torch.nn.Module, args: argparse.Namespace) -> dict:
     """Load `path` for `twin` ("plain", "fabric" or "lightning"), whose weights must fit `model`; refuse what cannot resume.
 
     Refused in one line: a file that does not load with `weights_only=True` (it could run code,

@@ -147,7 +147,7 @@ def parse_args(example: str, argv: list[str] | None = None) -> argparse.Namespac
         finder = "--find-lr" if args.find_lr else "--find-batch-size"
         clashing = [flag for flag, on in (("--gradient-clip-val", args.gradient_clip_val is not None),
                                           ("--accumulate-grad-batches", args.accumulate_grad_batches > 1)) if on]
-        if clashing:  # the hand-written finders leave these out (see plain_pytorch/by_hand/)
+        if clashing:  # the hand-written finders leave these out (see by_hand/)
             parser.error(f"argument {finder}: not together with {clashing[0]}; run the finder alone, then train with its result")
     last_lr_log = math.log(args.lr) + (args.epochs - 1) * math.log(getattr(args, "lr_step_gamma", 1))  # no overflow
     if last_lr_log > math.log(FLOAT32_MAX):

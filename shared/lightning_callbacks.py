@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from shared.checkpoint_files import atomic_save, read_checkpoint
+from shared.checkpoint_files import atomic_save, load_checkpoint_checked
 from shared.run_record import RunRecord
 from shared.seeding import rng_states, set_rng_states
 
@@ -71,7 +71,7 @@ class CheckedCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
         if self.args.resume and Path(path).resolve() == Path(self.args.resume).resolve():
-            return read_checkpoint(path, self.twin, self.model, self.args)
+            return load_checkpoint_checked(path, self.twin, self.model, self.args)
         # Another file: the Fabric twin's own best.ckpt, reloaded for --test and --predict.
         return super().load_checkpoint(path, map_location, weights_only=True)
 

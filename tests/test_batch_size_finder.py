@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.tuner import Tuner
 
+from by_hand.batch_size_finder import BatchSizeSearch, MemoryBudget, scale_batch_size
 from lightning_version.sum_dataset import LitSumMLP
-from plain_pytorch.by_hand.batch_size_finder import BatchSizeSearch, MemoryBudget, scale_batch_size
 from shared.data import make_sum_dataset
 from shared.models import SumMLP
 from shared.seeding import seed_everything

@@ -211,7 +211,7 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
 
 def crafted(changes: dict) -> dict:
     """A valid plain-twin checkpoint of step 2's ConvNet (epoch 0 done), with `changes` made to it."""
-    from plain_pytorch.by_hand.checkpointing import make_checkpoint
+    from by_hand.checkpointing import make_checkpoint
     from shared.checkpoint_files import run_flags
     from shared.flags import parse_args
     from shared.models import ConvNet
@@ -241,7 +241,7 @@ def test_a_checkpoint_with_the_right_keys_but_wrong_contents_is_refused_in_one_l
                                                                                    monkeypatch):
     """Crafted checkpoints (nonsense counts, weights of another shape or type, foreign random states, an optimizer
     without parameters, other values of the flags a checkpoint fixes) are refused before anything loads from them."""
-    from shared.checkpoint_files import read_checkpoint
+    from shared.checkpoint_files import load_checkpoint_checked
     from shared.exits import BadInput
     from shared.flags import parse_args
     from shared.models import ConvNet
@@ -250,10 +250,10 @@ def test_a_checkpoint_with_the_right_keys_but_wrong_contents_is_refused_in_one_l
     torch.save(crafted(changes), "x.ckpt")
     args = parse_args("cnn_classifier", ["--epochs", "2"])
     if words is None:  # the untouched checkpoint passes
-        assert read_checkpoint("x.ckpt", "plain", ConvNet(), args)["epoch"] == 0
+        assert load_checkpoint_checked("x.ckpt", "plain", ConvNet(), args)["epoch"] == 0
         return
     with pytest.raises(BadInput) as error:
-        read_checkpoint("x.ckpt", "plain", ConvNet(), args)
+        load_checkpoint_checked("x.ckpt", "plain", ConvNet(), args)
     assert words in str(error.value) and "\n" not in str(error.value)
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from plain_pytorch.by_hand.checkpointing import load_checkpoint, network_weights
+from by_hand.checkpointing import load_checkpoint_unchecked, network_weights
 from shared.models import ConvNet
 from tests.conftest import FOLDERS, PACKAGES, run_all, twin
 
@@ -106,7 +106,7 @@ def test_checkpoints_test_and_predict_match(mnist_dir, tmp_path):
     plain = records[0]
     assert set(plain.test) == {"test_loss", "test_accuracy"} and len(plain.predictions) == 12
     for name in ("best.ckpt", "last.ckpt"):
-        plain_file, fabric_file, lightning_file = (load_checkpoint(tmp_path / "ckpt/cnn_classifier" / folder / "version_0" / name)
+        plain_file, fabric_file, lightning_file = (load_checkpoint_unchecked(tmp_path / "ckpt/cnn_classifier" / folder / "version_0" / name)
                                                    for folder in FOLDERS.values())
         assert plain_file["epoch"] == fabric_file["epoch"] == lightning_file["epoch"]
         assert plain_file["global_step"] == fabric_file["global_step"] == lightning_file["global_step"]
@@ -124,7 +124,7 @@ def test_test_and_predict_use_the_best_model_rebuilt_from_its_file(mnist_dir, tm
     argv = cnn_flags(mnist_dir, epochs=4) + ["--lr", "0.3", "--test"]  # a large lr: val_loss gets worse
     plain = twin("plain_pytorch", "cnn_classifier").main(argv + ["--checkpoint-dir", "ckpt"])
     in_memory = twin("plain_pytorch", "cnn_classifier").main(argv)
-    best = load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/version_0/best.ckpt")
+    best = load_checkpoint_unchecked(tmp_path / "ckpt/cnn_classifier/plain/version_0/best.ckpt")
     assert best["epoch"] < 3  # an earlier epoch was the best, so the two differ
     assert plain.test != in_memory.test
     others = [twin(package, "cnn_classifier").main(argv + ["--checkpoint-dir", "ckpt"]) for package in PACKAGES[1:]]
@@ -155,8 +155,8 @@ def test_a_saved_model_predicts_alone_and_rebuilds_from_hyperparameters(mnist_di
     rebuilt = LitConvNet.load_from_checkpoint(tmp_path / "ckpt/cnn_classifier/lightning/version_0/best.ckpt", map_location="cpu")
     assert rebuilt.hparams.lr == 0.01 and rebuilt.hparams.lr_step_gamma == 0.7  # save_hyperparameters()
     alone, from_fabric = ConvNet(), ConvNet()  # no Lightning, no training code
-    alone.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/version_0/best.ckpt")))
-    from_fabric.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/cnn_classifier/fabric/version_0/best.ckpt")))
+    alone.load_state_dict(network_weights(load_checkpoint_unchecked(tmp_path / "ckpt/cnn_classifier/plain/version_0/best.ckpt")))
+    from_fabric.load_state_dict(network_weights(load_checkpoint_unchecked(tmp_path / "ckpt/cnn_classifier/fabric/version_0/best.ckpt")))
     for model in (rebuilt.model.eval(), alone.eval(), from_fabric.eval()):
         with torch.no_grad():
             assert model(images).argmax(dim=1).tolist() == plain.predictions
@@ -169,13 +169,13 @@ def test_resume_into_a_new_folder_starts_its_own_best(mnist_dir, tmp_path):
     for package, folder in FOLDERS.items():
         records.append(twin(package, "cnn_classifier").main(cnn_flags(mnist_dir, epochs=3) + [
             "--checkpoint-dir", "new", "--resume", f"part/cnn_classifier/{folder}/version_0/last.ckpt"]))
-        assert load_checkpoint(tmp_path / f"new/cnn_classifier/{folder}/version_0/best.ckpt")["epoch"] == 2
+        assert load_checkpoint_unchecked(tmp_path / f"new/cnn_classifier/{folder}/version_0/best.ckpt")["epoch"] == 2
     assert_same_run(*records)
 
 
 def test_a_checkpoint_write_cut_off_midway_leaves_the_previous_last_ckpt_whole(tmp_path, monkeypatch):
     """Step 2: the plain twin writes beside last.ckpt and renames, as Lightning does; a write killed halfway loses nothing."""
-    from plain_pytorch.by_hand import checkpointing
+    from by_hand import checkpointing
 
     checkpoints = checkpointing.Checkpoints(tmp_path)
     checkpoints.save({"epoch": 0, "weights": torch.ones(1000)}, val_loss=1.0)
@@ -190,7 +190,7 @@ def test_a_checkpoint_write_cut_off_midway_leaves_the_previous_last_ckpt_whole(t
     with pytest.raises(KeyboardInterrupt):
         checkpoints.save({"epoch": 1, "weights": torch.zeros(1000)}, val_loss=2.0)  # not better: only last.ckpt
     monkeypatch.undo()
-    assert load_checkpoint(tmp_path / "last.ckpt")["epoch"] == 0  # the previous one, whole and loadable
+    assert load_checkpoint_unchecked(tmp_path / "last.ckpt")["epoch"] == 0  # the previous one, whole and loadable
 
 
 # Step 3: sum_dataset ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""plain_pytorch/by_hand/lr_finder.py against Lightning's own `Tuner(trainer).lr_find(...)`.
+"""by_hand/lr_finder.py against Lightning's own `Tuner(trainer).lr_find(...)`.
 
 Each test builds the same model twice from the same seed, runs Lightning's search and the
 hand-written one on the same data, and asserts exact equality: the learning rates, the
@@ -20,8 +20,8 @@ from lightning.pytorch.tuner.lr_finder import _ExponentialLR, _LinearLR, _LRFind
 from torch import nn
 from torch.utils.data import DataLoader
 
+from by_hand.lr_finder import LRFinderResult, lr_range_test, scheduled_lr
 from lightning_version.sum_dataset import LitSumMLP
-from plain_pytorch.by_hand.lr_finder import LRFinderResult, lr_range_test, scheduled_lr
 from shared.data import make_sum_dataset
 from shared.models import SumMLP
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from plain_pytorch.by_hand.checkpointing import load_checkpoint, network_weights
+from by_hand.checkpointing import load_checkpoint_unchecked, network_weights
 from shared.exits import INTERRUPTED
 from shared.run_folders import claim_version
 from tests.conftest import FOLDERS as FOLDER
@@ -56,9 +56,9 @@ def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir,
         best_epoch = record.val_loss.index(min(record.val_loss))
         assert best_epoch != 2  # the premise: the last epoch was not the best
         folder = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0"
-        assert load_checkpoint(folder / "last.ckpt")["epoch"] == 2
-        assert load_checkpoint(folder / "best.ckpt")["epoch"] == best_epoch
-    last = [network_weights(load_checkpoint(tmp_path / f"ck/cnn_classifier/{name}/version_0/last.ckpt"))
+        assert load_checkpoint_unchecked(folder / "last.ckpt")["epoch"] == 2
+        assert load_checkpoint_unchecked(folder / "best.ckpt")["epoch"] == best_epoch
+    last = [network_weights(load_checkpoint_unchecked(tmp_path / f"ck/cnn_classifier/{name}/version_0/last.ckpt"))
             for name in FOLDER.values()]
     assert same_weights(last[0], last[1]) and same_weights(last[0], last[2])
 
@@ -76,13 +76,13 @@ def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(
     killed.send_signal(signal.SIGKILL)
     finish(killed)
     assert killed.returncode == -signal.SIGKILL
-    assert load_checkpoint(last)["epoch"] == 0  # it died mid-epoch 1: last.ckpt is still epoch 0's, whole
+    assert load_checkpoint_unchecked(last)["epoch"] == 0  # it died mid-epoch 1: last.ckpt is still epoch 0's, whole
     resumed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck", "--resume", str(last)], tmp_path)
     for process in (resumed, whole):
         out, err = finish(process)
         assert process.returncode == 0, err[-2000:]
-    final = load_checkpoint(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_1/last.ckpt")  # a new version
-    expected = load_checkpoint(tmp_path / f"whole/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")
+    final = load_checkpoint_unchecked(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_1/last.ckpt")  # a new version
+    expected = load_checkpoint_unchecked(tmp_path / f"whole/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")
     assert final["epoch"] == expected["epoch"] == 2
     assert same_weights(network_weights(final), network_weights(expected))
 
@@ -107,7 +107,7 @@ def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_
         out, err = finish(process)
         assert process.returncode == 1 and err == "", err[-2000:]  # --no-progress: stderr holds nothing else
         assert out.rstrip("\n").splitlines()[-1] == INTERRUPTED and "Traceback" not in out
-        assert load_checkpoint(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")["epoch"] == 0
+        assert load_checkpoint_unchecked(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")["epoch"] == 0
         records[package] = json.loads((tmp_path / f"{package}.json").read_text())
         assert len(records[package]["val_loss"]) == 1 and len(records[package]["train_loss"]) >= 24  # epoch 0, kept
     plain, fabric, lightning = records.values()
@@ -129,7 +129,7 @@ def test_two_runs_started_together_keep_their_own_logs_and_checkpoints(mnist_dir
         folders = sorted((tmp_path / "runs/cnn_classifier" / name).iterdir())
         assert [folder.name for folder in folders] == ["version_0", "version_1"]
         for folder in folders:
-            assert load_checkpoint(folder / "last.ckpt")["epoch"] == 1
+            assert load_checkpoint_unchecked(folder / "last.ckpt")["epoch"] == 1
             events = EventAccumulator(str(folder))
             events.Reload()
             assert [e.step for e in events.Scalars("train_loss")] == list(range(8))  # 4 steps x 2 epochs, once each
@@ -266,7 +266,7 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_t
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and err.count("\n") == 1 and "cannot write the checkpoint" in err, err
     folder = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0"
-    assert load_checkpoint(folder / "last.ckpt")["epoch"] == 0
+    assert load_checkpoint_unchecked(folder / "last.ckpt")["epoch"] == 0
     assert sorted(path.name for path in folder.iterdir()) == ["best.ckpt", "last.ckpt"]  # no .part file left
 
 
@@ -296,7 +296,7 @@ def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_em
             process.kill()
             process.communicate(timeout=600)
             last = next(folder.glob(f"cnn_classifier/{FOLDER[package]}/version_0/last.ckpt"))
-            assert load_checkpoint(last)["epoch"] >= 1  # whole, and loads
+            assert load_checkpoint_unchecked(last)["epoch"] >= 1  # whole, and loads
             assert list(temporary.iterdir()) == []  # nothing written in $TMPDIR
         finally:
             import shutil

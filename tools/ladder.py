@@ -118,10 +118,10 @@ def table() -> str:
 
 
 def by_hand_files(package: str, example: str) -> list[str]:
-    """The files of plain_pytorch/by_hand/ that a twin imports, in import order."""
+    """The files of by_hand/ that a twin imports, in import order."""
     tree = ast.parse((REPO / twin_path(package, example)).read_text())
     modules = [node.module for node in tree.body if isinstance(node, ast.ImportFrom)]
-    return [f"{module.replace('.', '/')}.py" for module in modules if module.startswith("plain_pytorch.by_hand.")]
+    return [f"{module.replace('.', '/')}.py" for module in modules if module.startswith("by_hand.")]
 
 
 def code_lines_table() -> str:

@@ -6,7 +6,7 @@
 For each feature, the Lightning side is the set of lines in `lightning_version/EXAMPLE.py`
 that match its patterns, EXAMPLE being the step that teaches the feature; the hand-written
 side is the matching lines of `plain_pytorch/EXAMPLE.py` plus the whole of the feature's own
-file(s) in `plain_pytorch/by_hand/` or `shared/`. The Fabric side is the matching lines of
+file(s) in `by_hand/` or `shared/`. The Fabric side is the matching lines of
 `fabric_version/EXAMPLE.py` plus what it reuses of those files ("FILE:NAME" counts one class
 or function of FILE). Only code lines count: no blank lines, comments or docstrings.
 tests/test_readme.py checks that the docs' table is exactly what this prints, so the numbers
@@ -49,14 +49,14 @@ FEATURES = [
             '`load_from_checkpoint`',
             r"ModelCheckpoint|save_hyperparameters|ckpt_path|enable_checkpointing|RngInCheckpoint|"
             r"load_from_checkpoint|checkpoint|folder|\[best, last\]",
-            r"[Cc]heckpoint|resume|hparams|first_epoch|folder", ("plain_pytorch/by_hand/checkpointing.py",),
+            r"[Cc]heckpoint|resume|hparams|first_epoch|folder", ("by_hand/checkpointing.py",),
             fabric_call="`fabric.save(path, state)`, `fabric.load(path, state)`",
             fabric=r"[Cc]heckpoint|resume|hparams|first_epoch|folder|state|saved|rng_states",
-            fabric_files=("plain_pytorch/by_hand/checkpointing.py:Checkpoints",)),
+            fabric_files=("by_hand/checkpointing.py:Checkpoints",)),
     Feature("DDP on N processes", "cnn_classifier", '`Trainer(strategy="ddp", devices=N)`, `self.log(..., sync_dist=True)`',
             r"strategy=|devices=args|num_nodes=|sync_dist|is_global_zero",
             r"\bddp\b|DistributedSampler|DistributedDataParallel|join_process_group|mean_across_processes",
-            ("plain_pytorch/by_hand/distributed.py",),
+            ("by_hand/distributed.py",),
             fabric_call='`Fabric(strategy="ddp", devices=N)`, `fabric.launch()`, `fabric.all_reduce(...)`',
             fabric=r"\bddp\b|strategy=|devices=args|num_nodes=|launch\(|all_reduce|broadcast|is_global_zero"),
     Feature("test and predict", "cnn_classifier", "`trainer.test`, `trainer.predict`",
@@ -72,20 +72,20 @@ FEATURES = [
             fabric_files=("shared/seeding.py:use_deterministic_algorithms",)),
     Feature("early stopping", "sum_dataset", '`EarlyStopping(monitor="val_loss", patience=..., min_delta=...)`',
             r"EarlyStopping|early_stopping|patience=|min_delta=", r"early_stopping|EarlyStopping",
-            ("plain_pytorch/by_hand/early_stopping.py",),
-            fabric_files=("plain_pytorch/by_hand/early_stopping.py",)),
+            ("by_hand/early_stopping.py",),
+            fabric_files=("by_hand/early_stopping.py",)),
     Feature("LR finder", "sum_dataset", "`Tuner(trainer).lr_find(model)`", r"lr_find|lr_finder|figure",
-            r"find_lr|lr_finder|lr_range_test", ("plain_pytorch/by_hand/lr_finder.py",),
-            fabric_files=("plain_pytorch/by_hand/lr_finder.py",)),
+            r"find_lr|lr_finder|lr_range_test", ("by_hand/lr_finder.py",),
+            fabric_files=("by_hand/lr_finder.py",)),
     Feature("batch-size finder", "sum_dataset", "`Tuner(trainer).scale_batch_size(model, mode=...)`",
             r"scale_batch_size|find_batch_size", r"find_batch_size|scale_batch_size|new_optimizer",
-            ("plain_pytorch/by_hand/batch_size_finder.py",),
-            fabric_files=("plain_pytorch/by_hand/batch_size_finder.py",)),
+            ("by_hand/batch_size_finder.py",),
+            fabric_files=("by_hand/batch_size_finder.py",)),
     Feature("gradient clipping", "sum_dataset", "`Trainer(gradient_clip_val=..., gradient_clip_algorithm=...)`",
             r"gradient_clip", r"clip|unscale_", fabric_call="`fabric.clip_gradients(model, optimizer, max_norm=...)`",
             fabric=r"clip"),
     Feature("mixed precision", "sum_dataset", '`Trainer(precision="bf16-mixed")`', r"precision=",
-            r"autocast|scaler", ("plain_pytorch/by_hand/precision.py",),
+            r"autocast|scaler", ("by_hand/precision.py",),
             fabric_call='`Fabric(precision="bf16-mixed")`', fabric=r"precision="),
     Feature("gradient accumulation", "sum_dataset", "`Trainer(accumulate_grad_batches=N)`",
             r"accumulate_grad_batches", r"accumulate_grad_batches|last_batch",

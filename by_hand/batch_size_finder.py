@@ -161,9 +161,7 @@ def power_search(trials: Trials, size: int, max_trials: int, max_val: int, train
                 break
             trials.rebuild(size)
             any_success = True
-        # halve (Lightning: int(size * 0.5)), unless the dataset-size rule keeps the size that
-        # failed
-        else:
+        else:  # halve (Lightning: int(size * 0.5)), unless the dataset-size rule keeps it
             size, _ = next_size(size, size // 2, train_size, LIGHTNING_CAP)
             trials.rebuild(size)
             if any_success:

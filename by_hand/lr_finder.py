@@ -38,8 +38,7 @@ class LRFinderResult:
     def suggestion_index(self, skip_begin: int = 10, skip_end: int = 1) -> int | None:
         """The index of the steepest fall of the loss; None with fewer than 2 usable points."""
         # float32 tensors, as Lightning builds them: rounding the float64 losses can move the
-        # argmin.
-        # Note `[a:-0]` is empty, so skip_end=0 gives no suggestion, in Lightning too.
+        # argmin. Note `[a:-0]` is empty, so skip_end=0 gives no suggestion, in Lightning too.
         losses = torch.tensor(self.losses[skip_begin:-skip_end])
         lrs = torch.tensor(self.lrs[skip_begin:-skip_end])
         is_finite = torch.isfinite(losses)  # a diverged NaN/inf loss is dropped, with its lr
@@ -81,9 +80,8 @@ def scheduled_lr(step: int, min_lr: float, max_lr: float, num_training: int, mod
     The same float arithmetic, so the same lr to the last bit."""
     if step == 0:  # the scheduler's constructor step leaves last_epoch=0, which returns the base lr
         return min_lr
-    # Later steps use r = (last_epoch + 1) / num_iter, so r = 1/num_training is skipped: step 1 uses
-    # 2/num_training,
-    # and the last step (num_training - 1) reaches max_lr.
+    # Later steps use r = (last_epoch + 1) / num_iter, so r = 1/num_training is skipped: step 1
+    # uses 2/num_training, and the last step (num_training - 1) reaches max_lr.
     r = (step + 1) / num_training
     if mode == "linear":
         return min_lr + r * (max_lr - min_lr)
@@ -114,9 +112,9 @@ def lr_range_test(
     # follows draws exactly what it would have drawn without the search.
     # torch, CUDA, Python's and NumPy's generators, as isolate_rng() saves them
     saved_rng = rng_states()
-    # Lightning writes a checkpoint (".lr_find_<uuid>.ckpt" in default_root_dir) before the search
-    # and
-    # loads it afterwards: the search's steps at absurd learning rates must not leak into training.
+    # Lightning writes a checkpoint (".lr_find_<uuid>.ckpt" in default_root_dir) before the
+    # search and loads it afterwards: the search's steps at absurd learning rates must not leak
+    # into training.
     saved_model = copy.deepcopy(model.state_dict())
     # Adam's moments are empty before any step
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
@@ -126,8 +124,8 @@ def lr_range_test(
     step, stop = 0, False
     try:
         for epoch in range(max_epochs):
-            # iter() draws a base seed from the global generator; a shuffling sampler draws its seed
-            # on the first batch.
+            # iter() draws a base seed from the global generator; a shuffling sampler draws its
+            # seed on the first batch.
             for batch_idx, batch in enumerate(train_loader):
                 lr = scheduled_lr(step, min_lr, max_lr, num_training, mode)
                 for group in optimizer.param_groups:
@@ -140,10 +138,9 @@ def lr_range_test(
                 # trainer.global_step: already counts this step when the callback reads it
                 step += 1
 
-                # _LRCallback.on_train_batch_end. The bias correction uses global_step + 1, one more
-                # than the
-                # number of losses averaged, so the first smoothed loss is about half the raw one (a
-                # Lightning quirk).
+                # _LRCallback.on_train_batch_end. The bias correction uses global_step + 1, one
+                # more than the number of losses averaged, so the first smoothed loss is about
+                # half the raw one (a Lightning quirk).
                 avg_loss = BETA * avg_loss + (1 - BETA) * loss.item()
                 smoothed_loss = avg_loss / (1 - BETA ** (step + 1))
                 diverging = early_stop_threshold is not None and step > 1
@@ -154,12 +151,10 @@ def lr_range_test(
                 lrs.append(lr)
                 losses.append(smoothed_loss)
 
-                # Lightning validates inside the search too, at each epoch's end and when it stops
-                # early.
-                # The result is thrown away, but its iter() draws from the global generator: skip it
-                # and
-                # the next epoch shuffles differently. Reaching num_training mid-epoch does not
-                # validate.
+                # Lightning validates inside the search too, at each epoch's end and when it
+                # stops early. The result is thrown away, but its iter() draws from the global
+                # generator: skip it and the next epoch shuffles differently. Reaching
+                # num_training mid-epoch does not validate.
                 if val_loader is not None and (stop or batch_idx + 1 == len(train_loader)):
                     _validate(model, val_loader, training_loss, max_batches=num_training)
                 if stop or step == num_training:

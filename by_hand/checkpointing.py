@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from shared.checkpoint_files import atomic_save, read_checkpoint
+from shared.checkpoint_files import atomic_save, load_checkpoint_checked
 from shared.seeding import rng_states, set_rng_states
 
 
@@ -76,7 +76,12 @@ def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler,
     }
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint_unchecked(path: str | Path) -> dict:
+    """Load a checkpoint this run wrote itself (best.ckpt, to test with), with no checks.
+
+    Only `torch.load(weights_only=True)`, which runs no code. A file a user passes with
+    `--resume` is read by `load_checkpoint_checked` (shared/checkpoint_files.py) instead.
+    """
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -96,7 +101,7 @@ def resume(args, model, optimizer, scheduler, checkpoints: Checkpoints | None) -
     weights): from here on the draws continue exactly where the saved run was.
     """
     path = args.resume
-    checkpoint = read_checkpoint(path, "plain", model, args)
+    checkpoint = load_checkpoint_checked(path, "plain", model, args)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
