@@ -31,7 +31,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from shared.exits import BadInput
+from shared.run_end import BadInput
 
 JOIN_TIMEOUT = datetime.timedelta(minutes=10)  # how long a process waits for the others, then fails
 

@@ -30,9 +30,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from by_hand.checkpointing import Checkpoints
+from shared import process_setup, run_end
 from shared.checkpoint_files import run_flags
 from shared.data import first, load_mnist
-from shared.exits import exit_on_bad_input, stop_if_diverged
+from shared.divergence import stop_if_diverged
 from shared.flags import parse_args
 from shared.lightning_callbacks import CheckedCheckpointIO
 from shared.models import ConvNet
@@ -94,7 +95,7 @@ def predict(model, loader, args):  # Lightning: trainer.predict, with predict_st
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
-    args = parse_args(EXAMPLE, argv)
+    args = parse_args(EXAMPLE, "fabric", argv, about=__doc__)
     L.seed_everything(args.seed)  # same weights, same dropout masks
     ddp = args.devices * args.num_nodes > 1
 
@@ -186,5 +187,5 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main()

@@ -26,8 +26,8 @@ from lightning.fabric.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from shared import process_setup, run_end
 from shared.data import first, load_mnist
-from shared.exits import exit_on_bad_input
 from shared.flags import parse_args
 from shared.models import FeedForward
 from shared.run_folders import claim_run_folders
@@ -73,7 +73,7 @@ def evaluate(model, loader, fabric, args):
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
-    args = parse_args(EXAMPLE, argv)
+    args = parse_args(EXAMPLE, "fabric", argv, about=__doc__)
     run = claim_run_folders(args, EXAMPLE, "fabric")  # LOG_DIR/EXAMPLE/fabric/version_N
     loggers = [TensorBoardLogger(f"{args.log_dir}/{EXAMPLE}", "fabric", version=run.version)]
     fabric = L.Fabric(accelerator=args.accelerator, devices=1,  # "auto": CUDA, else MPS, else CPU
@@ -108,5 +108,5 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main()

@@ -31,8 +31,8 @@ from tqdm import tqdm
 from by_hand.batch_size_finder import scale_batch_size
 from by_hand.early_stopping import EarlyStopping
 from by_hand.lr_finder import lr_range_test
+from shared import process_setup, run_end
 from shared.data import first, make_sum_dataset
-from shared.exits import exit_on_bad_input
 from shared.flags import parse_args
 from shared.models import SumMLP
 from shared.run_folders import claim_run_folders
@@ -95,7 +95,7 @@ def evaluate(model, loader, fabric, args):
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
-    args = parse_args(EXAMPLE, argv)
+    args = parse_args(EXAMPLE, "fabric", argv, about=__doc__)
     run = claim_run_folders(args, EXAMPLE, "fabric")  # LOG_DIR/EXAMPLE/fabric/version_N
     loggers = [TensorBoardLogger(f"{args.log_dir}/{EXAMPLE}", "fabric", version=run.version)]
     fabric = L.Fabric(accelerator=args.accelerator, devices=1, precision=args.precision,
@@ -160,5 +160,5 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main()

@@ -29,9 +29,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from shared import process_setup, run_end
 from shared.checkpoint_files import run_flags
 from shared.data import first, load_mnist
-from shared.exits import exit_on_bad_input, stop_if_diverged
+from shared.divergence import stop_if_diverged
 from shared.flags import parse_args
 from shared.lightning_callbacks import CheckedCheckpointIO, RecordMetrics, RngInCheckpoint
 from shared.models import ConvNet
@@ -121,7 +122,7 @@ class MNISTDataModule(L.LightningDataModule):
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
-    args = parse_args(EXAMPLE, argv)
+    args = parse_args(EXAMPLE, "lightning", argv, about=__doc__)
     L.seed_everything(args.seed)  # same seed, same weights, same dropout masks
 
     # Data: the DataModule loads the splits when the Trainer calls its setup().
@@ -171,5 +172,5 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main()

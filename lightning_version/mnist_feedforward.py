@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from shared import process_setup, run_end
 from shared.data import first, load_mnist
-from shared.exits import exit_on_bad_input
 from shared.flags import parse_args
 from shared.lightning_callbacks import RecordMetrics
 from shared.models import FeedForward
@@ -60,7 +60,7 @@ class LitFeedForward(L.LightningModule):
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
-    args = parse_args(EXAMPLE, argv)
+    args = parse_args(EXAMPLE, "lightning", argv, about=__doc__)
     L.seed_everything(args.seed)  # seeds torch (and Python, NumPy): same seed, same initial weights
 
     # Data: MNIST as normalised tensors in memory; the DataLoader cuts them into batches.
@@ -94,5 +94,5 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main()

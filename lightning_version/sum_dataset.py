@@ -25,8 +25,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.tuner import Tuner
 from torch.utils.data import DataLoader
 
+from shared import process_setup, run_end
 from shared.data import first, make_sum_dataset
-from shared.exits import exit_on_bad_input
 from shared.flags import parse_args
 from shared.lightning_callbacks import RecordMetrics
 from shared.models import SumMLP
@@ -74,7 +74,7 @@ class LitSumMLP(L.LightningModule):
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
-    args = parse_args(EXAMPLE, argv)
+    args = parse_args(EXAMPLE, "lightning", argv, about=__doc__)
     L.seed_everything(args.seed, workers=True)  # workers=True: each DataLoader worker reseeded
 
     # Data: a custom Dataset; the model below serves it through its own loaders.
@@ -130,5 +130,5 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main()

@@ -28,9 +28,10 @@ from tqdm import tqdm
 
 from by_hand.checkpointing import Checkpoints, load_checkpoint_unchecked, make_checkpoint, resume
 from by_hand.distributed import join_process_group, mean_across_processes
+from shared import process_setup, run_end
 from shared.checkpoint_files import run_flags
 from shared.data import first, load_mnist
-from shared.exits import exit_on_bad_input, stop_if_diverged
+from shared.divergence import stop_if_diverged
 from shared.flags import parse_args
 from shared.models import ConvNet
 from shared.run_folders import claim_run_folders
@@ -92,7 +93,7 @@ def predict(model, loader, device, args):  # Lightning: trainer.predict, with pr
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
-    args = parse_args(EXAMPLE, argv)
+    args = parse_args(EXAMPLE, "plain", argv, about=__doc__)
     torch.manual_seed(args.seed)  # Lightning: L.seed_everything; same weights, same dropout masks
     join_process_group(args)  # DDP: this is one of the processes torchrun started, one per device
     ddp = args.devices * args.num_nodes > 1  # Lightning: strategy="ddp" does what `ddp` marks
@@ -173,5 +174,5 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main()

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from shared import process_setup, run_end
 from shared.data import first, load_mnist
-from shared.exits import exit_on_bad_input
 from shared.flags import parse_args
 from shared.models import FeedForward
 from shared.run_folders import claim_run_folders
@@ -74,7 +74,7 @@ def evaluate(model, loader, device, args):
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
-    args = parse_args(EXAMPLE, argv)
+    args = parse_args(EXAMPLE, "plain", argv, about=__doc__)
     torch.manual_seed(args.seed)  # Lightning: L.seed_everything; same seed, same initial weights
 
     # Data: MNIST as normalised tensors in memory; the DataLoader cuts them into batches.
@@ -112,5 +112,5 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main()

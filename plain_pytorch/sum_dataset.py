@@ -29,8 +29,8 @@ from by_hand.batch_size_finder import scale_batch_size
 from by_hand.early_stopping import EarlyStopping
 from by_hand.lr_finder import lr_range_test
 from by_hand.precision import autocast, grad_scaler
+from shared import process_setup, run_end
 from shared.data import first, make_sum_dataset
-from shared.exits import exit_on_bad_input
 from shared.flags import parse_args
 from shared.models import SumMLP
 from shared.run_folders import claim_run_folders
@@ -100,7 +100,7 @@ def evaluate(model, loader, device, args):
 
 
 def main(argv: list[str] | None = None) -> RunRecord:
-    args = parse_args(EXAMPLE, argv)
+    args = parse_args(EXAMPLE, "plain", argv, about=__doc__)
     seed_everything(args.seed)  # Python's, NumPy's and torch's generators, as L.seed_everything
     use_deterministic_algorithms(args.deterministic)  # Trainer(deterministic=...)
 
@@ -165,5 +165,5 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main()

@@ -11,8 +11,8 @@ tells the story).
 
 `reserve_blas_workspace()` runs one product large enough that MKL allocates its largest
 workspace, for every thread, at the start of the run, when memory is not short. Every later
-product reuses it, so no allocation is left to fail mid-run. `exit_on_bad_input()`
-(shared/exits.py), which every twin's `__main__` runs, calls it first; so do the tests.
+product reuses it, so no allocation is left to fail mid-run. `in_place()`
+(shared/process_setup.py), which every twin's `__main__` runs, calls it first; so do the tests.
 """
 
 import torch

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from shared.exits import BadInput
+from shared.run_end import BadInput
 
 # What each twin's checkpoint must hold to resume a run exactly where it stopped. The Fabric
 # twin saves what the plain twin saves, and says so under "twin", so each twin resumes its own.

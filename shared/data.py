@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 from torch.utils.data._utils.collate import default_collate_fn_map
 
-from shared.exits import BadInput
+from shared.run_end import BadInput
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the usual MNIST normalisation (pytorch/examples)
 # The two datasets in MNIST's format: torchvision's folder name, the name to print, and the

@@ -5,7 +5,7 @@
 
 numbered as Lightning's `TensorBoardLogger` numbers them, so a rerun never appends to the
 previous run's event files or replaces its checkpoints. A run refused for bad input removes
-the folders it made while they are still unused (shared/exits.py calls that back).
+the folders it made while they are still unused (shared/run_end.py calls that back).
 """
 
 import argparse
@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.exits import WHEN_REFUSED, global_rank
+from shared.ranks import global_rank
+from shared.run_end import when_refused
 
 
 # Where one run writes. TensorBoardLogger picks N by listing the folder and taking the largest
@@ -48,7 +49,7 @@ def claim_run_folders(args: argparse.Namespace, example: str, implementation: st
         made += _missing_folders(checkpoint_root)
         checkpoints = checkpoint_root / f"version_{claim_version(checkpoint_root)}"
     made += [path for path in (logs, checkpoints) if path not in made]
-    WHEN_REFUSED[:] = [lambda: _remove_if_unused(made)]
+    when_refused(lambda: _remove_if_unused(made))
     print(f"this run writes to {logs}" + (f" and {checkpoints}" if checkpoint_root and checkpoints != logs else ""))
     return RunFolders(version, logs, checkpoints if checkpoint_root else None)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from shared.exits import WHEN_STOPPED, BadInput, global_rank
+from shared.ranks import global_rank
+from shared.run_end import BadInput, when_stopped
 
 
 @dataclass
@@ -42,7 +43,7 @@ class RunRecord:
     @classmethod
     def start(cls, example: str, implementation: str, args: argparse.Namespace) -> "RunRecord":
         record = cls(example, implementation, config=dict(vars(args)))
-        WHEN_STOPPED[:] = [lambda: record.write(args)]  # a run that stops early keeps its steps
+        when_stopped(lambda: record.write(args))  # a run that stops early keeps its steps
         return record
 
     @contextlib.contextmanager

@@ -17,6 +17,8 @@ import lightning  # noqa: F401  (see below)
 import pytest
 import torch
 
+from shared import registry
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # so `import shared` works however pytest is started
     sys.path.insert(0, str(REPO))
@@ -26,9 +28,10 @@ if str(REPO) not in sys.path:  # so `import shared` works however pytest is star
 # inside a test, it would be that test's capsys stream, closed when the test ends, and every later
 # Lightning INFO line would print a "--- Logging error ---" traceback.
 
-EXAMPLES = ["mnist_feedforward", "cnn_classifier", "sum_dataset"]
-PACKAGES = ["plain_pytorch", "fabric_version", "lightning_version"]  # by hand, Fabric, Trainer
-FOLDERS = {"plain_pytorch": "plain", "fabric_version": "fabric", "lightning_version": "lightning"}  # runs/EXAMPLE/...
+# The examples and twins, as shared/registry.py lists them: every test reads them from there.
+EXAMPLES = list(registry.EXAMPLE_NAMES)  # in ladder order
+PACKAGES = list(registry.PACKAGES)  # by hand, Fabric, Trainer
+FOLDERS = dict(registry.FOLDERS)  # package -> folder: runs/EXAMPLE/FOLDER/version_N
 
 
 def twin(package: str, example: str):

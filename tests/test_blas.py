@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+from tests.conftest import EXAMPLES, PACKAGES, REPO
+
 
 def test_a_refused_workspace_changes_the_bits_and_the_reserved_workspace_keeps_them():
     """Without shared/blas.py's reserve, refusing MKL's workspace mallocs changes products' last bits; with it, none."""
@@ -16,8 +18,15 @@ def test_a_refused_workspace_changes_the_bits_and_the_reserved_workspace_keeps_t
 
 
 def test_every_twin_reserves_the_workspace_before_main():
-    """`exit_on_bad_input`, which every twin's `__main__` runs, reserves it before the twin's first product."""
-    code = ("import shared.blas\nfrom shared.exits import exit_on_bad_input\nassert not shared.blas._reserved\n"
-            "with exit_on_bad_input():\n    print('reserved' if shared.blas._reserved else 'not reserved')\n")
+    """Every twin's `__main__` runs `main()` inside `process_setup.in_place()`, which reserves the
+    workspace before the twin's first product."""
+    code = ("import shared.blas\nfrom shared import process_setup\nassert not shared.blas._reserved\n"
+            "with process_setup.in_place():\n"
+            "    print('reserved' if shared.blas._reserved else 'not reserved')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "reserved", done.stderr[-2000:]
+    main_block = 'if __name__ == "__main__":\n    with run_end.in_one_line(), process_setup.in_place():\n'
+    for package in PACKAGES:
+        for example in EXAMPLES:
+            source = (REPO / package / f"{example}.py").read_text()
+            assert source.endswith(main_block + "        main()\n"), f"{package}/{example}.py"

@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from shared.exits import exit_on_bad_input
-from shared.flags import EXAMPLES, build_parser
-from tests.conftest import EXAMPLES as EXAMPLE_NAMES
+from shared import process_setup, run_end
+from shared.flags import DEFAULTS, build_parser
+from tests.conftest import EXAMPLES
 from tests.conftest import PACKAGES, REPO, twin
 
 BAD_VALUES = [
@@ -43,10 +43,10 @@ TOO_LARGE = {
 
 @pytest.mark.parametrize("bad", BAD_VALUES, ids=" ".join)
 @pytest.mark.parametrize("package", PACKAGES)
-@pytest.mark.parametrize("example", EXAMPLE_NAMES)
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_bad_value_exits_2_with_one_line(example, package, bad, capsys):
     """Every file rejects every bad value with one line naming the flag, and status 2."""
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin(package, example).main(bad)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
@@ -58,7 +58,7 @@ def test_bad_value_exits_2_with_one_line(example, package, bad, capsys):
                          ids=lambda value: " ".join(value) if isinstance(value, list) else value)
 def test_a_size_too_large_is_refused_at_its_flag(example, bad, package, capsys):
     """Each of these used to end in a traceback (or try to start 10**9 workers); now one line names the flag."""
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin(package, example).main(bad)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and bad[0] in err
@@ -70,7 +70,7 @@ def test_running_out_of_memory_is_one_line_naming_the_size_flags(capsys):
     def allocation_fails():
         torch.empty(2**62, dtype=torch.uint8)  # what a too-large layer or dataset asks the allocator for
 
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         allocation_fails()
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--hidden-size" in err
@@ -78,7 +78,7 @@ def test_running_out_of_memory_is_one_line_naming_the_size_flags(capsys):
 
 def test_other_runtime_errors_keep_their_traceback():
     """Only the allocator's failure is turned into a line; a real bug still shows where it happened."""
-    with pytest.raises(RuntimeError, match="a real bug"), exit_on_bad_input():
+    with pytest.raises(RuntimeError, match="a real bug"), run_end.in_one_line(), process_setup.in_place():
         raise RuntimeError("a real bug")
 
 
@@ -93,7 +93,7 @@ def test_gpu_without_a_gpu_exits_2(monkeypatch, capsys):
     """--accelerator gpu on a machine where torch sees no GPU is bad input, not a crash."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("lightning_version", "sum_dataset").main(["--accelerator", "gpu"])
     assert exit_info.value.code == 2 and "--accelerator cpu" in capsys.readouterr().err
 
@@ -102,7 +102,7 @@ def test_unwritable_metrics_out_exits_2(tmp_path, capsys):
     """A --metrics-out path that cannot be written is reported in one line, before the run."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("plain_pytorch", "sum_dataset").main(["--num-samples", "20", "--epochs", "1", "--metrics-out", str(blocker / "m.json")])
     assert exit_info.value.code == 2 and "--metrics-out" in capsys.readouterr().err
 
@@ -113,20 +113,22 @@ def test_unwritable_metrics_out_exits_2(tmp_path, capsys):
 @pytest.mark.parametrize("package", PACKAGES)
 def test_an_output_path_the_kernel_refuses_is_found_before_training(flags, package, capsys):
     """/proc passes os.access for root but refuses every write; a folder is no --metrics-out file: one line, at once."""
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin(package, "cnn_classifier").main(flags + ["--data-dir", "/nonexistent"])  # refused before the data
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and flags[0] in err
 
 
 def test_every_twin_of_a_step_prints_the_same_help(capsys):
-    """The three twins of an example print the same --help, with that step's defaults."""
+    """The three twins of an example list the same flags in --help, with that step's defaults
+    (above the list, the usage line and the description name each twin)."""
     for example in EXAMPLES:
         helps = []
         for package in PACKAGES:
             with pytest.raises(SystemExit):
                 twin(package, example).main(["--help"])
-            helps.append(capsys.readouterr().out)
+            out = capsys.readouterr().out
+            helps.append(out[out.index("options:"):])
         assert helps[0] == helps[1] == helps[2] and "--metrics-out" in helps[0]
     defaults = vars(build_parser("mnist_feedforward").parse_args([]))
     assert {k: defaults[k] for k in ("epochs", "batch_size", "lr", "hidden_size")} == {
@@ -137,13 +139,13 @@ def test_every_twin_of_a_step_prints_the_same_help(capsys):
 
 def test_another_steps_flag_is_refused_with_one_line(capsys):
     """Step 1 does not take step 3's --precision: one line, status 2 (each feature lives in one step)."""
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("plain_pytorch", "mnist_feedforward").main(["--precision", "bf16-mixed"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--precision" in err
 
 
-@pytest.mark.parametrize("package, example", list(zip(PACKAGES, EXAMPLE_NAMES)))
+@pytest.mark.parametrize("package, example", list(zip(PACKAGES, EXAMPLES)))
 def test_entry_point_bad_value_has_no_traceback(example, package):
     """`python -m package.example --batch-size 0`: status 2, one line on stderr, no traceback. One example per
     package, each a different one; every file and every bad value is refused in-process above."""
@@ -184,7 +186,7 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         ("plain_pytorch", fabric_checkpoint, "a fabric twin's checkpoint; resume it with the fabric twin"),
         ("lightning_version", fabric_checkpoint, "a fabric twin's checkpoint; resume it with the fabric twin"),
     ]:
-        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(path)])
         err = capsys.readouterr().err  # Lightning's INFO lines went to stdout: one line here
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err and "Traceback" not in err
@@ -194,13 +196,13 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         # loads safely, but lacks what resuming needs: a KeyError (plain) or a silent resume without the RNG (Lightning)
         stripped = tmp_path / f"stripped-{package}.ckpt"
         torch.save({k: v for k, v in torch.load(path, weights_only=True).items() if k != key}, stripped)
-        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(stripped)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and f"lacks {key}" in err.splitlines()[-1] and "Traceback" not in err
     for package, path in zip(PACKAGES, (plain_checkpoint, fabric_checkpoint, lightning_checkpoint)):
         # --epochs 1 from a checkpoint that finished epoch 1: the twins used to train nothing, silently
-        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--resume", str(path)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and "ends after epoch 1" in err
@@ -219,7 +221,7 @@ def crafted(changes: dict) -> dict:
     model = ConvNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
-    checkpoint = make_checkpoint(0, 10, model, optimizer, scheduler, run_flags(parse_args("cnn_classifier", [])))
+    checkpoint = make_checkpoint(0, 10, model, optimizer, scheduler, run_flags(parse_args("cnn_classifier", "plain", [])))
     for key, value in changes.items():  # the flags are changed one by one; anything else replaced whole
         checkpoint[key] = checkpoint[key] | value if key == "hyper_parameters" else value
     return checkpoint
@@ -242,13 +244,13 @@ def test_a_checkpoint_with_the_right_keys_but_wrong_contents_is_refused_in_one_l
     """Crafted checkpoints (nonsense counts, weights of another shape or type, foreign random states, an optimizer
     without parameters, other values of the flags a checkpoint fixes) are refused before anything loads from them."""
     from shared.checkpoint_files import load_checkpoint_checked
-    from shared.exits import BadInput
     from shared.flags import parse_args
     from shared.models import ConvNet
+    from shared.run_end import BadInput
 
     monkeypatch.chdir(tmp_path)
     torch.save(crafted(changes), "x.ckpt")
-    args = parse_args("cnn_classifier", ["--epochs", "2"])
+    args = parse_args("cnn_classifier", "plain", ["--epochs", "2"])
     if words is None:  # the untouched checkpoint passes
         assert load_checkpoint_checked("x.ckpt", "plain", ConvNet(), args)["epoch"] == 0
         return
@@ -262,7 +264,7 @@ def test_unwritable_output_folder_exits_2(flag, tmp_path, capsys):
     """An output path below a regular file is refused before any work starts."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("lightning_version", "cnn_classifier").main([flag, str(blocker / "sub" / "x")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and flag in err
@@ -273,11 +275,37 @@ def test_unwritable_output_folder_exits_2(flag, tmp_path, capsys):
                                                   ("cnn_classifier", "--gradient-clip-val=0.5", "step 3, sum_dataset")])
 def test_another_steps_flag_names_the_step_it_belongs_to(example, flag, owner, capsys):
     """A flag of another step is refused with the step that teaches it, not argparse's "unrecognized arguments"."""
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("plain_pytorch", example).main([flag, *(["x"] if "=" not in flag and flag != "--find-lr" else [])])
     err = capsys.readouterr().err
     name = flag.split("=")[0]
     assert exit_info.value.code == 2 and err.count("\n") == 1 and f"{name} belongs to {owner}" in err
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_another_steps_flag_names_the_command_of_the_twin_that_was_run(package, capsys):
+    """`--find-lr` given to a twin of step 1 names step 3's file in the same twin's package."""
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+        twin(package, "mnist_feedforward").main(["--find-lr"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err.endswith(f"use it with python -m {package}.sum_dataset (see --help)\n"), err
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_help_opens_with_what_the_twin_trains(package, example, capsys):
+    """`--help` names the twin's own command, then says in one line what it trains: the first line
+    of the twin's docstring."""
+    module = twin(package, example)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert exit_info.value.code == 0
+    assert lines[0].startswith(f"usage: python -m {package}.{example} ")
+    start = lines.index("") + 1  # argparse: usage, a blank line, the description (wrapped)
+    description = " ".join(lines[start:lines.index("", start)])
+    assert description == module.__doc__.splitlines()[0] and description.startswith("Step ")
 
 
 def test_help_shows_every_flags_default():
@@ -290,7 +318,7 @@ def test_help_shows_every_flags_default():
                 if action.dest == "data_dir":  # said in words: where the data is looked for
                     default = "the repository's data/; for Fashion-MNIST, also Debian's"
                 assert f"(default: {default}" in text, (example, action.option_strings)
-        assert "--epochs EPOCHS passes over the training set (default: " + str(EXAMPLES[example]["epochs"]) in text
+        assert "--epochs EPOCHS passes over the training set (default: " + str(DEFAULTS[example]["epochs"]) in text
 
 
 def test_a_lightning_checkpoint_with_wrong_contents_is_refused_by_the_lightning_twin(mnist_dir, tmp_path, monkeypatch,
@@ -306,7 +334,7 @@ def test_a_lightning_checkpoint_with_wrong_contents_is_refused_by_the_lightning_
                            ({"hyper_parameters": saved["hyper_parameters"] | {"momentum": 0.5}},
                             "--momentum 0.9: x.ckpt was trained with --momentum 0.5")]:
         torch.save(saved | changes, "x.ckpt")
-        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
             twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "2", "--resume", "x.ckpt"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err
@@ -326,7 +354,7 @@ def test_a_fabric_checkpoint_with_wrong_contents_is_refused_by_the_fabric_twin(m
                            ({"hyper_parameters": saved["hyper_parameters"] | {"lr": 0.5}},
                             "--lr 0.01: x.ckpt was trained with --lr 0.5")]:
         torch.save(saved | changes, "x.ckpt")
-        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
             twin("fabric_version", "cnn_classifier").main(flags + ["--epochs", "2", "--resume", "x.ckpt"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err

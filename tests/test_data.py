@@ -11,8 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from shared import data
-from shared.exits import exit_on_bad_input
+from shared import data, process_setup, run_end
 from tests.conftest import fake_split, twin, write_idx
 
 
@@ -63,7 +62,7 @@ def test_failed_download_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr("torchvision.datasets.MNIST", no_network)
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("plain_pytorch", "mnist_feedforward").main(["--data-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
@@ -109,7 +108,7 @@ def test_a_spoiled_file_is_one_line_and_exit_2_not_a_crash(tmp_path, capsys, spo
     raw = tmp_path / "MNIST" / "raw"
     fake_split(raw, "t10k", count=50, seed=0)
     spoil(raw)
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("plain_pytorch", "mnist_feedforward").main(["--data-dir", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and says in err and "t10k-" in err

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from by_hand.checkpointing import load_checkpoint_unchecked
+from shared import process_setup, run_end
 from shared.data import first, load_mnist
-from shared.exits import exit_on_bad_input
 from shared.models import ConvNet
 from tests.conftest import FOLDERS, PACKAGES, REPO, twin
 
@@ -151,7 +151,8 @@ def _check_one_diverged_loss(rank: int, store: str, outcomes: str) -> None:
     """In process `rank` of 2: rank 1's loss is nan, rank 0's is fine; write what stop_if_diverged did."""
     import torch.distributed as dist
 
-    from shared.exits import Diverged, stop_if_diverged
+    from shared.divergence import stop_if_diverged
+    from shared.run_end import Diverged
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
@@ -189,7 +190,7 @@ def test_both_twins_on_two_processes_stop_at_the_same_step_when_the_loss_diverge
 def test_the_plain_twin_without_torchrun_says_how_to_launch_it(capsys, monkeypatch):
     """--devices 2 run with plain `python`: one line naming the torchrun command, exit status 2."""
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("plain_pytorch", "cnn_classifier").main(["--devices", "2", "--data-dir", "nowhere"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "torchrun --standalone --nproc-per-node 2" in err
@@ -198,7 +199,7 @@ def test_the_plain_twin_without_torchrun_says_how_to_launch_it(capsys, monkeypat
 @pytest.mark.parametrize("package", PACKAGES)
 def test_test_and_predict_stay_on_one_process(package, capsys):
     """--devices 2 with --test: refused in one line (DDP's sampler would count a few images twice)."""
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin(package, "cnn_classifier").main(["--devices", "2", "--test"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--devices 1" in err

@@ -8,12 +8,13 @@ import sys
 
 import pytest
 
-from shared.flags import EXAMPLES, build_parser
+from shared.flags import build_parser
+from shared.registry import EXAMPLE_NAMES, PACKAGES
 from tests.conftest import REPO
 
 PAGES = [REPO / "README.md", REPO / "data" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-TWINS = {f"{package}.{example}" for package in ("plain_pytorch", "lightning_version") for example in EXAMPLES}
-TWIN_FLAGS = {flag for example in EXAMPLES for flag in build_parser(example)._option_string_actions}
+TWINS = {f"{package}.{example}" for package in PACKAGES for example in EXAMPLE_NAMES}
+TWIN_FLAGS = {flag for example in EXAMPLE_NAMES for flag in build_parser(example)._option_string_actions}
 TABLE_WRITERS = {"tools.ladder", "tools.one_liners", "tools.lightning_1x"}  # they take --update alone
 # Flags of other programs that the pages use: torchrun, pip, pytest, tensorboard, jupyter.
 OTHER_PROGRAMS = {"--standalone", "--nproc-per-node", "--nnodes", "--rdzv-backend", "--rdzv-endpoint",

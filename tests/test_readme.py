@@ -40,12 +40,12 @@ def test_readme_main_job_table_has_the_step_counts_the_defaults_give():
     """The steps column of README's main-job table is what each example's defaults give on 8,000 training samples."""
     import math
 
-    from shared.flags import EXAMPLES
+    from shared.flags import DEFAULTS
     from tools.ladder import doc_block
 
-    expected = {name: defaults["epochs"] * math.ceil(8000 / defaults["batch_size"]) for name, defaults in EXAMPLES.items()}
+    expected = {name: defaults["epochs"] * math.ceil(8000 / defaults["batch_size"]) for name, defaults in DEFAULTS.items()}
     rows = [line.split("|") for line in doc_block("main-job").splitlines() if line.startswith("| ")]
-    found = {cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in EXAMPLES}
+    found = {cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in DEFAULTS}
     assert found == expected
 
 

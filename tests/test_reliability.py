@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from by_hand.checkpointing import load_checkpoint_unchecked, network_weights
-from shared.exits import INTERRUPTED
+from shared.run_end import INTERRUPTED
 from shared.run_folders import claim_version
 from tests.conftest import FOLDERS as FOLDER
 from tests.conftest import PACKAGES, REPO, twin
@@ -211,11 +211,11 @@ def bad_paths(tmp_path: Path) -> list[tuple[list[str], str]]:
 def test_a_path_that_cannot_work_is_refused_in_one_line_before_training(package, tmp_path, monkeypatch, capsys):
     """An empty path, a URL, a name too long, a symlink to nothing or in a loop, a pipe as --metrics-out, an output
     that is an input (--metrics-out over the --resume file, or the log folder): one line, status 2, nothing run."""
-    from shared.exits import exit_on_bad_input
+    from shared import process_setup, run_end
 
     monkeypatch.chdir(tmp_path)
     for flags, words in bad_paths(tmp_path):
-        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
             twin(package, "cnn_classifier").main(flags + ["--no-progress", "--limit-train", "10"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, (flags, err)
@@ -247,7 +247,7 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_t
                                                                                                capsys):
     """The third save (epoch 1) fails halfway, as on a full disk: one line, status 1, last.ckpt still epoch 0."""
     import shared.checkpoint_files
-    from shared.exits import exit_on_bad_input
+    from shared import process_setup, run_end
 
     monkeypatch.chdir(tmp_path)
     real_save, saves = torch.save, []
@@ -260,7 +260,7 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_t
         raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 1024 vs 512")
 
     monkeypatch.setattr(shared.checkpoint_files.torch, "save", fills_the_disk)
-    with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin(package, "cnn_classifier").main(["--data-dir", str(mnist_dir), "--limit-train", "64", "--limit-val", "32",
                                               "--epochs", "3", "--checkpoint-dir", "ck", "--no-progress"])
     err = capsys.readouterr().err
@@ -307,14 +307,14 @@ def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_em
 @pytest.mark.parametrize("package", PACKAGES)
 def test_distributed_flags_that_no_launcher_can_serve_are_refused_in_one_line(package, tmp_path, monkeypatch, capsys):
     """--num-nodes 2 with no launcher would wait forever for a machine; a launcher's count other than --devices fails."""
-    from shared.exits import exit_on_bad_input
+    from shared import process_setup, run_end
 
     monkeypatch.chdir(tmp_path)
     for env, flags, words in [({}, ["--num-nodes", "2"], "2 machines need a launcher on each of them"),
                               ({"WORLD_SIZE": "2"}, ["--devices", "3"], "the launcher started 2 processes")]:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
             twin(package, "cnn_classifier").main(flags)
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err

@@ -123,8 +123,9 @@ def state():
     handlers = {name: [type(h) for h in logging.getLogger(name).handlers] for name in ("lightning.pytorch", "lightning.fabric")}
     return len(default_collate_fn_map), handlers, list(warnings.filters)
 before = state()
-import shared.checkpoint_files, shared.data, shared.exits, shared.flags, shared.lightning_callbacks, shared.models
-import shared.run_folders, shared.run_record, shared.seeding
+import shared.blas, shared.checkpoint_files, shared.data, shared.divergence, shared.flags, shared.lightning_callbacks
+import shared.models, shared.process_setup, shared.ranks, shared.run_end, shared.run_folders, shared.run_record
+import shared.seeding
 assert state() == before, (before, state())
 import shared.data
 shared.data.load_mnist()  # the call that teaches default_collate the WholeBatch type

@@ -16,13 +16,14 @@ from unittest import mock
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from shared import process_setup, run_end
 from shared.data import IMAGE_DATASETS, load_mnist
-from shared.exits import BadInput, exit_on_bad_input
-from shared.flags import EXAMPLES, OneLineParser
+from shared.flags import DEFAULTS, OneLineParser
+from shared.registry import PACKAGES
 from shared.models import FeedForward
+from shared.run_end import BadInput
 
 # Fashion-MNIST's README (/usr/share/doc/dataset-fashion-mnist/README.md.gz), "Benchmark" table.
-PACKAGES = ("plain_pytorch", "fabric_version", "lightning_version")
 PUBLISHED = [("MLP 256-128-100", "None", 0.8833), ("2 Conv+pooling", "None", 0.876), ("2 Conv+pooling", "None", 0.916)]
 
 
@@ -42,7 +43,7 @@ def mlp_test_accuracy(package: str, flags: list[str], test_set: Dataset) -> floa
 
     with mock.patch.object(twin, "FeedForward", Kept):
         twin.main(flags)
-    loader = DataLoader(test_set, batch_size=EXAMPLES["mnist_feedforward"]["batch_size"])
+    loader = DataLoader(test_set, batch_size=DEFAULTS["mnist_feedforward"]["batch_size"])
     return evaluate(built[0].cpu(), loader, torch.device("cpu"), argparse.Namespace(dry_run=False))[1]
 
 
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--dataset", choices=list(IMAGE_DATASETS), default="fashion-mnist")
     parser.add_argument("--limit-train", type=int, help="use the first N training images (a quick run)")
-    with exit_on_bad_input():  # a bad flag or missing data: one line on stderr, exit status 2
+    with run_end.in_one_line(), process_setup.in_place():  # a bad flag or missing data: one line on stderr, exit status 2
         args = parser.parse_args()
         if args.limit_train is not None and args.limit_train < 1:
             raise BadInput("--limit-train must be at least 1")

@@ -46,9 +46,10 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
+from shared import process_setup, run_end
 from shared.data import IMAGE_DATASETS, first, load_mnist
-from shared.exits import BadInput, exit_on_bad_input
 from shared.flags import OneLineParser
+from shared.run_end import BadInput
 
 MODELS = {"mlp": "mnist_feedforward", "cnn": "cnn_classifier"}
 LIGHTNING_EXTRAS_OFF = {  # measure name: the Trainer arguments that switch the extra off
@@ -84,10 +85,10 @@ def twin_flags(args: argparse.Namespace, out: str) -> list[str]:
 
 def floor_seconds(args: argparse.Namespace, example: str) -> float:
     """(a): the twins' model, seed, optimizer and batch size on batches cut beforehand, and the validation pass."""
-    from shared.flags import EXAMPLES
+    from shared.flags import DEFAULTS
     from shared.models import ConvNet, FeedForward
 
-    defaults = EXAMPLES[example]
+    defaults = DEFAULTS[example]
     splits = load_mnist(args.data_dir, args.dataset, download=False)
     (x, y), (val_x, val_y) = (first(s, n).tensors for s, n in ((splits.train, args.limit_train),
                                                                (splits.val, args.limit_val)))
@@ -172,7 +173,7 @@ def transform_seconds(args: argparse.Namespace) -> float:
 
 
 def reserve_seconds() -> float:
-    """shared/blas.py's one product, in a process that has not run it yet (exit_on_bad_input runs it first)."""
+    """shared/blas.py's one product, in a process that has not run it yet (process_setup.in_place runs it first)."""
     from shared.blas import reserve_blas_workspace
 
     start = time.perf_counter()
@@ -213,7 +214,7 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
     else:
         command = [sys.executable, "-m", "tools.benchmark", "--measure", measure, "--model", model, "--dataset",
                    args.dataset, "--data-dir", args.data_dir]
-        if measure == RESERVE:  # not under exit_on_bad_input, which would have reserved it already
+        if measure == RESERVE:  # not under process_setup.in_place(), which would have reserved it already
             command = [sys.executable, "-c", "import json, sys; from tools.benchmark import reserve_seconds; "
                                              "print(json.dumps({'seconds': reserve_seconds()}))"]
         command += [f"--limit-train={args.limit_train}"] if args.limit_train else []
@@ -260,7 +261,7 @@ def main() -> None:
                         help="measure only these (floor and plain always come first, the ratios need them)")
     parser.add_argument("--measure", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE], help=argparse.SUPPRESS)  # one measurement, in this process
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
-    with exit_on_bad_input():  # a bad flag or missing data: one line on stderr, exit status 2
+    with run_end.in_one_line(), process_setup.in_place():  # a bad flag or missing data: one line on stderr, exit status 2
         args = parser.parse_args()
         if args.reps < 1 or (args.limit_train is not None and args.limit_train < 1):
             raise BadInput("--reps and --limit-train must be at least 1")

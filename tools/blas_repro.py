@@ -22,8 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shared.exits import BadInput, exit_on_bad_input
+from shared import process_setup, run_end
 from shared.flags import OneLineParser
+from shared.run_end import BadInput
 
 SHIM = Path(__file__).resolve().parent / "blas_repro_shim" / "failing_malloc.c"
 WORKSPACE_SIZES = (100_000, 16_000_000)  # MKL's workspaces are 0.1 to 4.8 MB; torch's tensors are not malloc'd
@@ -112,6 +113,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         status = main(sys.argv[1:])
     sys.exit(status)

@@ -24,8 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shared.exits import BadInput, exit_on_bad_input
+from shared import process_setup, run_end
 from shared.flags import OneLineParser
+from shared.run_end import BadInput
 
 RECORDER = Path(__file__).resolve().parent / "port_recorder"
 PARITY = "docs/parity.md"
@@ -224,6 +225,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         status = main(sys.argv[1:])
     sys.exit(status)

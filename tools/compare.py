@@ -15,11 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shared.exits import exit_on_bad_input
-from shared.flags import EXAMPLES, OneLineParser, build_parser
+from shared import process_setup, run_end
+from shared.flags import OneLineParser, build_parser
+from shared.registry import EXAMPLE_NAMES, TWINS
 from tools.plots import plot_losses
 
-IMPLEMENTATIONS = {"plain": "plain_pytorch", "fabric": "fabric_version", "lightning": "lightning_version"}
 KEYS = ("train_loss", "val_loss", "val_accuracy")  # what must be bit-identical
 
 
@@ -77,11 +77,11 @@ def compare(plain: dict, *others: dict) -> list[str]:
 
 def main() -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", nargs="+", choices=list(EXAMPLES), default=list(EXAMPLES))
+    parser.add_argument("--examples", nargs="+", choices=EXAMPLE_NAMES, default=list(EXAMPLE_NAMES))
     parser.add_argument("--plot-dir", default="runs/compare", help="where each pair's loss-curve PNG goes")
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         known, flags = parser.parse_known_args()
-    everywhere = {opt for example in EXAMPLES for opt in flags_for(example, flags) if opt.startswith("--")}
+    everywhere = {opt for example in EXAMPLE_NAMES for opt in flags_for(example, flags) if opt.startswith("--")}
     unknown = [f for f in flags if f.startswith("--") and f not in everywhere]
     if "--dry-run" in flags:  # a dry run writes no --metrics-out, so there would be nothing to compare
         print("error: tools.compare runs full examples; drop --dry-run (or run one twin with it)", file=sys.stderr)
@@ -102,7 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for example in known.examples:
             runs = {}
-            for name, package in IMPLEMENTATIONS.items():
+            for name, package in ((twin.folder, twin.package) for twin in TWINS):
                 own_flags = flags_for(example, flags)
                 print(f"{example}, {name} twin: python -m {' '.join([f'{package}.{example}', *own_flags])}", flush=True)
                 runs[name] = run_twin(package, example, own_flags, Path(tmp) / f"{example}-{name}.json")

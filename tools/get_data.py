@@ -12,8 +12,8 @@ MNIST tutorial splits them. Files already there are checked and kept.
 
 import sys
 
+from shared import process_setup, run_end
 from shared.data import IMAGE_DATASETS, REPOSITORY_DATA, fetch, load_mnist
-from shared.exits import exit_on_bad_input
 from shared.flags import OneLineParser
 
 
@@ -27,5 +27,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         main(sys.argv[1:])

@@ -16,58 +16,65 @@ import tokenize
 from pathlib import Path
 from typing import NamedTuple
 
+from shared.flags import flag_names
+from shared.registry import EXAMPLE_NAMES, EXAMPLES, PACKAGES, twin_file
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 class Step(NamedTuple):
-    number: int
-    example: str  # the file name in plain_pytorch/, fabric_version/ and lightning_version/
+    number: int  # from shared/registry.py
+    example: str  # the file name in every twin's package (shared/registry.py lists them)
     title: str
     teaches: str  # plain, by hand <-> Lightning
     fabric: str  # what the Fabric twin hands to Fabric, and what it still writes
-    flags: tuple[str, ...]  # the flags this step adds to COMMON_FLAGS
+    flags: tuple[str, ...]  # the flags this step adds to COMMON_FLAGS, read from its parser
 
 
-COMMON_FLAGS = ("--epochs", "--batch-size", "--lr", "--seed", "--data-dir", "--limit-train",
-                "--limit-val", "--dry-run", "--accelerator", "--metrics-out", "--log-dir",
-                "--no-progress")
+def _common_flags() -> tuple[str, ...]:
+    """The flags every example takes, in --help's order (shared/flags.py's parser)."""
+    first, *others = (flag_names(example) for example in EXAMPLE_NAMES)
+    return tuple(flag for flag in first if all(flag in flags for flags in others))
 
-STEPS = (
-    Step(1, "mnist_feedforward", "the classic 784-500-10 MLP on MNIST",
-         "device choice and `.to(device)`; the DataLoader; `model.train()`/`model.eval()`; "
-         "`zero_grad`, forward, loss, `backward`, `step` ⟷ `training_step` + `Trainer`; "
-         "validation under `no_grad` ⟷ `validation_step`; accuracy; `SummaryWriter` ⟷ `self.log` "
-         "+ `TensorBoardLogger`; tqdm ⟷ the default progress bar; `--dry-run` ⟷ `fast_dev_run`",
-         "hands over the device (`fabric.setup`, `fabric.setup_dataloaders`), `fabric.backward`, "
-         "`fabric.log_dict`; still writes the loop, train/eval modes, validation, the bar, `--dry-run`",
-         ("--dataset", "--hidden-size")),
-    Step(2, "cnn_classifier", "a real training job: a conv net with dropout",
-         "dropout, and why train/eval modes matter; SGD with momentum and `StepLR` ⟷ "
-         "`configure_optimizers` returning a scheduler; best and last checkpoints, resuming, and "
-         "rebuilding the best model ⟷ two `ModelCheckpoint`s, `fit(ckpt_path=...)`, "
-         "`load_from_checkpoint`; stopping at a nan loss ⟷ the same check in `on_train_batch_end` and `on_validation_epoch_end`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
-         "test split and plain inference ⟷ `trainer.test`, `trainer.predict`; one process per device, "
-         "launched by torchrun, with `DistributedSampler` and `DistributedDataParallel` ⟷ "
-         "`Trainer(strategy=\"ddp\", devices=N)` and `self.log(..., sync_dist=True)`",
-         "hands over checkpoint IO (`fabric.save`, `fabric.load`), DDP (`Fabric(strategy=\"ddp\")`, "
-         "`fabric.launch()`, `fabric.all_reduce`); still writes the scheduler's step, which checkpoint "
-         "is best, the nan check, test and predict",
-         ("--dataset", "--momentum", "--lr-step-gamma", "--checkpoint-dir", "--resume", "--test", "--predict",
-          "--devices", "--num-nodes")),
-    Step(3, "sum_dataset", "Lightning's extras, on a custom Dataset",
-         "a custom `Dataset` with `__len__` and `__getitem__`; seeding every generator and each "
-         "worker ⟷ `seed_everything(workers=True)`, `deterministic`; early stopping; the LR "
-         "finder; the batch-size finder; gradient clipping; mixed precision (bf16 on CPU, "
-         "16-mixed on CUDA); gradient accumulation",
-         "hands over seeding (`fabric.seed_everything`), precision, `fabric.clip_gradients`, "
-         "`fabric.no_backward_sync`; still writes early stopping and both finders (from `by_hand/`), "
-         "determinism, the accumulation window",
-         ("--hidden-size", "--num-features", "--num-samples", "--num-workers", "--deterministic",
-          "--early-stopping-patience", "--early-stopping-min-delta", "--find-lr",
-          "--find-batch-size", "--gradient-clip-val", "--gradient-clip-algorithm", "--precision",
-          "--accumulate-grad-batches")),
-)
-PACKAGES = ("plain_pytorch", "fabric_version", "lightning_version")
+
+COMMON_FLAGS = _common_flags()
+
+# What each step teaches, by example: (title, teaches, fabric).
+LESSONS = {
+    "mnist_feedforward": (
+        "the classic 784-500-10 MLP on MNIST",
+        "device choice and `.to(device)`; the DataLoader; `model.train()`/`model.eval()`; "
+        "`zero_grad`, forward, loss, `backward`, `step` ⟷ `training_step` + `Trainer`; "
+        "validation under `no_grad` ⟷ `validation_step`; accuracy; `SummaryWriter` ⟷ `self.log` "
+        "+ `TensorBoardLogger`; tqdm ⟷ the default progress bar; `--dry-run` ⟷ `fast_dev_run`",
+        "hands over the device (`fabric.setup`, `fabric.setup_dataloaders`), `fabric.backward`, "
+        "`fabric.log_dict`; still writes the loop, train/eval modes, validation, the bar, `--dry-run`"),
+    "cnn_classifier": (
+        "a real training job: a conv net with dropout",
+        "dropout, and why train/eval modes matter; SGD with momentum and `StepLR` ⟷ "
+        "`configure_optimizers` returning a scheduler; best and last checkpoints, resuming, and "
+        "rebuilding the best model ⟷ two `ModelCheckpoint`s, `fit(ckpt_path=...)`, "
+        "`load_from_checkpoint`; stopping at a nan loss ⟷ the same check in `on_train_batch_end` "
+        "and `on_validation_epoch_end`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
+        "test split and plain inference ⟷ `trainer.test`, `trainer.predict`; one process per device, "
+        "launched by torchrun, with `DistributedSampler` and `DistributedDataParallel` ⟷ "
+        "`Trainer(strategy=\"ddp\", devices=N)` and `self.log(..., sync_dist=True)`",
+        "hands over checkpoint IO (`fabric.save`, `fabric.load`), DDP (`Fabric(strategy=\"ddp\")`, "
+        "`fabric.launch()`, `fabric.all_reduce`); still writes the scheduler's step, which checkpoint "
+        "is best, the nan check, test and predict"),
+    "sum_dataset": (
+        "Lightning's extras, on a custom Dataset",
+        "a custom `Dataset` with `__len__` and `__getitem__`; seeding every generator and each "
+        "worker ⟷ `seed_everything(workers=True)`, `deterministic`; early stopping; the LR "
+        "finder; the batch-size finder; gradient clipping; mixed precision (bf16 on CPU, "
+        "16-mixed on CUDA); gradient accumulation",
+        "hands over seeding (`fabric.seed_everything`), precision, `fabric.clip_gradients`, "
+        "`fabric.no_backward_sync`; still writes early stopping and both finders (from `by_hand/`), "
+        "determinism, the accumulation window"),
+}
+STEPS = tuple(Step(example.step, example.name, *LESSONS[example.name],
+                   tuple(flag for flag in flag_names(example.name) if flag not in COMMON_FLAGS))
+              for example in EXAMPLES)
 
 # The size limits (code lines: not blank, not comment, not docstring).
 MAX_CODE_LINES = {("plain_pytorch", "mnist_feedforward"): 80, ("fabric_version", "mnist_feedforward"): 80,
@@ -77,7 +84,7 @@ MAX_LINE_LENGTH = 100  # so `diff -y -W 210` shows both files' lines whole
 
 
 def twin_path(package: str, example: str) -> str:
-    return f"{package}/{example}.py"
+    return twin_file(package, example)
 
 
 def code_line_numbers(path: str) -> set[int]:

@@ -39,9 +39,10 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 from pygments.token import STANDARD_TYPES, Comment
 
-from shared.exits import exit_on_bad_input
+from shared import process_setup, run_end
 from shared.flags import OneLineParser
-from tools.ladder import PACKAGES, REPO, STEPS, Step, code_line_numbers, code_lines, twin_path
+from shared.registry import PACKAGES, TWINS
+from tools.ladder import REPO, STEPS, Step, code_line_numbers, code_lines, twin_path
 
 SECTIONS = {  # key: heading, in page order
     "about": "What the file is",
@@ -58,12 +59,14 @@ FUNCTION_SECTIONS = {"training_loss": "loop", "train_one_epoch": "loop", "traini
                      "test_step": "evaluation", "predict_step": "evaluation", "loss_and_accuracy": "evaluation",
                      "configure_optimizers": "optimisation", "__init__": "model", "main": "main"}
 TAKES_OVER = re.compile(r"Lightning|Trainer|Fabric|fast_dev_run")  # a comment naming what the other side does
-COLUMN_TITLES = {"plain_pytorch": "plain PyTorch, by hand", "fabric_version": "Lightning Fabric",
-                 "lightning_version": "Lightning Trainer"}
-SHORT_NAMES = {"plain_pytorch": "plain", "fabric_version": "Fabric", "lightning_version": "Lightning"}
-# The two files of each page, and the page's name: the first pair is EXAMPLE.html itself.
-PAIRS = {("plain_pytorch", "lightning_version"): "", ("plain_pytorch", "fabric_version"): "-plain-fabric",
-         ("fabric_version", "lightning_version"): "-fabric-lightning"}
+COLUMN_TITLES = {twin.package: twin.title for twin in TWINS}  # "plain PyTorch, by hand", ...
+SHORT_NAMES = {twin.package: twin.label for twin in TWINS}  # "plain", "Fabric", "Lightning"
+# The two files of each page, and the page's name: the first pair, the first twin beside the
+# last (plain beside Lightning), is EXAMPLE.html itself; the others are EXAMPLE-plain-fabric.html, ...
+_OUTER = (TWINS[0], TWINS[-1])
+PAIRS = {(_OUTER[0].package, _OUTER[1].package): ""} | {
+    (a.package, b.package): f"-{a.folder}-{b.folder}"
+    for i, a in enumerate(TWINS) for b in TWINS[i + 1:] if (a, b) != _OUTER}
 
 
 def page_name(example: str, pair: tuple[str, str]) -> str:
@@ -356,7 +359,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for index.html and the pair pages")
     parser.add_argument("--screenshot", metavar="PNG", help="also save a picture of step 1's page (needs chromium)")
     parser.add_argument("--lessons", action="store_true", help="also run every lesson notebook into a page (minutes)")
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         args = parser.parse_args()
     try:
         lessons = []

@@ -25,8 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared.exits import exit_on_bad_input
-from shared.flags import EXAMPLES, OneLineParser
+from shared import process_setup, run_end
+from shared.flags import OneLineParser
+from shared.registry import EXAMPLE_NAMES, TWINS
 
 # Small but real runs: every feature the step teaches that changes the numbers is on.
 FLAGS = {
@@ -34,7 +35,7 @@ FLAGS = {
     "cnn_classifier": ["--limit-train", "400", "--limit-val", "150", "--epochs", "2", "--batch-size", "50"],
     "sum_dataset": ["--num-samples", "650", "--epochs", "3", "--gradient-clip-val", "0.05"],
 }
-PACKAGES = {"plain": "plain_pytorch", "fabric": "fabric_version", "lightning": "lightning_version"}
+PACKAGES = {twin.folder: twin.package for twin in TWINS}  # "plain": "plain_pytorch", ...
 
 
 def spin(seconds: float) -> None:
@@ -73,7 +74,7 @@ def differing(results: list[tuple[str, int, dict]]) -> list[tuple[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs of each twin of each step")
-    parser.add_argument("--examples", nargs="+", choices=list(EXAMPLES), default=list(EXAMPLES))
+    parser.add_argument("--examples", nargs="+", choices=EXAMPLE_NAMES, default=list(EXAMPLE_NAMES))
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="processes keeping the CPU busy")
     parser.add_argument("--load-seconds", type=float, default=3600, help="the longest the load runs")
     args = parser.parse_args(argv)
@@ -105,6 +106,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input():
+    with run_end.in_one_line(), process_setup.in_place():
         status = main(sys.argv[1:])
     sys.exit(status)
