@@ -117,8 +117,8 @@ class Trials:
                 model.train()
                 # a later epoch reshuffles
                 batches = self.first_epoch if epoch == 0 else iter(train_loader)
-                # the first batch draws the shuffling seed
-                for batch_idx, batch in enumerate(batches):
+                # the first batch draws the shuffling seed; batch_idx is read after the loop
+                for batch_idx, batch in enumerate(batches):  # noqa: B007
                     optimizer.zero_grad()
                     loss = self.training_loss(model, batch)
                     self.backward(loss)

@@ -123,7 +123,7 @@ def lr_range_test(
     avg_loss = best_loss = 0.0
     step, stop = 0, False
     try:
-        for epoch in range(max_epochs):
+        for _ in range(max_epochs):
             # iter() draws a base seed from the global generator; a shuffling sampler draws its
             # seed on the first batch.
             for batch_idx, batch in enumerate(train_loader):

@@ -1,4 +1,4 @@
-"""Checkpoint files on disk: written atomically, read once, and refused when they cannot resume this run.
+"""Checkpoint files on disk: written atomically, read once, refused when they cannot resume.
 
 Every twin of step 2 goes through here. The plain twin saves with `atomic_save` and resumes
 with `load_checkpoint_checked` (by_hand/checkpointing.py); the Lightning twin's Trainer
@@ -21,7 +21,8 @@ from shared.run_end import BadInput
 NEEDED = {
     "plain": ("model", "optimizer", "scheduler", "rng_states", "epoch", "global_step"),
     "fabric": ("model", "optimizer", "scheduler", "rng_states", "epoch", "global_step", "twin"),
-    "lightning": ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch", "global_step", "rng_states"),
+    "lightning": ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch",
+                  "global_step", "rng_states"),
 }
 WROTE_IT = "pass a last.ckpt or best.ckpt that --checkpoint-dir wrote"
 # The flags a checkpoint fixes: resuming with another value of one of them would not continue
@@ -50,12 +51,14 @@ def atomic_save(path: str | Path, checkpoint: dict) -> None:
     except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
         temporary.unlink(missing_ok=True)
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
-        raise OSError(f"cannot write the checkpoint {path} ({reason}); the previous one is kept; free some "
-                      "space or pick another --checkpoint-dir") from None
+        raise OSError(f"cannot write the checkpoint {path} ({reason}); the previous one is kept; "
+                      "free some space or pick another --checkpoint-dir") from None
 
 
-def load_checkpoint_checked(path: str | Path, twin: str, model: torch.nn.Module, args: argparse.Namespace) -> dict:
-    """Load `path` for `twin` ("plain", "fabric" or "lightning"), whose weights must fit `model`; refuse what cannot resume.
+def load_checkpoint_checked(path: str | Path, twin: str, model: torch.nn.Module,
+                            args: argparse.Namespace) -> dict:
+    """Load `path` for `twin` ("plain", "fabric" or "lightning"), whose weights must fit `model`;
+    refuse, in one line, what cannot resume this run.
 
     Refused in one line: a file that does not load with `weights_only=True` (it could run code,
     or is no checkpoint), another twin's checkpoint, one that lacks what resuming needs or
@@ -66,32 +69,37 @@ def load_checkpoint_checked(path: str | Path, twin: str, model: torch.nn.Module,
     try:  # weights_only: tensors and plain data only, so a checkpoint cannot run code while loading
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise BadInput(f"--resume {path}: not a checkpoint that loads safely ({type(error).__name__}); "
-                       f"{WROTE_IT}") from None
+        raise BadInput(f"--resume {path}: not a checkpoint that loads safely "
+                       f"({type(error).__name__}); {WROTE_IT}") from None
     if not isinstance(checkpoint, dict):
         raise BadInput(f"--resume {path}: holds no checkpoint; {WROTE_IT}")
     writer = written_by(checkpoint)
     if writer and writer != twin:
-        raise BadInput(f"--resume {path}: a {writer} twin's checkpoint; resume it with the {writer} twin")
+        raise BadInput(f"--resume {path}: a {writer} twin's checkpoint; resume it with the "
+                       f"{writer} twin")
     missing = [key for key in NEEDED[twin] if key not in checkpoint]
     if missing:  # else a KeyError mid-resume, or (Lightning) a resume without the random state
-        raise BadInput(f"--resume {path}: lacks {', '.join(missing)}, which resuming needs; {WROTE_IT}")
+        raise BadInput(f"--resume {path}: lacks {', '.join(missing)}, which resuming needs; "
+                       f"{WROTE_IT}")
     wrong = _wrong_contents(checkpoint, twin, model)
     if wrong:
         raise BadInput(f"--resume {path}: {wrong}, so it cannot resume a run; {WROTE_IT}")
     for flag, saved in checkpoint.get("hyper_parameters", {}).items():
         if flag in FIXED_BY_CHECKPOINT and getattr(args, flag) != saved:
             name = "--" + flag.replace("_", "-")
-            raise BadInput(f"{name} {getattr(args, flag)}: {path} was trained with {name} {saved}, and resuming "
-                           f"continues that run; pass {name} {saved}, or start a new run without --resume")
+            raise BadInput(f"{name} {getattr(args, flag)}: {path} was trained with {name} {saved}, "
+                           f"and resuming continues that run; pass {name} {saved}, or start a new "
+                           "run without --resume")
     done = checkpoint["epoch"] + 1  # epoch: the last one finished, from 0
     if args.epochs <= done:  # else the twins would silently train nothing
-        raise BadInput(f"--epochs: {path} ends after epoch {done} already; pass --epochs above {done} to train on")
+        raise BadInput(f"--epochs: {path} ends after epoch {done} already; pass --epochs above "
+                       f"{done} to train on")
     return checkpoint
 
 
 def written_by(checkpoint: dict) -> str | None:
-    """Which twin saved `checkpoint`, as far as its keys tell: "plain", "fabric", "lightning" or None."""
+    """Which twin saved `checkpoint`, as far as its keys tell: "plain", "fabric", "lightning",
+    or None."""
     if "state_dict" in checkpoint:
         return "lightning"
     if "model" in checkpoint:
@@ -100,17 +108,22 @@ def written_by(checkpoint: dict) -> str | None:
 
 
 def _wrong_contents(checkpoint: dict, twin: str, model: torch.nn.Module) -> str | None:
-    """What is wrong with a checkpoint that has the right keys but holds the wrong things, or None."""
+    """What is wrong with a checkpoint that has the right keys but holds the wrong things;
+    None if nothing is."""
     for key in ("epoch", "global_step"):
         if type(checkpoint[key]) is not int or checkpoint[key] < 0:
             return f"its {key} is {checkpoint[key]!r}, not a count"
     weights = checkpoint[NEEDED[twin][0]]
-    if not isinstance(weights, dict) or not all(isinstance(value, torch.Tensor) for value in weights.values()):
+    tensors = isinstance(weights, dict) and all(isinstance(value, torch.Tensor)
+                                                for value in weights.values())
+    if not tensors:
         return "its weights are not a dictionary of tensors"
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     if {key: tuple(value.shape) for key, value in weights.items()} != expected:
-        return "its weights do not fit this model (another example, or other --hidden-size/--num-features?)"
-    optimizers = checkpoint["optimizer_states"] if twin == "lightning" else [checkpoint["optimizer"]]
+        return ("its weights do not fit this model (another example, or other "
+                "--hidden-size/--num-features?)")
+    lightning = twin == "lightning"
+    optimizers = checkpoint["optimizer_states"] if lightning else [checkpoint["optimizer"]]
     for state in optimizers if isinstance(optimizers, list) and optimizers else [None]:
         groups = state.get("param_groups") if isinstance(state, dict) else None
         if not groups or not isinstance(state.get("state"), dict):

@@ -29,7 +29,8 @@ def expand_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 def check_devices(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """A GPU asked for where torch sees none, or DDP flags that the launcher cannot serve."""
-    if args.accelerator == "gpu" and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
+    gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
+    if args.accelerator == "gpu" and not gpu:
         parser.error("argument --accelerator: gpu asked for, but torch sees no CUDA or MPS GPU; "
                      "use --accelerator cpu")
     if getattr(args, "precision", None) == "16-mixed" and not torch.cuda.is_available():
@@ -81,7 +82,8 @@ def _path(parser: argparse.ArgumentParser, flag: str, text: str) -> str:
 
 
 def _check_metrics_out(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """--metrics-out must be a file the run may replace: never an input, a folder, or another output."""
+    """--metrics-out must be a file the run may replace: never an input, a folder, or another
+    output."""
     path = Path(args.metrics_out)
     try:
         target = path.resolve()

@@ -19,7 +19,8 @@ class FeedForward(nn.Module):
         self.fc2 = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(start_dim=1)  # (B, 1, 28, 28) -> (B, 784); tutorials do images.reshape(-1, 28*28)
+        # (B, 1, 28, 28) -> (B, 784); the tutorials write images.reshape(-1, 28*28)
+        x = x.flatten(start_dim=1)
         return self.fc2(F.relu(self.fc1(x)))  # (B, 10) logits: cross_entropy applies the softmax
 
 

@@ -36,7 +36,10 @@ class BadInput(Exception):
 
 
 class Diverged(Exception):
-    """The training loss became nan or infinite. The message is one line: where, and what to change."""
+    """The training loss became nan or infinite.
+
+    The message is one line: where, and what to change.
+    """
 
 
 # What the run in this process must still do if it ends early: one callback each, set by the
@@ -67,7 +70,7 @@ class _Interrupted:
 
 @contextlib.contextmanager
 def _interrupts_as_ctrl_c() -> Iterator[None]:
-    """While the run lasts, SIGTERM stops it as Ctrl-C does (Lightning's Trainer alone would exit 0)."""
+    """While the run lasts, SIGTERM stops it as Ctrl-C does (Lightning's Trainer alone exits 0)."""
     _Interrupted.seen = False
     signals = (signal.SIGINT, signal.SIGTERM)
     before = {number: signal.signal(number, _Interrupted()) for number in signals}
@@ -99,16 +102,17 @@ def in_one_line() -> Iterator[None]:
             if global_rank() == 0:
                 print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
-        except KeyboardInterrupt:  # the Lightning twins' Trainer catches it first, in fit/test/predict
+        except KeyboardInterrupt:  # the Lightning Trainer catches it first (fit, test, predict)
             _stopped()
             print(f"\n{INTERRUPTED}")
             sys.exit(1)
         except SystemExit as exit_:
-            if _Interrupted.seen and exit_.code == 1:  # Lightning's Trainer stopped on Ctrl-C or SIGTERM
+            if _Interrupted.seen and exit_.code == 1:  # the Trainer stopped on Ctrl-C or SIGTERM
                 _stopped()
             raise
         except BrokenPipeError:  # stdout went to a program that stopped reading, as `| head` does
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            # no second error at exit, when Python flushes stdout
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             print("error: the output was closed before the run ended (piped into head?); "
                   "it stopped there", file=sys.stderr)
             sys.exit(1)

@@ -24,9 +24,9 @@ from shared.run_end import when_refused
 # tries N + 1. The Lightning twin passes the number on: `TensorBoardLogger(version=N)`.
 @dataclass
 class RunFolders:
-    version: int | None  # the N of `logs`; None for --dry-run (it writes nothing) and DDP's ranks > 0
+    version: int | None  # the N of `logs`; None for --dry-run (writes nothing) and DDP's ranks > 0
     logs: Path | None  # LOG_DIR/EXAMPLE/IMPLEMENTATION/version_N
-    checkpoints: Path | None  # CHECKPOINT_DIR/EXAMPLE/IMPLEMENTATION/version_N, with --checkpoint-dir
+    checkpoints: Path | None  # CHECKPOINT_DIR/EXAMPLE/IMPLEMENTATION/version_N (--checkpoint-dir)
 
 
 def claim_run_folders(args: argparse.Namespace, example: str, implementation: str) -> RunFolders:
@@ -50,12 +50,16 @@ def claim_run_folders(args: argparse.Namespace, example: str, implementation: st
         checkpoints = checkpoint_root / f"version_{claim_version(checkpoint_root)}"
     made += [path for path in (logs, checkpoints) if path not in made]
     when_refused(lambda: _remove_if_unused(made))
-    print(f"this run writes to {logs}" + (f" and {checkpoints}" if checkpoint_root and checkpoints != logs else ""))
+    apart = checkpoint_root and checkpoints != logs
+    print(f"this run writes to {logs}" + (f" and {checkpoints}" if apart else ""))
     return RunFolders(version, logs, checkpoints if checkpoint_root else None)
 
 
 def claim_version(root: Path) -> int:
-    """The next free N under `root` (one past the largest, as TensorBoardLogger counts); creates ROOT/version_N."""
+    """The next free N under `root` (one past the largest, as TensorBoardLogger counts).
+
+    Creates ROOT/version_N, so that no other run takes the same N.
+    """
     root.mkdir(parents=True, exist_ok=True)
     version = 1 + max(_versions(root), default=-1)
     while True:
@@ -91,7 +95,9 @@ def _remove_if_unused(folders: list[Path]) -> None:
     """
     for folder in sorted(set(folders), key=lambda path: len(path.parts), reverse=True):
         files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
-        if all(path.name.startswith("events.out.tfevents.") and path.stat().st_size < 128 for path in files):
+        headers_only = all(path.name.startswith("events.out.tfevents.")
+                           and path.stat().st_size < 128 for path in files)
+        if headers_only:
             for path in files:
                 path.unlink()
             try:

@@ -22,7 +22,8 @@ def seed_everything(seed: int) -> None:
 
 
 def seed_worker(worker_id: int, rank: int = 0) -> None:
-    """DataLoader `worker_init_fn`: reseed a worker's generators as `seed_everything(seed, workers=True)` does.
+    """DataLoader `worker_init_fn`: reseed a worker's generators as `seed_everything(seed,
+    workers=True)` does.
 
     torch already seeds each worker's torch, Python and NumPy generators from the loader's
     base seed (drawn from the global generator at `iter()`) plus the worker id. Lightning's
@@ -39,7 +40,8 @@ def seed_worker(worker_id: int, rank: int = 0) -> None:
 
 
 def _seed_sequence(base_seed: int, worker_id: int, rank: int, count: int) -> list[int]:
-    """Mix base seed, worker id and rank into one 64-bit number (MurmurHash3's finaliser), then LCG steps."""
+    """Mix base seed, worker id and rank into one 64-bit number (MurmurHash3's finaliser), then
+    take LCG steps from it."""
     mask = (1 << 64) - 1
     mixed = (base_seed << 32) | (worker_id << 16) | rank
     mixed ^= mixed >> 33
@@ -59,7 +61,7 @@ def use_deterministic_algorithms(enabled: bool) -> None:
     torch.use_deterministic_algorithms(enabled)
     torch.backends.cudnn.benchmark = False  # autotuning picks kernels by timing: not repeatable
     if enabled:
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # CUDA matmuls need this to be deterministic
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # deterministic CUDA matmuls need it
 
 
 def rng_states() -> dict:
@@ -69,7 +71,8 @@ def rng_states() -> dict:
     since torch 2.6) accepts the checkpoint: NumPy's key array travels as a tensor.
     """
     name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    numpy_state = [name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian]
+    keys = torch.from_numpy(keys.astype(np.int64))
+    numpy_state = [name, keys, position, has_gauss, cached_gaussian]
     states = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": numpy_state}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
@@ -81,6 +84,7 @@ def set_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     random.setstate(states["python"])
     name, keys, position, has_gauss, cached_gaussian = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+    keys = keys.numpy().astype(np.uint32)
+    np.random.set_state((name, keys, position, has_gauss, cached_gaussian))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])

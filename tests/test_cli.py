@@ -13,8 +13,7 @@ import torch
 
 from shared import process_setup, run_end
 from shared.flags import DEFAULTS, build_parser
-from tests.conftest import EXAMPLES
-from tests.conftest import PACKAGES, REPO, twin
+from tests.conftest import EXAMPLES, PACKAGES, REPO, twin
 
 BAD_VALUES = [
     ["--batch-size", "0"],

@@ -1,4 +1,4 @@
-"""shared/registry.py lists every example and every twin, and nothing else: the files agree with it."""
+"""shared/registry.py lists every example and every twin, and nothing else: the files agree."""
 
 import ast
 from pathlib import Path
@@ -28,7 +28,7 @@ def twin_files_on_disk(root: Path = REPO) -> set[str]:
 
 
 def test_every_twin_file_is_in_the_registry_and_every_registered_one_exists():
-    """A twin file the registry does not list fails here, and so does a listed one that is missing."""
+    """A twin file the registry does not list fails here, and so does a listed one missing."""
     listed = {twin_file(package, example) for package in PACKAGES for example in EXAMPLE_NAMES}
     assert twin_files_on_disk() == listed
     assert all((REPO / path).is_file() for path in listed)
@@ -63,4 +63,5 @@ def test_the_steps_are_numbered_in_order_and_every_table_covers_every_example():
     assert list(ladder.LESSONS) == list(EXAMPLE_NAMES)
     assert [step.example for step in ladder.STEPS] == list(EXAMPLE_NAMES)
     assert list(stress.FLAGS) == list(EXAMPLE_NAMES)
-    assert len({twin.folder for twin in TWINS}) == len({twin.package for twin in TWINS}) == len(TWINS)
+    folders, packages = {twin.folder for twin in TWINS}, {twin.package for twin in TWINS}
+    assert len(folders) == len(packages) == len(TWINS)

@@ -1,4 +1,4 @@
-"""The test accuracy the three twins of each image example reach, beside Fashion-MNIST's published rows.
+"""Test accuracy of the three twins of each image example, beside Fashion-MNIST's published rows.
 
     python -m tools.accuracy --data-dir /usr/share/datasets/fashion-mnist   # as README reports it
 
@@ -19,16 +19,18 @@ from torch.utils.data import DataLoader, Dataset
 from shared import process_setup, run_end
 from shared.data import IMAGE_DATASETS, load_mnist
 from shared.flags import DEFAULTS, OneLineParser
-from shared.registry import PACKAGES
 from shared.models import FeedForward
+from shared.registry import PACKAGES, TWINS
 from shared.run_end import BadInput
 
 # Fashion-MNIST's README (/usr/share/doc/dataset-fashion-mnist/README.md.gz), "Benchmark" table.
-PUBLISHED = [("MLP 256-128-100", "None", 0.8833), ("2 Conv+pooling", "None", 0.876), ("2 Conv+pooling", "None", 0.916)]
+PUBLISHED = [("MLP 256-128-100", "None", 0.8833), ("2 Conv+pooling", "None", 0.876),
+             ("2 Conv+pooling", "None", 0.916)]
 
 
 def mlp_test_accuracy(package: str, flags: list[str], test_set: Dataset) -> float:
-    """Train the MLP twin of `package`, keep the network it builds, evaluate it on the test split."""
+    """Train the MLP twin of `package`, keep the network it builds, evaluate it on the test
+    split."""
     import importlib
 
     from plain_pytorch.mnist_feedforward import evaluate
@@ -44,31 +46,37 @@ def mlp_test_accuracy(package: str, flags: list[str], test_set: Dataset) -> floa
     with mock.patch.object(twin, "FeedForward", Kept):
         twin.main(flags)
     loader = DataLoader(test_set, batch_size=DEFAULTS["mnist_feedforward"]["batch_size"])
-    return evaluate(built[0].cpu(), loader, torch.device("cpu"), argparse.Namespace(dry_run=False))[1]
+    no_dry_run = argparse.Namespace(dry_run=False)
+    return evaluate(built[0].cpu(), loader, torch.device("cpu"), no_dry_run)[1]
 
 
 def main() -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--dataset", choices=list(IMAGE_DATASETS), default="fashion-mnist")
-    parser.add_argument("--limit-train", type=int, help="use the first N training images (a quick run)")
-    with run_end.in_one_line(), process_setup.in_place():  # a bad flag or missing data: one line on stderr, exit status 2
+    parser.add_argument("--limit-train", type=int,
+                        help="use the first N training images (a quick run)")
+    # a bad flag or missing data: one line on stderr, exit status 2
+    with run_end.in_one_line(), process_setup.in_place():
         args = parser.parse_args()
         if args.limit_train is not None and args.limit_train < 1:
             raise BadInput("--limit-train must be at least 1")
         test_set = load_mnist(args.data_dir, args.dataset, download=False).test
-    flags = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--accelerator", "cpu", "--no-progress"]
+    flags = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--accelerator", "cpu",
+             "--no-progress"]
     flags += ["--limit-train", str(args.limit_train)] if args.limit_train else []
     rows = []
-    mlp = [mlp_test_accuracy(package, flags + ["--log-dir", "runs/accuracy"], test_set) for package in PACKAGES]
+    mlp = [mlp_test_accuracy(package, flags + ["--log-dir", "runs/accuracy"], test_set)
+           for package in PACKAGES]
     rows.append(("MLP 784-500-10 (step 1, 2 epochs)", mlp))
     import importlib
 
-    cnn = [importlib.import_module(f"{package}.cnn_classifier").main(flags + ["--test", "--log-dir",
-                                                                            "runs/accuracy"]).test["test_accuracy"]
-           for package in PACKAGES]
+    cnn_flags = flags + ["--test", "--log-dir", "runs/accuracy"]
+    cnn = [importlib.import_module(f"{package}.cnn_classifier").main(cnn_flags)
+           .test["test_accuracy"] for package in PACKAGES]
     rows.append(("2 conv + pooling + dropout (step 2, 2 epochs)", cnn))
-    print(f"| model | test accuracy, plain / Fabric / Lightning ({len(test_set):,} {args.dataset} test images) "
+    labels = " / ".join(twin.label for twin in TWINS)
+    print(f"| model | test accuracy, {labels} ({len(test_set):,} {args.dataset} test images) "
           "| identical |")
     print("|---|---|---|")
     for name, accuracies in rows:

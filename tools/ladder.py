@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from shared.flags import flag_names
-from shared.registry import EXAMPLE_NAMES, EXAMPLES, PACKAGES, twin_file
+from shared.registry import EXAMPLE_NAMES, EXAMPLES, PACKAGES, TWINS, twin_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,20 +48,22 @@ LESSONS = {
         "validation under `no_grad` ⟷ `validation_step`; accuracy; `SummaryWriter` ⟷ `self.log` "
         "+ `TensorBoardLogger`; tqdm ⟷ the default progress bar; `--dry-run` ⟷ `fast_dev_run`",
         "hands over the device (`fabric.setup`, `fabric.setup_dataloaders`), `fabric.backward`, "
-        "`fabric.log_dict`; still writes the loop, train/eval modes, validation, the bar, `--dry-run`"),
+        "`fabric.log_dict`; still writes the loop, train/eval modes, validation, the bar, "
+        "`--dry-run`"),
     "cnn_classifier": (
         "a real training job: a conv net with dropout",
         "dropout, and why train/eval modes matter; SGD with momentum and `StepLR` ⟷ "
         "`configure_optimizers` returning a scheduler; best and last checkpoints, resuming, and "
         "rebuilding the best model ⟷ two `ModelCheckpoint`s, `fit(ckpt_path=...)`, "
         "`load_from_checkpoint`; stopping at a nan loss ⟷ the same check in `on_train_batch_end` "
-        "and `on_validation_epoch_end`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` on the "
-        "test split and plain inference ⟷ `trainer.test`, `trainer.predict`; one process per device, "
-        "launched by torchrun, with `DistributedSampler` and `DistributedDataParallel` ⟷ "
-        "`Trainer(strategy=\"ddp\", devices=N)` and `self.log(..., sync_dist=True)`",
-        "hands over checkpoint IO (`fabric.save`, `fabric.load`), DDP (`Fabric(strategy=\"ddp\")`, "
-        "`fabric.launch()`, `fabric.all_reduce`); still writes the scheduler's step, which checkpoint "
-        "is best, the nan check, test and predict"),
+        "and `on_validation_epoch_end`; loaders in `main` ⟷ a `LightningDataModule`; `evaluate` "
+        "on the test split and plain inference ⟷ `trainer.test`, `trainer.predict`; one process "
+        "per device, launched by torchrun, with `DistributedSampler` and "
+        "`DistributedDataParallel` ⟷ `Trainer(strategy=\"ddp\", devices=N)` and "
+        "`self.log(..., sync_dist=True)`",
+        "hands over checkpoint IO (`fabric.save`, `fabric.load`), DDP "
+        "(`Fabric(strategy=\"ddp\")`, `fabric.launch()`, `fabric.all_reduce`); still writes the "
+        "scheduler's step, which checkpoint is best, the nan check, test and predict"),
     "sum_dataset": (
         "Lightning's extras, on a custom Dataset",
         "a custom `Dataset` with `__len__` and `__getitem__`; seeding every generator and each "
@@ -69,15 +71,16 @@ LESSONS = {
         "finder; the batch-size finder; gradient clipping; mixed precision (bf16 on CPU, "
         "16-mixed on CUDA); gradient accumulation",
         "hands over seeding (`fabric.seed_everything`), precision, `fabric.clip_gradients`, "
-        "`fabric.no_backward_sync`; still writes early stopping and both finders (from `by_hand/`), "
-        "determinism, the accumulation window"),
+        "`fabric.no_backward_sync`; still writes early stopping and both finders (from "
+        "`by_hand/`), determinism, the accumulation window"),
 }
 STEPS = tuple(Step(example.step, example.name, *LESSONS[example.name],
                    tuple(flag for flag in flag_names(example.name) if flag not in COMMON_FLAGS))
               for example in EXAMPLES)
 
 # The size limits (code lines: not blank, not comment, not docstring).
-MAX_CODE_LINES = {("plain_pytorch", "mnist_feedforward"): 80, ("fabric_version", "mnist_feedforward"): 80,
+MAX_CODE_LINES = {("plain_pytorch", "mnist_feedforward"): 80,
+                  ("fabric_version", "mnist_feedforward"): 80,
                   ("lightning_version", "mnist_feedforward"): 60}
 MAX_CODE_LINES_ANY_TWIN = 150
 MAX_LINE_LENGTH = 100  # so `diff -y -W 210` shows both files' lines whole
@@ -98,7 +101,8 @@ def code_line_numbers(path: str) -> set[int]:
     for node in ast.walk(ast.parse(source)):
         body = getattr(node, "body", None)
         if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
             docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
     skip = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
             tokenize.ENDMARKER)
@@ -113,14 +117,17 @@ def code_lines(path: str) -> int:
 
 
 def table() -> str:
-    """README's ladder table: each step, what it teaches, its own flags and its twins' code lines."""
-    rows = ["| step | example | what it teaches (plain, by hand ⟷ Lightning) | the Fabric twin | its own flags | "
-            "code lines plain / Fabric / Lightning |", "|---|---|---|---|---|---|"]
+    """README's ladder table: each step, what it teaches, its own flags, its twins' code lines."""
+    labels = " / ".join(twin.label for twin in TWINS)
+    rows = ["| step | example | what it teaches (plain, by hand ⟷ Lightning) | the Fabric twin | "
+            f"its own flags | code lines {labels} |", "|---|---|---|---|---|---|"]
     for step in STEPS:
-        counts = " / ".join(str(code_lines(twin_path(package, step.example))) for package in PACKAGES)
-        files = f"[`{step.example}`](plain_pytorch/{step.example}.py) ({step.title})"
+        counts = " / ".join(str(code_lines(twin_path(package, step.example)))
+                            for package in PACKAGES)
+        files = f"[`{step.example}`]({twin_path(PACKAGES[0], step.example)}) ({step.title})"
         flags = ", ".join(f"`{flag}`" for flag in step.flags)
-        rows.append(f"| {step.number} | {files} | {step.teaches} | {step.fabric} | {flags} | {counts} |")
+        rows.append(f"| {step.number} | {files} | {step.teaches} | {step.fabric} | {flags} "
+                    f"| {counts} |")
     return "\n".join(rows)
 
 
@@ -132,8 +139,10 @@ def by_hand_files(package: str, example: str) -> list[str]:
 
 
 def code_lines_table() -> str:
-    """docs/which-one.md's table: each twin's code lines, alone and with the by_hand/ files it imports."""
-    rows = ["| step | plain | Fabric | Lightning |", "|---|---|---|---|"]
+    """docs/which-one.md's table: each twin's code lines, alone and with the by_hand/ files it
+    imports."""
+    rows = ["| step | " + " | ".join(twin.label for twin in TWINS) + " |",
+            "|---|" + "---|" * len(TWINS)]
     for step in STEPS:
         cells = []
         for package in PACKAGES:
