@@ -17,7 +17,7 @@ import torch
 
 from shared import machine_checks
 from shared.data import IMAGE_DATASETS
-from shared.registry import EXAMPLES, twin_named
+from shared.registry import EXAMPLES, FOLDERS, TWINS, twin_named
 from shared.run_end import BadInput
 
 # Each example's own defaults (shared/registry.py lists the examples, in ladder order).
@@ -82,7 +82,7 @@ def build_parser(example: str, package: str | None = None,
     """The parser for one example: the common flags, then that step's own; defaults from
     `DEFAULTS`. `package` names the twin in the usage line, `about` (its docstring) opens
     `--help` with its first line."""
-    packages = package or "{plain_pytorch,fabric_version,lightning_version}"
+    packages = package or "{" + ",".join(twin.package for twin in TWINS) + "}"
     parser = OneLineParser(prog=f"python -m {packages}.{example}",
                            description=about.strip().splitlines()[0] if about else None,
                            formatter_class=_ShowDefaults)
@@ -101,7 +101,7 @@ def build_parser(example: str, package: str | None = None,
         help="where to train: auto picks a CUDA or MPS GPU when there is one")
     add("--metrics-out", metavar="PATH", help="write the run's losses and accuracies as JSON")
     add("--log-dir", default="runs",
-        help="TensorBoard files go to LOG_DIR/EXAMPLE/{plain,fabric,lightning}")
+        help="TensorBoard files go to LOG_DIR/EXAMPLE/{" + ",".join(FOLDERS.values()) + "}")
     add("--no-progress", action="store_true", help="no progress bar")
     if example in ("mnist_feedforward", "cnn_classifier"):
         add("--dataset", choices=list(IMAGE_DATASETS), default="mnist",

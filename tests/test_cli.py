@@ -13,7 +13,7 @@ import torch
 
 from shared import process_setup, run_end
 from shared.flags import DEFAULTS, build_parser
-from tests.conftest import EXAMPLES, PACKAGES, REPO, twin
+from tests.conftest import EXAMPLES, FOLDERS, PACKAGES, REPO, twin
 
 BAD_VALUES = [
     ["--batch-size", "0"],
@@ -205,7 +205,7 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
             twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--resume", str(path)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and "ends after epoch 1" in err
-    for implementation in ("plain", "fabric", "lightning"):  # every refused run removed the version_N it had claimed
+    for implementation in FOLDERS.values():  # every refused run removed the version_N it had claimed
         assert [p.name for p in (tmp_path / "runs/cnn_classifier" / implementation).iterdir()] == ["version_0"]
         assert [p.name for p in (tmp_path / "ck/cnn_classifier" / implementation).iterdir()] == ["version_0"]
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tests.conftest import run_all, twin
+from tests.conftest import EXAMPLES, run_all, twin
 
 
 def assert_same_run(plain, fabric, lightning, steps: int, epochs: int) -> None:
@@ -92,7 +92,7 @@ def test_every_dataloader_iter_draws_from_the_global_generator():
     assert torch.rand(1) != untouched
 
 
-@pytest.mark.parametrize("example", ["mnist_feedforward", "cnn_classifier", "sum_dataset"])
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_dry_run_is_one_batch_each_way(example, request):
     """`--dry-run` (Lightning's fast_dev_run) trains and validates one batch, alike in all three (step 2: tests, predicts)."""
     data = ["--data-dir", str(request.getfixturevalue("mnist_dir"))] if example != "sum_dataset" else []

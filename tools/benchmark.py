@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from shared import process_setup, run_end
 from shared.data import IMAGE_DATASETS, first, load_mnist
 from shared.flags import OneLineParser
+from shared.registry import TWINS
 from shared.run_end import BadInput
 
 MODELS = {"mlp": "mnist_feedforward", "cnn": "cnn_classifier"}
@@ -65,8 +66,7 @@ LIGHTNING_EXTRAS_OFF = {  # measure name: the Trainer arguments that switch the 
 }
 MEASURES = ["floor", "plain", "fabric", "lightning", *LIGHTNING_EXTRAS_OFF, "torchvision PIL transforms (data only)",
             "start-up: plain --dry-run", "start-up: fabric --dry-run", "start-up: lightning --dry-run"]
-STARTING = {"start-up: plain --dry-run": "plain_pytorch", "start-up: fabric --dry-run": "fabric_version",
-            "start-up: lightning --dry-run": "lightning_version"}
+STARTING = {f"start-up: {twin.folder} --dry-run": twin.package for twin in TWINS}
 # On request (--measures), where the plain twin's own time over the floor goes: each of its extras off.
 PLAIN_EXTRAS_OFF = ["plain, no TensorBoard", "plain, no progress bar"]
 # On request too: what every twin pays once at start-up so that its bits cannot depend on free memory.
