@@ -124,8 +124,8 @@ def state():
     return len(default_collate_fn_map), handlers, list(warnings.filters)
 before = state()
 import shared.blas, shared.checkpoint_files, shared.data, shared.divergence, shared.flags, shared.lightning_callbacks
-import shared.models, shared.process_setup, shared.ranks, shared.run_end, shared.run_folders, shared.run_record
-import shared.seeding
+import shared.machine_checks, shared.models, shared.process_setup, shared.ranks, shared.registry, shared.run_end
+import shared.run_folders, shared.run_record, shared.seeding
 assert state() == before, (before, state())
 import shared.data
 shared.data.load_mnist()  # the call that teaches default_collate the WholeBatch type
