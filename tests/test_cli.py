@@ -190,7 +190,8 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err and "Traceback" not in err
     for package, path, key in [("plain_pytorch", plain_checkpoint, "optimizer"),
                                ("fabric_version", fabric_checkpoint, "scheduler"),
-                               ("lightning_version", lightning_checkpoint, "rng_states")]:
+                               ("lightning_version", lightning_checkpoint, "rng_states"),
+                               ("lightning_version", lightning_checkpoint, "run_flags")]:
         # loads safely, but lacks what resuming needs: a KeyError (plain) or a silent resume without the RNG (Lightning)
         stripped = tmp_path / f"stripped-{package}.ckpt"
         torch.save({k: v for k, v in torch.load(path, weights_only=True).items() if k != key}, stripped)
@@ -199,6 +200,15 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and f"lacks {key}" in err.splitlines()[-1] and "Traceback" not in err
     for package, path in zip(PACKAGES, (plain_checkpoint, fabric_checkpoint, lightning_checkpoint)):
+        # each twin's own checkpoint carries the flags it fixes (the plain twin writes them, the
+        # others' checkpoint plugin adds them), so resuming with another value is one line
+        for flag, value, saved in [("--batch-size", "32", "64"), ("--seed", "7", "42")]:
+            with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
+                twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(path),
+                                                              flag, value])
+            err = capsys.readouterr().err
+            words = f"{flag} {value}: {path} was trained with {flag} {saved}"
+            assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err
         # --epochs 1 from a checkpoint that finished epoch 1: the twins used to train nothing, silently
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--resume", str(path)])
@@ -221,7 +231,7 @@ def crafted(changes: dict) -> dict:
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
     checkpoint = make_checkpoint(0, 10, model, optimizer, scheduler, run_flags(parse_args("cnn_classifier", [])))
     for key, value in changes.items():  # the flags are changed one by one; anything else replaced whole
-        checkpoint[key] = checkpoint[key] | value if key == "hyper_parameters" else value
+        checkpoint[key] = checkpoint[key] | value if isinstance(value, dict) and key == "run_flags" else value
     return checkpoint
 
 
@@ -233,9 +243,11 @@ def crafted(changes: dict) -> dict:
     ({"model": [1, 2, 3]}, "its weights are not a dictionary of tensors"),
     ({"rng_states": {"python": (3, (1, 2), None), "numpy": []}}, "random generators' states are not torch's"),
     ({"optimizer": {"state": {}, "param_groups": []}}, "its optimizer state has no parameter groups"),
-    ({"hyper_parameters": {"lr": 0.5}}, "--lr 0.01: x.ckpt was trained with --lr 0.5"),
-    ({"hyper_parameters": {"batch_size": 32}}, "--batch-size 64: x.ckpt was trained with --batch-size 32"),
-    ({"hyper_parameters": {"dataset": "fashion-mnist"}}, "--dataset mnist: x.ckpt was trained with --dataset fashion"),
+    ({"run_flags": {"lr": 0.5}}, "--lr 0.01: x.ckpt was trained with --lr 0.5"),
+    ({"run_flags": {"batch_size": 32}}, "--batch-size 64: x.ckpt was trained with --batch-size 32"),
+    ({"run_flags": {"seed": 7}}, "--seed 42: x.ckpt was trained with --seed 7"),
+    ({"run_flags": {"dataset": "fashion-mnist"}}, "--dataset mnist: x.ckpt was trained with --dataset fashion"),
+    ({"run_flags": [0.01, 64]}, "its run_flags are not a dictionary of flags"),
 ])
 def test_a_checkpoint_with_the_right_keys_but_wrong_contents_is_refused_in_one_line(changes, words, tmp_path,
                                                                                    monkeypatch):
@@ -303,7 +315,7 @@ def test_a_lightning_checkpoint_with_wrong_contents_is_refused_by_the_lightning_
     for changes, words in [({"epoch": -1}, "its epoch is -1, not a count"),
                            ({"optimizer_states": []}, "its optimizer state has no parameter groups"),
                            ({"state_dict": list(saved["state_dict"].values())}, "not a dictionary of tensors"),
-                           ({"hyper_parameters": saved["hyper_parameters"] | {"momentum": 0.5}},
+                           ({"run_flags": saved["run_flags"] | {"momentum": 0.5}},
                             "--momentum 0.9: x.ckpt was trained with --momentum 0.5")]:
         torch.save(saved | changes, "x.ckpt")
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
@@ -323,7 +335,7 @@ def test_a_fabric_checkpoint_with_wrong_contents_is_refused_by_the_fabric_twin(m
     for changes, words in [({"epoch": -1}, "its epoch is -1, not a count"),
                            ({"optimizer": {"state": {}, "param_groups": []}}, "optimizer state has no parameter groups"),
                            ({"model": list(saved["model"].values())}, "not a dictionary of tensors"),
-                           ({"hyper_parameters": saved["hyper_parameters"] | {"lr": 0.5}},
+                           ({"run_flags": saved["run_flags"] | {"lr": 0.5}},
                             "--lr 0.01: x.ckpt was trained with --lr 0.5")]:
         torch.save(saved | changes, "x.ckpt")
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
