@@ -72,7 +72,7 @@ def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler,
         "scheduler": scheduler.state_dict(),
         # Lightning saves none; the twin adds them (shared/lightning_callbacks.py)
         "rng_states": rng_states(),
-        # --lr, --seed, ...: a resume with others is refused; the twins' checkpoint plugin adds them
+        # --lr, --seed, ...: resuming with others is refused (Lightning: the plugin adds them)
         "run_flags": run_flags,
     }
 
