@@ -5,8 +5,8 @@ filename="best")` and `ModelCheckpoint(filename="last")`, which saves after ever
 (lightning/pytorch/callbacks/model_checkpoint.py; docs/reliability.md says why not
 `save_last=True`), `Trainer.fit(ckpt_path=...)` and `LightningModule.load_from_checkpoint`.
 A checkpoint is a dict saved with `torch.save`: model, optimizer and scheduler states, the
-epoch and step counters, the random generators' states and the hyperparameters that rebuild
-the model. Step 2 (cnn_classifier) uses it.
+epoch and step counters, the random generators' states and the flags a resumed run must share
+(`run_flags`). Step 2 (cnn_classifier) uses it.
 
 Key prefixes: Lightning saves the LightningModule's `state_dict()`, whose keys start with
 "model." because the shared network is its attribute `self.model` ("model.net.0.weight");
@@ -62,7 +62,7 @@ class Checkpoints:
 
 
 def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler,
-                    hparams: dict) -> dict:
+                    run_flags: dict) -> dict:
     """Everything a resumed run needs to continue exactly where this one is now."""
     return {
         "epoch": epoch,  # the epoch just finished (0-based), as Lightning's "epoch" key
@@ -72,7 +72,8 @@ def make_checkpoint(epoch: int, global_step: int, model, optimizer, scheduler,
         "scheduler": scheduler.state_dict(),
         # Lightning saves none; the twin adds them (shared/lightning_callbacks.py)
         "rng_states": rng_states(),
-        "hyper_parameters": hparams,  # the run's flags; Lightning: self.save_hyperparameters()
+        # --lr, --seed, ...: resuming with others is refused (Lightning: the plugin adds them)
+        "run_flags": run_flags,
     }
 
 

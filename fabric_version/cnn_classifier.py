@@ -8,8 +8,9 @@ plain_pytorch/cnn_classifier.py fabric_version/cnn_classifier.py`. Step 1
 (mnist_feedforward.py) taught Fabric itself.
 
 This step teaches: `fabric.save` and `fabric.load`, which take the model, optimizer and
-scheduler themselves, and a checkpoint-IO plugin (`Fabric(plugins=[...])`) that checks
-`--resume` and saves atomically; `fabric.launch()` and `Fabric(strategy="ddp", devices=N)`,
+scheduler themselves, and a checkpoint-IO plugin (`Fabric(plugins=[...])`,
+shared/checkpoint_plugin.py) that adds the flags a checkpoint fixes, checks `--resume` against
+them and saves atomically; `fabric.launch()` and `Fabric(strategy="ddp", devices=N)`,
 which start the N processes, put a DistributedSampler into each loader and wrap the model
 (the lines marked "DDP:"); `fabric.all_reduce` and `fabric.broadcast`. Still yours: dropout's
 train and eval modes, the scheduler's step, which checkpoint is best, stopping at a nan
@@ -31,11 +32,10 @@ from tqdm import tqdm
 
 from by_hand.checkpointing import Checkpoints
 from shared import process_setup, run_end
-from shared.checkpoint_files import run_flags
+from shared.checkpoint_plugin import CheckedCheckpointIO
 from shared.data import first, load_mnist
 from shared.divergence import stop_if_diverged
 from shared.flags import parse_args
-from shared.lightning_callbacks import CheckedCheckpointIO
 from shared.models import ConvNet
 from shared.run_folders import claim_run_folders
 from shared.run_record import RunRecord, show_predictions
@@ -44,8 +44,8 @@ from shared.seeding import rng_states, set_rng_states
 EXAMPLE = "cnn_classifier"
 
 
-def train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, record):
-    """One pass over the training data, with dropout on."""
+def train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, losses):
+    """One pass over the training data, with dropout on; each loss onto `losses`."""
     model.train()  # dropout on: still yours to switch
     bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)
     for batch_idx, (images, labels) in enumerate(bar):  # on the device already
@@ -54,7 +54,7 @@ def train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, record)
         loss = F.cross_entropy(logits, labels)
         fabric.backward(loss)  # DDP: averages the gradients across processes
         optimizer.step()
-        record.train_loss.append(loss.item())  # the loss curve, kept for --metrics-out
+        losses.append(loss.item())
         stop_if_diverged(loss, epoch * len(train_loader) + batch_idx + 1, args.lr)  # nan or inf
         step = epoch * len(train_loader) + batch_idx
         fabric.log_dict({"train_loss": loss, "epoch": epoch}, step)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
         num_nodes=args.num_nodes,  # DDP: machines, each started by torchrun or SLURM
         strategy="ddp" if ddp else "auto",
         loggers=loggers if run.logs else [],  # rank 0 logs (and --dry-run: nothing)
-        plugins=[CheckedCheckpointIO(model, args, "fabric")],  # checks --resume; saves atomically
+        plugins=[CheckedCheckpointIO(model, args, "fabric")],  # checks --resume; adds run_flags
     )
     fabric.launch()  # DDP: from here on, this is one of N processes running this file
     if ddp:  # DDP: as the Trainer reseeds each process as it joins; Fabric does not
@@ -128,7 +128,6 @@ def main(argv: list[str] | None = None) -> RunRecord:
     # Optimisation: SGD with momentum; StepLR multiplies the lr by gamma after each epoch.
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma)
-    hparams = run_flags(args)  # the flags a checkpoint fixes: lr, momentum, seed, ...
     model, optimizer = fabric.setup(model, optimizer)  # DDP: backward() averages gradients
 
     # Checkpoints: best.ckpt (lowest val_loss), last.ckpt (every epoch); fabric.save writes them.
@@ -148,22 +147,21 @@ def main(argv: list[str] | None = None) -> RunRecord:
             train_loader.sampler.seed += first_epoch  # seed + epoch, so shift the seed instead
 
     # The loop: train one epoch, then validate, `epochs` times; yours, as in the plain twin.
-    record = RunRecord.start(EXAMPLE, "fabric", args)  # losses and accuracies, for --metrics-out
-    with record.timed():  # the loop's wall time, into the record
-        for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
-            train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, record)
-            val_loss, val_accuracy = evaluate(model, val_loader, fabric, args)
-            step = (epoch + 1) * len(train_loader)  # optimizer steps so far
-            stop_if_diverged(torch.tensor(val_loss), step, args.lr, "val_loss")  # never the best
-            fabric.print(record.end_epoch(epoch, val_loss, val_accuracy))
-            fabric.log_dict({"val_loss": val_loss, "val_accuracy": val_accuracy, "epoch": epoch},
-                            step - 1)  # the epoch's last step, as Lightning logs them
-            scheduler.step()  # after validation, as Lightning steps an epoch-interval scheduler
-            if checkpoints:  # after the scheduler's step, so a resumed run starts at the next lr
-                state = {"model": model, "optimizer": optimizer, "scheduler": scheduler,
-                         "epoch": epoch, "global_step": step, "rng_states": rng_states(),
-                         "hyper_parameters": hparams, "twin": "fabric"}  # its twin resumes it
-                checkpoints.save(state, val_loss)  # fabric.save: objects become state_dicts
+    record = RunRecord.start(EXAMPLE, "fabric", args)  # its losses, accuracies and time
+    for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
+        train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, record.train_loss)
+        val_loss, val_accuracy = evaluate(model, val_loader, fabric, args)
+        step = (epoch + 1) * len(train_loader)  # optimizer steps so far
+        stop_if_diverged(torch.tensor(val_loss), step, args.lr, "val_loss")  # never the best
+        fabric.print(record.end_epoch(epoch, val_loss, val_accuracy))
+        fabric.log_dict({"val_loss": val_loss, "val_accuracy": val_accuracy, "epoch": epoch},
+                        step - 1)  # the epoch's last step, as Lightning logs them
+        scheduler.step()  # after validation, as Lightning steps an epoch-interval scheduler
+        if checkpoints:  # after the scheduler's step, so a resumed run starts at the next lr
+            state = {"model": model, "optimizer": optimizer, "scheduler": scheduler,
+                     "epoch": epoch, "global_step": step, "rng_states": rng_states(),
+                     "twin": "fabric"}  # only its twin resumes it; the plugin adds run_flags
+            checkpoints.save(state, val_loss)  # fabric.save: objects become state_dicts
 
     # Test and predict with the best model, rebuilt from its file.
     if checkpoints:
@@ -172,8 +170,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     if args.test:
         test_loss, test_accuracy = evaluate(model, fabric.setup_dataloaders(
             DataLoader(test_set, batch_size=args.batch_size)), fabric, args)
-        record.test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
-        fabric.print(f"test_loss {test_loss:.4f}, test_accuracy {test_accuracy:.4f}")
+        fabric.print(record.end_test(test_loss, test_accuracy))
         fabric.log_dict({"test_loss": test_loss, "test_accuracy": test_accuracy,
                          "epoch": args.epochs}, args.epochs * len(train_loader))
     if args.predict:
@@ -183,7 +180,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
         show_predictions(record.predictions, predict_set)
     for logger in fabric.loggers:  # flush TensorBoard's file
         logger.finalize("success")
-    return record.finish(args)  # prints the summary, writes --metrics-out
+    return record.finish(args)  # prints the summary line (shared/run_record.py)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ from shared.run_record import RunRecord
 EXAMPLE = "mnist_feedforward"
 
 
-def train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, record):
-    """One pass over the training data: one optimizer step per batch."""
+def train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, losses):
+    """One pass over the training data: one optimizer step per batch; each loss onto `losses`."""
     model.train()  # training mode: with Fabric, still yours to switch
     bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)  # yours too
     for batch_idx, (images, labels) in enumerate(bar):  # images (B, 1, 28, 28), labels (B,)
@@ -47,7 +47,7 @@ def train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, record)
         loss = F.cross_entropy(logits, labels)
         fabric.backward(loss)  # loss.backward(), plus what a precision or strategy needs
         optimizer.step()
-        record.train_loss.append(loss.item())  # the loss curve, kept for --metrics-out
+        losses.append(loss.item())  # .item(): the loss as a Python float
         step = epoch * len(train_loader) + batch_idx
         fabric.log_dict({"train_loss": loss, "epoch": epoch}, step)  # to TensorBoard, if any
         if args.dry_run:  # Lightning: fast_dev_run
@@ -94,17 +94,16 @@ def main(argv: list[str] | None = None) -> RunRecord:
     model, optimizer = fabric.setup(model, optimizer)
 
     # The loop: train one epoch, then validate, `epochs` times; yours, as in the plain twin.
-    record = RunRecord.start(EXAMPLE, "fabric", args)  # losses and accuracies, for --metrics-out
-    with record.timed():  # the loop's wall time, into the record
-        for epoch in range(1 if args.dry_run else args.epochs):
-            train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, record)
-            val_loss, val_accuracy = evaluate(model, val_loader, fabric, args)
-            print(record.end_epoch(epoch, val_loss, val_accuracy))
-            fabric.log_dict({"val_loss": val_loss, "val_accuracy": val_accuracy, "epoch": epoch},
-                            (epoch + 1) * len(train_loader) - 1)  # the epoch's last step
+    record = RunRecord.start(EXAMPLE, "fabric", args)  # its losses, accuracies and time
+    for epoch in range(1 if args.dry_run else args.epochs):
+        train_one_epoch(model, train_loader, optimizer, fabric, epoch, args, record.train_loss)
+        val_loss, val_accuracy = evaluate(model, val_loader, fabric, args)
+        print(record.end_epoch(epoch, val_loss, val_accuracy))
+        fabric.log_dict({"val_loss": val_loss, "val_accuracy": val_accuracy, "epoch": epoch},
+                        (epoch + 1) * len(train_loader) - 1)  # the epoch's last step
     for logger in fabric.loggers:  # flush TensorBoard's file (the Trainer does it after fit)
         logger.finalize("success")
-    return record.finish(args)  # prints the summary, writes --metrics-out
+    return record.finish(args)  # prints the summary line (shared/run_record.py)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ def training_loss(model, batch, fabric):
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
-def train_one_epoch(model, train_loader, optimizer, fabric, epoch, global_step, args, record):
-    """One pass over the training data; returns the optimizer steps taken so far."""
+def train_one_epoch(model, train_loader, optimizer, fabric, epoch, global_step, args, losses):
+    """One pass over the training data, each loss onto `losses`; returns the steps taken so far."""
     model.train()
     bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)
     for batch_idx, batch in enumerate(bar):  # workers, if any, start here and build the batches
@@ -62,7 +62,7 @@ def train_one_epoch(model, train_loader, optimizer, fabric, epoch, global_step, 
             loss = training_loss(model, batch, fabric)
             # Divided, so that a window's summed gradients average its batches, as Lightning does.
             fabric.backward(loss / args.accumulate_grad_batches)
-        record.train_loss.append(loss.item())  # the loss curve, kept for --metrics-out
+        losses.append(loss.item())  # each batch's, undivided: Lightning logs that one too
         if window_ends:
             if args.gradient_clip_val is not None:  # unscales first, for 16-mixed
                 clip = {"norm": "max_norm", "value": "clip_val"}[args.gradient_clip_algorithm]
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     model, optimizer = fabric.setup(model, optimizer)
 
     # The finders, before training: by hand, as in the plain twin (Fabric has none).
+    record = RunRecord.start(EXAMPLE, "fabric", args)  # its losses, accuracies and time
     loss_of_batch = partial(training_loss, fabric=fabric)
     if args.find_lr and not args.dry_run:  # sets the optimizer's lr to the suggestion
         lr_finder = lr_range_test(model, train_loader, optimizer, loss_of_batch,
@@ -141,22 +142,20 @@ def main(argv: list[str] | None = None) -> RunRecord:
         early_stopping = EarlyStopping(args.early_stopping_patience, args.early_stopping_min_delta)
 
     # The loop: train one epoch, then validate, until `epochs` or early stopping.
-    record = RunRecord.start(EXAMPLE, "fabric", args)  # losses and accuracies, for --metrics-out
     global_step = 0
-    with record.timed():  # the loop's wall time, into the record
-        for epoch in range(1 if args.dry_run else args.epochs):
-            global_step = train_one_epoch(model, train_loader, optimizer, fabric, epoch,
-                                          global_step, args, record)
-            val_loss, val_accuracy = evaluate(model, val_loader, fabric, args)
-            print(record.end_epoch(epoch, val_loss, val_accuracy))
-            fabric.log_dict({"val_loss": val_loss, "val_accuracy": val_accuracy, "epoch": epoch},
-                            global_step - 1)  # the epoch's last step, as Lightning logs them
-            if early_stopping and not args.dry_run and early_stopping.should_stop(val_loss):
-                print(f"early stopping after epoch {epoch}: {early_stopping.reason}")
-                break
+    for epoch in range(1 if args.dry_run else args.epochs):
+        global_step = train_one_epoch(model, train_loader, optimizer, fabric, epoch, global_step,
+                                      args, record.train_loss)
+        val_loss, val_accuracy = evaluate(model, val_loader, fabric, args)
+        print(record.end_epoch(epoch, val_loss, val_accuracy))
+        fabric.log_dict({"val_loss": val_loss, "val_accuracy": val_accuracy, "epoch": epoch},
+                        global_step - 1)  # the epoch's last step, as Lightning logs them
+        if early_stopping and not args.dry_run and early_stopping.should_stop(val_loss):
+            print(f"early stopping after epoch {epoch}: {early_stopping.reason}")
+            break
     for logger in fabric.loggers:  # flush TensorBoard's file
         logger.finalize("success")
-    return record.finish(args)  # prints the summary, writes --metrics-out
+    return record.finish(args)  # prints the summary line (shared/run_record.py)
 
 
 if __name__ == "__main__":

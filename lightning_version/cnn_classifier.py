@@ -9,8 +9,9 @@ This step teaches: `configure_optimizers` returning SGD and a StepLR scheduler; 
 `ModelCheckpoint`s (best, and last after every epoch), `trainer.fit(ckpt_path=...)` to
 resume, and `load_from_checkpoint` with `save_hyperparameters()` to rebuild the best model;
 the `on_train_batch_end` and `on_validation_epoch_end` hooks, which stop the run at a nan
-or infinite loss; a checkpoint-IO plugin (`Trainer(plugins=[...])`) that checks `--resume`
-and saves atomically; a
+or infinite loss; a checkpoint-IO plugin (`Trainer(plugins=[...])`,
+shared/checkpoint_plugin.py) that adds to each checkpoint the flags it fixes (--batch-size,
+--seed, ...), refuses a `--resume` run with other values, and saves atomically; a
 `LightningDataModule`; `trainer.test` and `trainer.predict` with `test_step` and
 `predict_step`; training on N processes at once with `Trainer(strategy="ddp", devices=N)`
 and `self.log(..., sync_dist=True)`: the lines marked "DDP:".
@@ -30,11 +31,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
 from shared import process_setup, run_end
-from shared.checkpoint_files import run_flags
+from shared.checkpoint_plugin import CheckedCheckpointIO
 from shared.data import first, load_mnist
 from shared.divergence import stop_if_diverged
 from shared.flags import parse_args
-from shared.lightning_callbacks import CheckedCheckpointIO, RecordMetrics, RngInCheckpoint
+from shared.lightning_callbacks import RecordMetrics, RngInCheckpoint
 from shared.models import ConvNet
 from shared.run_folders import claim_run_folders
 from shared.run_record import RunRecord, show_predictions
@@ -45,10 +46,12 @@ EXAMPLE = "cnn_classifier"
 class LitConvNet(L.LightningModule):
     """Wraps the shared `ConvNet` (it does not redefine it): training, test and predict steps."""
 
-    def __init__(self, lr: float, momentum: float, lr_step_gamma: float, batch_size: int, seed: int,
-                 dataset: str) -> None:  # the run's flags; the optimizer takes the first three
+    def __init__(self, lr: float, momentum: float, lr_step_gamma: float) -> None:
         super().__init__()
-        self.save_hyperparameters()  # into each checkpoint: load_from_checkpoint rebuilds from them
+        # Keeps the arguments above as self.hparams (configure_optimizers reads them) and writes
+        # them into every checkpoint, so LitConvNet.load_from_checkpoint(path) rebuilds this
+        # module from the file alone, without being told lr, momentum and gamma again.
+        self.save_hyperparameters()
         self.model = ConvNet()  # the same network the plain twin trains
 
     def training_step(self, batch, batch_idx):  # in train mode: dropout on
@@ -129,11 +132,11 @@ def main(argv: list[str] | None = None) -> RunRecord:
     datamodule = MNISTDataModule(args)
 
     # Model; the Trainer puts it on its device, and the optimizer comes from configure_optimizers.
-    model = LitConvNet(**run_flags(args))  # the flags a checkpoint fixes: lr, momentum, seed, ...
+    model = LitConvNet(args.lr, args.momentum, args.lr_step_gamma)
 
     # Checkpoints: best.ckpt (lowest val_loss) and last.ckpt (every epoch), two callbacks.
     run = claim_run_folders(args, EXAMPLE, "lightning")  # DIR/EXAMPLE/lightning/version_N
-    record = RunRecord.start(EXAMPLE, "lightning", args)  # losses and accuracies, for --metrics-out
+    record = RunRecord.start(EXAMPLE, "lightning", args)  # its losses, accuracies and time
     callbacks = [RecordMetrics(record), RngInCheckpoint()]  # fill the record; RNG into checkpoints
     if args.checkpoint_dir:  # DDP: on every process; Lightning hands them rank 0's folder
         best = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor="val_loss",
@@ -155,10 +158,9 @@ def main(argv: list[str] | None = None) -> RunRecord:
         enable_progress_bar=not args.no_progress,
         enable_checkpointing=bool(args.checkpoint_dir),
         callbacks=callbacks,
-        plugins=[CheckedCheckpointIO(model, args)],  # refuses a bad --resume; saves atomically
+        plugins=[CheckedCheckpointIO(model, args)],  # adds run_flags; checks --resume against them
     )
-    with record.timed():  # the wall time of fit, into the record
-        trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume)  # resume: all state back
+    trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume)  # resume: all state back
 
     # Test and predict with the best model, rebuilt from its file and its hyperparameters.
     if run.checkpoints:
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     if args.predict:
         record.predictions = torch.cat(trainer.predict(model, datamodule=datamodule)).tolist()
         show_predictions(record.predictions, first(datamodule.test_set, args.predict))
-    return record.finish(args)  # prints the summary, writes --metrics-out
+    return record.finish(args)  # prints the summary line (shared/run_record.py)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     model = LitFeedForward(args.hidden_size, args.lr)
 
     # The loop: the Trainer trains one epoch, then validates, `max_epochs` times.
-    record = RunRecord.start(EXAMPLE, "lightning", args)  # losses and accuracies, for --metrics-out
+    record = RunRecord.start(EXAMPLE, "lightning", args)  # its losses, accuracies and time
     run = claim_run_folders(args, EXAMPLE, "lightning")  # LOG_DIR/EXAMPLE/lightning/version_N
     trainer = L.Trainer(
         max_epochs=args.epochs,
@@ -86,11 +86,10 @@ def main(argv: list[str] | None = None) -> RunRecord:
         log_every_n_steps=1,  # every step's train_loss reaches TensorBoard (default: every 50th)
         enable_progress_bar=not args.no_progress,
         enable_checkpointing=False,  # checkpoints are step 2's lesson
-        callbacks=[RecordMetrics(record)],  # fills the record as the plain loop does by hand
+        callbacks=[RecordMetrics(record)],  # fills the record from what Lightning computed
     )
-    with record.timed():  # the wall time of fit, into the record
-        trainer.fit(model, train_loader, val_loader)
-    return record.finish(args)  # prints the summary, writes --metrics-out
+    trainer.fit(model, train_loader, val_loader)
+    return record.finish(args)  # prints the summary line (shared/run_record.py)
 
 
 if __name__ == "__main__":

@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> RunRecord:
                       args.num_workers)
 
     # The loop, with each extra switched on by one Trainer argument or callback.
-    record = RunRecord.start(EXAMPLE, "lightning", args)  # losses and accuracies, for --metrics-out
+    record = RunRecord.start(EXAMPLE, "lightning", args)  # its losses, accuracies and time
     run = claim_run_folders(args, EXAMPLE, "lightning")  # LOG_DIR/EXAMPLE/lightning/version_N
-    callbacks = [RecordMetrics(record)]  # fills the record as the plain loop does by hand
+    callbacks = [RecordMetrics(record)]  # fills the record from what Lightning computed
     early_stopping = None
     if args.early_stopping_patience:
         early_stopping = EarlyStopping(monitor="val_loss", mode="min",
@@ -121,12 +121,11 @@ def main(argv: list[str] | None = None) -> RunRecord:
     if args.find_batch_size and not args.dry_run:  # replaces 1.x's auto_scale_batch_size=...
         Tuner(trainer).scale_batch_size(model, mode=args.find_batch_size, init_val=args.batch_size)
         print(f"batch-size finder chose {model.batch_size}")
-    with record.timed():  # the wall time of fit, into the record
-        trainer.fit(model)
+    trainer.fit(model)
     if early_stopping and early_stopping.stopping_reason_message:
         print(f"early stopping after epoch {early_stopping.stopped_epoch}: "
               f"{early_stopping.stopping_reason_message}")
-    return record.finish(args)  # prints the summary, writes --metrics-out
+    return record.finish(args)  # prints the summary line (shared/run_record.py)
 
 
 if __name__ == "__main__":

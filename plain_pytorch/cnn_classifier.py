@@ -40,8 +40,8 @@ from shared.run_record import RunRecord, show_predictions
 EXAMPLE = "cnn_classifier"
 
 
-def train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer):
-    """One pass over the training data, with dropout on."""
+def train_one_epoch(model, train_loader, optimizer, device, epoch, args, losses, writer):
+    """One pass over the training data, with dropout on; each loss onto `losses`."""
     model.train()  # dropout on; the Trainer switches modes for you
     bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)  # Lightning's bar
     for batch_idx, (images, labels) in enumerate(bar):
@@ -51,7 +51,7 @@ def train_one_epoch(model, train_loader, optimizer, device, epoch, args, record,
         loss = F.cross_entropy(logits, labels)
         loss.backward()
         optimizer.step()
-        record.train_loss.append(loss.item())  # the loss curve, kept for --metrics-out
+        losses.append(loss.item())
         stop_if_diverged(loss, epoch * len(train_loader) + batch_idx + 1, args.lr)  # nan or inf
         if writer:  # Lightning: self.log("train_loss", loss), every step with log_every_n_steps=1
             step = epoch * len(train_loader) + batch_idx
@@ -120,7 +120,6 @@ def main(argv: list[str] | None = None) -> RunRecord:
     # Optimisation: SGD with momentum; StepLR multiplies the lr by gamma after each epoch.
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=args.lr_step_gamma)
-    hparams = run_flags(args)  # the flags a checkpoint fixes: lr, momentum, seed, ...
 
     # Checkpoints: best.ckpt (lowest val_loss), last.ckpt (every epoch); Lightning: ModelCheckpoint.
     run = claim_run_folders(args, EXAMPLE, "plain")  # DIR/EXAMPLE/plain/version_N, new each run
@@ -130,25 +129,26 @@ def main(argv: list[str] | None = None) -> RunRecord:
         first_epoch = resume(args, model, optimizer, scheduler, checkpoints)
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
-    record = RunRecord.start(EXAMPLE, "plain", args)  # losses and accuracies, for --metrics-out
+    record = RunRecord.start(EXAMPLE, "plain", args)  # its losses, accuracies and time
     writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
-    with record.timed():  # the loop's wall time, into the record
-        for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
-            if ddp:  # DDP: a new order each epoch, else every epoch repeats the first one's
-                train_sampler.set_epoch(epoch)
-            train_one_epoch(trained, train_loader, optimizer, device, epoch, args, record, writer)
-            val_loss, val_accuracy = evaluate(model, val_loader, device, args)
-            step = (epoch + 1) * len(train_loader)  # optimizer steps so far
-            stop_if_diverged(torch.tensor(val_loss), step, args.lr, "val_loss")  # never the best
-            print(record.end_epoch(epoch, val_loss, val_accuracy))
-            if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
-                writer.add_scalar("val_loss", val_loss, step - 1)
-                writer.add_scalar("val_accuracy", val_accuracy, step - 1)
-                writer.add_scalar("epoch", epoch, step - 1)
-            scheduler.step()  # Lightning steps an epoch-interval scheduler after validation
-            if checkpoints:  # after the scheduler's step, so a resumed run starts at the next lr
-                checkpoint = make_checkpoint(epoch, step, model, optimizer, scheduler, hparams)
-                checkpoints.save(checkpoint, val_loss)
+    for epoch in range(first_epoch, 1 if args.dry_run else args.epochs):
+        if ddp:  # DDP: a new order each epoch, else every epoch repeats the first one's
+            train_sampler.set_epoch(epoch)
+        train_one_epoch(trained, train_loader, optimizer, device, epoch, args, record.train_loss,
+                        writer)
+        val_loss, val_accuracy = evaluate(model, val_loader, device, args)
+        step = (epoch + 1) * len(train_loader)  # optimizer steps so far
+        stop_if_diverged(torch.tensor(val_loss), step, args.lr, "val_loss")  # never the best
+        print(record.end_epoch(epoch, val_loss, val_accuracy))
+        if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
+            writer.add_scalar("val_loss", val_loss, step - 1)
+            writer.add_scalar("val_accuracy", val_accuracy, step - 1)
+            writer.add_scalar("epoch", epoch, step - 1)
+        scheduler.step()  # Lightning steps an epoch-interval scheduler after validation
+        if checkpoints:  # after the scheduler's step, so a resumed run starts at the next lr
+            checkpoint = make_checkpoint(epoch, step, model, optimizer, scheduler,
+                                         run_flags(args))  # the flags it fixes: --lr, --seed, ...
+            checkpoints.save(checkpoint, val_loss)
 
     # Test and predict with the best model, rebuilt from its file (Lightning: load_from_checkpoint).
     if checkpoints:
@@ -157,8 +157,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     if args.test:  # Lightning: trainer.test
         test_loss, test_accuracy = evaluate(model, DataLoader(test_set, batch_size=args.batch_size),
                                             device, args)
-        record.test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
-        print(f"test_loss {test_loss:.4f}, test_accuracy {test_accuracy:.4f}")
+        print(record.end_test(test_loss, test_accuracy))
         if writer:  # trainer.test logs to the same TensorBoard run, after the last step
             for tag, value in (("test_loss", test_loss), ("test_accuracy", test_accuracy),
                                ("epoch", args.epochs)):
@@ -170,7 +169,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
         show_predictions(record.predictions, predict_set)
     if writer:
         writer.close()
-    return record.finish(args)  # prints the summary, writes --metrics-out
+    return record.finish(args)  # prints the summary line (shared/run_record.py)
 
 
 if __name__ == "__main__":

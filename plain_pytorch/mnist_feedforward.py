@@ -34,8 +34,8 @@ from shared.run_record import RunRecord
 EXAMPLE = "mnist_feedforward"
 
 
-def train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer):
-    """One pass over the training data: one optimizer step per batch."""
+def train_one_epoch(model, train_loader, optimizer, device, epoch, args, losses, writer):
+    """One pass over the training data: one optimizer step per batch; each loss onto `losses`."""
     model.train()  # training mode; the Trainer switches modes for you
     bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)  # Lightning's bar
     for batch_idx, (images, labels) in enumerate(bar):  # images (B, 1, 28, 28), labels (B,)
@@ -45,7 +45,7 @@ def train_one_epoch(model, train_loader, optimizer, device, epoch, args, record,
         loss = F.cross_entropy(logits, labels)
         loss.backward()
         optimizer.step()
-        record.train_loss.append(loss.item())  # the loss curve, kept for --metrics-out
+        losses.append(loss.item())  # .item(): the loss as a Python float
         if writer:  # Lightning: self.log("train_loss", loss), every step with log_every_n_steps=1
             step = epoch * len(train_loader) + batch_idx
             writer.add_scalar("train_loss", loss.item(), step)
@@ -93,22 +93,22 @@ def main(argv: list[str] | None = None) -> RunRecord:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     # The loop: train one epoch, then validate, `epochs` times (Lightning: trainer.fit).
-    record = RunRecord.start(EXAMPLE, "plain", args)  # losses and accuracies, for --metrics-out
+    record = RunRecord.start(EXAMPLE, "plain", args)  # its losses, accuracies and time
     run = claim_run_folders(args, EXAMPLE, "plain")  # LOG_DIR/EXAMPLE/plain/version_N, new each run
     writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
-    with record.timed():  # the loop's wall time, into the record
-        for epoch in range(1 if args.dry_run else args.epochs):
-            train_one_epoch(model, train_loader, optimizer, device, epoch, args, record, writer)
-            val_loss, val_accuracy = evaluate(model, val_loader, device, args)
-            print(record.end_epoch(epoch, val_loss, val_accuracy))
-            if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
-                step = (epoch + 1) * len(train_loader) - 1
-                writer.add_scalar("val_loss", val_loss, step)
-                writer.add_scalar("val_accuracy", val_accuracy, step)
-                writer.add_scalar("epoch", epoch, step)
+    for epoch in range(1 if args.dry_run else args.epochs):
+        train_one_epoch(model, train_loader, optimizer, device, epoch, args, record.train_loss,
+                        writer)
+        val_loss, val_accuracy = evaluate(model, val_loader, device, args)
+        print(record.end_epoch(epoch, val_loss, val_accuracy))
+        if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
+            step = (epoch + 1) * len(train_loader) - 1
+            writer.add_scalar("val_loss", val_loss, step)
+            writer.add_scalar("val_accuracy", val_accuracy, step)
+            writer.add_scalar("epoch", epoch, step)
     if writer:
         writer.close()
-    return record.finish(args)  # prints the summary, writes --metrics-out
+    return record.finish(args)  # prints the summary line (shared/run_record.py)
 
 
 if __name__ == "__main__":

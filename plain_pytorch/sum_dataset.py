@@ -49,8 +49,8 @@ def training_loss(model, batch, device, precision):
 
 
 def train_one_epoch(model, train_loader, optimizer, scaler, device, epoch, global_step, args,
-                    record, writer):
-    """One pass over the training data; returns the optimizer steps taken so far."""
+                    losses, writer):
+    """One pass over the training data, each loss onto `losses`; returns the steps taken so far."""
     model.train()
     bar = tqdm(train_loader, desc=f"Epoch {epoch}", disable=args.no_progress)
     for batch_idx, batch in enumerate(bar):  # workers, if any, start here and build the batches
@@ -59,7 +59,7 @@ def train_one_epoch(model, train_loader, optimizer, scaler, device, epoch, globa
         loss = training_loss(model, batch, device, args.precision)
         # Divided, so that a window's summed gradients average its batches, as Lightning does.
         scaler.scale(loss / args.accumulate_grad_batches).backward()
-        record.train_loss.append(loss.item())  # the loss curve, kept for --metrics-out
+        losses.append(loss.item())  # each batch's, undivided: Lightning logs that one too
         last_batch = batch_idx + 1 == len(train_loader)  # a short last window steps too
         if (batch_idx + 1) % args.accumulate_grad_batches == 0 or last_batch:
             scaler.unscale_(optimizer)  # 16-mixed: clip the true gradients, not the scaled ones
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
     scaler = grad_scaler(args.precision, device)
 
     # The finders, before training (Lightning: Tuner(trainer)).
+    record = RunRecord.start(EXAMPLE, "plain", args)  # its losses, accuracies and time
     run = claim_run_folders(args, EXAMPLE, "plain")  # LOG_DIR/EXAMPLE/plain/version_N, new each run
     loss_of_batch = partial(training_loss, device=device, precision=args.precision)
     if args.find_lr and not args.dry_run:  # sets the optimizer's lr to the suggestion
@@ -143,25 +144,23 @@ def main(argv: list[str] | None = None) -> RunRecord:
         early_stopping = EarlyStopping(args.early_stopping_patience, args.early_stopping_min_delta)
 
     # The loop: train one epoch, then validate, until `epochs` or early stopping.
-    record = RunRecord.start(EXAMPLE, "plain", args)  # losses and accuracies, for --metrics-out
     writer = SummaryWriter(run.logs) if run.logs else None  # --dry-run writes nothing
     global_step = 0
-    with record.timed():  # the loop's wall time, into the record
-        for epoch in range(1 if args.dry_run else args.epochs):
-            global_step = train_one_epoch(model, train_loader, optimizer, scaler, device, epoch,
-                                          global_step, args, record, writer)
-            val_loss, val_accuracy = evaluate(model, val_loader, device, args)
-            print(record.end_epoch(epoch, val_loss, val_accuracy))
-            if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
-                writer.add_scalar("val_loss", val_loss, global_step - 1)
-                writer.add_scalar("val_accuracy", val_accuracy, global_step - 1)
-                writer.add_scalar("epoch", epoch, global_step - 1)
-            if early_stopping and not args.dry_run and early_stopping.should_stop(val_loss):
-                print(f"early stopping after epoch {epoch}: {early_stopping.reason}")
-                break
+    for epoch in range(1 if args.dry_run else args.epochs):
+        global_step = train_one_epoch(model, train_loader, optimizer, scaler, device, epoch,
+                                      global_step, args, record.train_loss, writer)
+        val_loss, val_accuracy = evaluate(model, val_loader, device, args)
+        print(record.end_epoch(epoch, val_loss, val_accuracy))
+        if writer:  # epoch metrics go to the epoch's last step, as Lightning logs them
+            writer.add_scalar("val_loss", val_loss, global_step - 1)
+            writer.add_scalar("val_accuracy", val_accuracy, global_step - 1)
+            writer.add_scalar("epoch", epoch, global_step - 1)
+        if early_stopping and not args.dry_run and early_stopping.should_stop(val_loss):
+            print(f"early stopping after epoch {epoch}: {early_stopping.reason}")
+            break
     if writer:
         writer.close()
-    return record.finish(args)  # prints the summary, writes --metrics-out
+    return record.finish(args)  # prints the summary line (shared/run_record.py)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Every twin of step 2 goes through here. The plain twin saves with `atomic_save` and resumes
 with `load_checkpoint_checked` (by_hand/checkpointing.py); the Lightning twin's Trainer
 and the Fabric twin's `fabric.save`/`fabric.load` do both through `CheckedCheckpointIO`
-(shared/lightning_callbacks.py), Lightning's own extension point for checkpoint IO. So a kill
+(shared/checkpoint_plugin.py), Lightning's own extension point for checkpoint IO. So a kill
 or a full disk during a save leaves the previous file whole, and a refusal is one line
 (`BadInput`) in every twin.
 """
@@ -19,19 +19,21 @@ from shared.run_end import BadInput
 # What each twin's checkpoint must hold to resume a run exactly where it stopped. The Fabric
 # twin saves what the plain twin saves, and says so under "twin", so each twin resumes its own.
 NEEDED = {
-    "plain": ("model", "optimizer", "scheduler", "rng_states", "epoch", "global_step"),
-    "fabric": ("model", "optimizer", "scheduler", "rng_states", "epoch", "global_step", "twin"),
+    "plain": ("model", "optimizer", "scheduler", "rng_states", "epoch", "global_step", "run_flags"),
+    "fabric": ("model", "optimizer", "scheduler", "rng_states", "epoch", "global_step", "run_flags",
+               "twin"),
     "lightning": ("state_dict", "optimizer_states", "lr_schedulers", "loops", "epoch",
-                  "global_step", "rng_states"),
+                  "global_step", "rng_states", "run_flags"),
 }
 WROTE_IT = "pass a last.ckpt or best.ckpt that --checkpoint-dir wrote"
 # The flags a checkpoint fixes: resuming with another value of one of them would not continue
-# that run. Both twins save them as the checkpoint's "hyper_parameters".
+# that run. Every twin saves them under the checkpoint's "run_flags": the plain twin in its
+# `make_checkpoint`, the Lightning and Fabric twins through their checkpoint plugin.
 FIXED_BY_CHECKPOINT = ("lr", "momentum", "lr_step_gamma", "batch_size", "seed", "dataset")
 
 
 def run_flags(args: argparse.Namespace) -> dict:
-    """The flags of this run that a checkpoint fixes, to save in it as its hyperparameters."""
+    """The flags of this run that a checkpoint fixes, to save in it under "run_flags"."""
     return {flag: getattr(args, flag) for flag in FIXED_BY_CHECKPOINT}
 
 
@@ -57,16 +59,15 @@ def atomic_save(path: str | Path, checkpoint: dict) -> None:
 
 def load_checkpoint_checked(path: str | Path, twin: str, model: torch.nn.Module,
                             args: argparse.Namespace) -> dict:
-    """Load `path` for `twin` ("plain", "fabric" or "lightning"), whose weights must fit `model`;
-    refuse, in one line, what cannot resume this run.
+    """Load `path` for `twin` ("plain", "fabric" or "lightning"); refuse what cannot resume.
 
     Refused in one line: a file that does not load with `weights_only=True` (it could run code,
     or is no checkpoint), another twin's checkpoint, one that lacks what resuming needs or
     holds it in the wrong shape (the optimizer's state, the random generators'), one whose
-    weights do not fit `model`, one trained with other values of the flags it fixes, and one
-    that already ends at `--epochs` (nothing would be left to train).
+    weights do not fit `model`, one trained with other values of the flags it fixes (its
+    "run_flags"), and one that already ends at `--epochs` (nothing would be left to train).
     """
-    try:  # weights_only: tensors and plain data only, so a checkpoint cannot run code while loading
+    try:  # weights_only: tensors and plain data only, so a checkpoint cannot run code as it loads
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise BadInput(f"--resume {path}: not a checkpoint that loads safely "
@@ -75,8 +76,8 @@ def load_checkpoint_checked(path: str | Path, twin: str, model: torch.nn.Module,
         raise BadInput(f"--resume {path}: holds no checkpoint; {WROTE_IT}")
     writer = written_by(checkpoint)
     if writer and writer != twin:
-        raise BadInput(f"--resume {path}: a {writer} twin's checkpoint; resume it with the "
-                       f"{writer} twin")
+        raise BadInput(f"--resume {path}: a {writer} twin's checkpoint; "
+                       f"resume it with the {writer} twin")
     missing = [key for key in NEEDED[twin] if key not in checkpoint]
     if missing:  # else a KeyError mid-resume, or (Lightning) a resume without the random state
         raise BadInput(f"--resume {path}: lacks {', '.join(missing)}, which resuming needs; "
@@ -84,7 +85,7 @@ def load_checkpoint_checked(path: str | Path, twin: str, model: torch.nn.Module,
     wrong = _wrong_contents(checkpoint, twin, model)
     if wrong:
         raise BadInput(f"--resume {path}: {wrong}, so it cannot resume a run; {WROTE_IT}")
-    for flag, saved in checkpoint.get("hyper_parameters", {}).items():
+    for flag, saved in checkpoint["run_flags"].items():
         if flag in FIXED_BY_CHECKPOINT and getattr(args, flag) != saved:
             name = "--" + flag.replace("_", "-")
             raise BadInput(f"{name} {getattr(args, flag)}: {path} was trained with {name} {saved}, "
@@ -92,14 +93,13 @@ def load_checkpoint_checked(path: str | Path, twin: str, model: torch.nn.Module,
                            "run without --resume")
     done = checkpoint["epoch"] + 1  # epoch: the last one finished, from 0
     if args.epochs <= done:  # else the twins would silently train nothing
-        raise BadInput(f"--epochs: {path} ends after epoch {done} already; pass --epochs above "
-                       f"{done} to train on")
+        raise BadInput(f"--epochs: {path} ends after epoch {done} already; "
+                       f"pass --epochs above {done} to train on")
     return checkpoint
 
 
 def written_by(checkpoint: dict) -> str | None:
-    """Which twin saved `checkpoint`, as far as its keys tell: "plain", "fabric", "lightning",
-    or None."""
+    """Which twin saved `checkpoint`, as its keys tell: "plain", "fabric", "lightning" or None."""
     if "state_dict" in checkpoint:
         return "lightning"
     if "model" in checkpoint:
@@ -108,27 +108,28 @@ def written_by(checkpoint: dict) -> str | None:
 
 
 def _wrong_contents(checkpoint: dict, twin: str, model: torch.nn.Module) -> str | None:
-    """What is wrong with a checkpoint that has the right keys but holds the wrong things;
-    None if nothing is."""
+    """What is wrong with a checkpoint that has the right keys but the wrong contents, or None."""
     for key in ("epoch", "global_step"):
         if type(checkpoint[key]) is not int or checkpoint[key] < 0:
             return f"its {key} is {checkpoint[key]!r}, not a count"
     weights = checkpoint[NEEDED[twin][0]]
-    tensors = isinstance(weights, dict) and all(isinstance(value, torch.Tensor)
-                                                for value in weights.values())
-    if not tensors:
+    if not isinstance(weights, dict) or not all(isinstance(value, torch.Tensor)
+                                                for value in weights.values()):
         return "its weights are not a dictionary of tensors"
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     if {key: tuple(value.shape) for key, value in weights.items()} != expected:
-        return ("its weights do not fit this model (another example, or other "
-                "--hidden-size/--num-features?)")
+        return ("its weights do not fit this model "
+                "(another example, or other --hidden-size/--num-features?)")
+    if not isinstance(checkpoint["run_flags"], dict):
+        return "its run_flags are not a dictionary of flags"
     lightning = twin == "lightning"
     optimizers = checkpoint["optimizer_states"] if lightning else [checkpoint["optimizer"]]
     for state in optimizers if isinstance(optimizers, list) and optimizers else [None]:
         groups = state.get("param_groups") if isinstance(state, dict) else None
         if not groups or not isinstance(state.get("state"), dict):
             return "its optimizer state has no parameter groups"
-        if sum(len(group.get("params", ())) for group in groups) != len(list(model.parameters())):
+        if (sum(len(group.get("params", ())) for group in groups)
+                != len(list(model.parameters()))):
             return "its optimizer state is for another number of parameters"
     states = checkpoint.get("rng_states", {"torch": torch.ByteTensor(), "python": (), "numpy": []})
     if not (isinstance(states, dict) and isinstance(states.get("torch"), torch.Tensor)

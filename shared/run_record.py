@@ -1,24 +1,35 @@
-"""The record of one run, filled the same way by every twin and written as JSON.
+"""The record of one run: what every twin measures, prints and, with `--metrics-out`, writes.
 
-Schema (`--metrics-out PATH`), identical for both implementations:
-    {"example": str, "implementation": "plain" | "lightning", "config": {flag: value},
+A twin makes its record with `RunRecord.start` just before training (a Lightning twin: just
+before its Trainer, which gets the record's callback, shared/lightning_callbacks.py), hands
+`record.train_loss` to its loop as a plain list of losses, prints each epoch's line through
+`end_epoch`, and ends `main()` with `finish`, which prints the summary line and writes the
+record. The twins' numbers are compared through it: tests/test_parity.py and `python -m
+tools.compare` run the twins with `--metrics-out` and assert the records equal, bit for bit.
+
+`--metrics-out PATH` writes the record as JSON, one schema for every twin:
+    {"example": str, "implementation": "plain" | "fabric" | "lightning", "config": {flag: value},
      "train_loss": [float per optimizer step], "val_loss": [float per epoch],
      "val_accuracy": [float per epoch], "seconds": float,
      "test": {"test_loss": float, "test_accuracy": float} or null, "predictions": [int] or null}
 With --accumulate-grad-batches K > 1, "train_loss" has one float per batch (K per step),
 each the loss of that batch as training_step logged it.
+"seconds" is the record's own clock: the wall time from `start` to `finish`. Every twin starts
+its record just before training (after its data and model are built) and finishes it last, so
+"seconds" covers training and validation (a Lightning twin's: all of `trainer.fit`, with its
+sanity check, and in step 2 the DataModule's loading), step 3's finders and step 2's test and
+predict. A run stopped early (a nan loss, Ctrl-C) is written with the steps and time it had.
 Floats are written with Python's shortest round-trip repr, so a float32 loss read back
 from the JSON is the same number, bit for bit. Standard JSON has no NaN or Infinity, so a
 loss that diverged is written as null. What the twins print about a run (each epoch's line,
-the summary, the predictions beside the true labels) is here too, so both print the same.
+the test line, the summary, the predictions beside the true labels) is here too, so all
+three print the same.
 """
 
 import argparse
-import contextlib
 import json
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,9 +47,12 @@ class RunRecord:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
-    seconds: float = 0.0  # wall time of the training + validation loop (for Lightning: trainer.fit)
+    seconds: float = 0.0  # from start() to finish(): see the module's docstring
     test: dict | None = None  # --test: {"test_loss": float, "test_accuracy": float}
-    predictions: list[int] | None = None  # --predict N: the predicted labels of the first N test samples
+    predictions: list[int] | None = None  # --predict N: the labels predicted for N test samples
+
+    def __post_init__(self) -> None:
+        self._started = time.perf_counter()  # the record's clock (not a field: not in the JSON)
 
     @classmethod
     def start(cls, example: str, implementation: str, args: argparse.Namespace) -> "RunRecord":
@@ -46,32 +60,33 @@ class RunRecord:
         when_stopped(lambda: record.write(args))  # a run that stops early keeps its steps
         return record
 
-    @contextlib.contextmanager
-    def timed(self) -> Iterator[None]:
-        """Time what runs inside `with record.timed():` (the training loop, or trainer.fit) into `seconds`."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds = time.perf_counter() - start
-
     def end_epoch(self, epoch: int, val_loss: float, val_accuracy: float) -> str:
         """Keep one epoch's validation metrics; return the line every twin prints for it."""
         self.val_loss.append(val_loss)
         self.val_accuracy.append(val_accuracy)
         return f"epoch {epoch}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}"
 
+    def end_test(self, test_loss: float, test_accuracy: float) -> str:
+        """Keep step 2's test results; return the line the plain and Fabric twins print for them."""
+        self.test = {"test_loss": test_loss, "test_accuracy": test_accuracy}
+        return f"test_loss {test_loss:.4f}, test_accuracy {test_accuracy:.4f}"
+
     def summary(self) -> str:
         """One line for the terminal: what a learner wants to see at the end of a run."""
         if not self.val_loss:
             return f"{self.implementation}: {len(self.train_loss)} steps, no validation"
         return (
-            f"{self.implementation}: {len(self.train_loss)} steps, last train_loss {self.train_loss[-1]:.4f}, "
-            f"val_loss {self.val_loss[-1]:.4f}, val_accuracy {self.val_accuracy[-1]:.4f}, {self.seconds:.1f} s"
+            f"{self.implementation}: {len(self.train_loss)} steps, "
+            f"last train_loss {self.train_loss[-1]:.4f}, val_loss {self.val_loss[-1]:.4f}, "
+            f"val_accuracy {self.val_accuracy[-1]:.4f}, {self.seconds:.1f} s"
         )
 
     def finish(self, args: argparse.Namespace) -> "RunRecord":
-        """The end of every twin's main(): print the summary line, write `--metrics-out` (DDP: rank 0 only)."""
+        """The end of every twin's main(): stop the clock, print the summary, write the record.
+
+        The summary is printed and `--metrics-out` written by DDP's rank 0 only.
+        """
+        self.seconds = time.perf_counter() - self._started
         if global_rank() == 0:
             print(self.summary())
         self.write(args)
@@ -81,12 +96,15 @@ class RunRecord:
         """Write the JSON to `--metrics-out`, unless there is none or this is a `--dry-run`."""
         if not args.metrics_out or args.dry_run or global_rank() > 0:  # DDP: rank 0 writes it
             return
+        self.seconds = self.seconds or time.perf_counter() - self._started  # stopped early: so far
         path = Path(args.metrics_out)
+        text = json.dumps(_finite_or_null(asdict(self)), indent=1, allow_nan=False) + "\n"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(_finite_or_null(asdict(self)), indent=1, allow_nan=False) + "\n")
+            path.write_text(text)
         except OSError as error:
-            raise BadInput(f"cannot write --metrics-out {path}: {error.strerror or error}; pick a writable path") from None
+            raise BadInput(f"cannot write --metrics-out {path}: {error.strerror or error}; "
+                           "pick a writable path") from None
 
 
 def _finite_or_null(value):
@@ -101,7 +119,8 @@ def _finite_or_null(value):
 
 
 def show_predictions(predictions: list[int], dataset: Dataset) -> None:
-    """Print each predicted label beside the true one, as every twin of step 2 does for `--predict N`."""
+    """Print each predicted label beside the true one, as each twin of step 2 does for --predict."""
     print("sample  predicted  true")
     for index, (predicted, (_, label)) in enumerate(zip(predictions, dataset)):
-        print(f"{index:6}  {predicted:9}  {int(label):4}{'' if predicted == int(label) else '  <- wrong'}")
+        mark = "" if predicted == int(label) else "  <- wrong"
+        print(f"{index:6}  {predicted:9}  {int(label):4}{mark}")
