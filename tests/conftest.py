@@ -41,6 +41,25 @@ def run_all(example: str, argv: list[str]) -> list:
     return [twin(package, example).main(argv) for package in PACKAGES]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="run the full suite: the tests marked slow too (full size, DDP, kills, stress, "
+                          "lessons, browser, benchmark, main job)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Plain `pytest` is the quick tier: the tests marked slow are deselected, not skipped.
+
+    `--full` keeps them all; so does `-m`, which then selects by its own expression (`-m slow`).
+    """
+    if config.getoption("--full") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """A folder holding MNIST/raw/ with at least the two real t10k files: the repository's data/."""

@@ -7,10 +7,13 @@ this only shows that every row works and that the ratios are computed against th
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 from tools.benchmark import MEASURES, PLAIN_EXTRAS_OFF
 
 
+@pytest.mark.slow
 def test_benchmark_prints_every_measure_with_its_ratios(mnist_dir, tmp_path):
     """One rep on 200 images: a row per measure, the floor at 1.00x itself, the plain twin at 1.00x plain."""
     done = subprocess.run([sys.executable, "-m", "tools.benchmark", "--data-dir", str(mnist_dir), "--dataset", "mnist",
@@ -37,6 +40,7 @@ def test_benchmark_and_accuracy_refuse_bad_input_in_one_line(tmp_path):
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, flags
 
 
+@pytest.mark.slow
 def test_accuracy_table_trains_the_three_twins_and_they_agree(mnist_dir, tmp_path):
     """`python -m tools.accuracy` (the Fashion-MNIST table of docs/costs.md), on 200 images: the three twins' test accuracy, identical."""
     done = subprocess.run([sys.executable, "-m", "tools.accuracy", "--data-dir", str(mnist_dir), "--dataset", "mnist",
@@ -55,6 +59,7 @@ def test_docs_cost_table_has_every_measure_of_both_models():
     assert missing == []
 
 
+@pytest.mark.slow
 def test_benchmark_measures_on_request_the_plain_twins_own_extras_and_the_cnns_barebones_row(mnist_dir, tmp_path):
     """`--measures` adds the plain twin without TensorBoard and without its bar (floor and plain always come first);
     and the CNN's `barebones=True` row runs: barebones forbids self.log, and step 2's nan check reads val_loss at the

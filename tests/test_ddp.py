@@ -56,6 +56,7 @@ def ddp_runs(mnist_dir, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_ddp_twins_give_the_same_losses_bit_for_bit(ddp_runs):
     """On 2 processes with dropout, over 2 epochs: rank 0's per-step losses and the reduced epoch metrics are equal."""
     plain, fabric, lightning = records(ddp_runs)
@@ -67,6 +68,7 @@ def test_ddp_twins_give_the_same_losses_bit_for_bit(ddp_runs):
         assert [p.name for p in (ddp_runs / "runs/cnn_classifier" / name).iterdir()] == ["version_0"]
 
 
+@pytest.mark.slow
 def test_ddp_matches_one_process_taking_the_whole_global_batch(ddp_runs, mnist_dir):
     """One process that takes both processes' batches at each step reaches the same losses, within a tolerance.
 
@@ -115,6 +117,7 @@ def test_ddp_matches_one_process_taking_the_whole_global_batch(ddp_runs, mnist_d
     assert len(losses) == len(plain["train_loss"]) and largest <= 1e-5, largest
 
 
+@pytest.mark.slow
 def test_ddp_checkpoints_resume_on_one_process(ddp_runs, mnist_dir):
     """Each twin's last.ckpt written by 2 processes resumes in 1 process, and the twins go on alike."""
     for package, name in FOLDERS.items():
@@ -128,6 +131,7 @@ def test_ddp_checkpoints_resume_on_one_process(ddp_runs, mnist_dir):
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
 
 
+@pytest.mark.slow
 def test_one_process_checkpoints_resume_on_two(mnist_dir, tmp_path):
     """Each twin's last.ckpt written by 1 process resumes on 2 processes, and the twins go on alike.
 
@@ -163,6 +167,7 @@ def _check_one_diverged_loss(rank: int, store: str, outcomes: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_a_loss_that_diverges_in_one_process_stops_every_process(tmp_path):
     """Only rank 1's loss is nan: rank 0 stops at the same step too, instead of waiting in its next all-reduce."""
     torch.multiprocessing.spawn(_check_one_diverged_loss, args=(str(tmp_path / "store"), str(tmp_path / "outcome")),
@@ -172,6 +177,7 @@ def test_a_loss_that_diverges_in_one_process_stops_every_process(tmp_path):
     assert rank_0.startswith("train_loss is not finite in another process at step 3:")
 
 
+@pytest.mark.slow
 def test_both_twins_on_two_processes_stop_at_the_same_step_when_the_loss_diverges(mnist_dir, tmp_path):
     """At --lr 1e6 on 2 processes: every twin stops after the same step, with one error line each, records alike."""
     runs = []

@@ -158,6 +158,7 @@ def runs(mnist_dir) -> dict[str, tuple[nbformat.NotebookNode, int]]:
             os.environ["MNIST_DATA_DIR"] = saved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_runs_offline_and_shows_each_plot_once_with_lightning_quiet(lesson, runs):
     """The lesson runs without an error (its own asserts included); lessons 2-6 draw, each plot once; no Lightning
@@ -171,6 +172,7 @@ def test_lesson_runs_offline_and_shows_each_plot_once_with_lightning_quiet(lesso
     assert [banner for banner in BANNERS if banner in text] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lesson", list(MISTAKES))
 def test_exercises_fail_when_empty_pass_with_the_solution_and_name_the_fix_of_a_mistake(lesson, runs):
     """At least two exercises, each an empty cell followed by its check and with a worked solution. As committed each
@@ -198,6 +200,7 @@ def pages(runs, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_the_index_lists_the_ladder_then_every_lesson_in_order(pages):
     """index.html names the three steps first, then links the eight lesson pages in reading order."""
     index = (pages / "index.html").read_text()
@@ -205,6 +208,7 @@ def test_the_index_lists_the_ladder_then_every_lesson_in_order(pages):
     assert links == LESSONS and index.index("Step 3") < index.index(LESSONS[0])
 
 
+@pytest.mark.slow
 def test_every_link_inside_the_site_resolves(pages):
     """Every href and src of every page names a file that exists (a page, a plot, a file of the repository) and,
     after a #, an id on that page."""
@@ -219,6 +223,7 @@ def test_every_link_inside_the_site_resolves(pages):
                 assert anchor in map(html.unescape, re.findall(r'id="([^"]+)"', linked.read_text())), (page.name, target)
 
 
+@pytest.mark.slow
 def test_every_lesson_page_renders_with_its_cells_and_plots(pages, runs, browser):
     """Chromium shows each lesson page with its title, its code and output cells, and one <img> per plot."""
     for lesson in LESSONS:
@@ -231,6 +236,7 @@ def test_every_lesson_page_renders_with_its_cells_and_plots(pages, runs, browser
         assert dom.count('class="cell border-box-sizing code_cell') == sum(c.cell_type == "code" for c in shown)
 
 
+@pytest.mark.slow
 def test_every_plot_is_an_image_that_loads_in_the_browser(pages, browser):
     """Each <img> of the lesson pages, loaded by Chromium, is a picture with a width: none is broken."""
     sources = sorted({src for page in pages.glob("0*.html") for src in re.findall(r'<img [^>]*src="([^"]+)"', page.read_text())})
@@ -245,6 +251,7 @@ def test_every_plot_is_an_image_that_loads_in_the_browser(pages, browser):
     assert len(widths) == len(sources) and all(width.isdigit() and int(width) > 100 for width in widths), widths
 
 
+@pytest.mark.slow
 def test_the_command_runs_the_lessons_into_pages_listed_in_the_index(tmp_path, monkeypatch):
     """`python -m tools.reader --out DIR --lessons` runs each lesson and writes its page and plot, listed in the index
     after the ladder (here one small lesson of two cells; the eight real ones are the `pages` fixture's)."""
@@ -263,6 +270,7 @@ def test_the_command_runs_the_lessons_into_pages_listed_in_the_index(tmp_path, m
     assert "length 1.414" in page and "<img " in page and (tmp_path / "site" / "09_a_small_lesson_1_1.png").exists()
 
 
+@pytest.mark.slow
 def test_a_lesson_that_fails_is_one_line_status_2_and_writes_nothing(tmp_path, monkeypatch, capsys):
     """A lesson that stops with an error: one line naming the lesson and the error, exit status 2, no folder."""
     broken = tmp_path / "09_broken.ipynb"

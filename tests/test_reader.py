@@ -63,6 +63,7 @@ def cells(dom: str) -> Cells:
     return parser
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", PAIRS, ids="-".join)
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.example)
 def test_pair_page_shows_both_files_whole_in_the_browser(step, pair, browser, site):
@@ -75,6 +76,7 @@ def test_pair_page_shows_both_files_whole_in_the_browser(step, pair, browser, si
         assert found.columns[package] == dict(enumerate(lines, 1))  # each one whole, as in the file
 
 
+@pytest.mark.slow
 def test_sections_line_up_the_loop_with_training_step(browser, site):
     """The hand-written loop and training_step, evaluate and validation_step, stand in the same sections."""
     found = cells(rendered_dom(site / "mnist_feedforward.html"))
@@ -87,6 +89,7 @@ def test_sections_line_up_the_loop_with_training_step(browser, site):
     assert section("plain_pytorch", "def main") == section("lightning_version", "def main") == "main"
 
 
+@pytest.mark.slow
 def test_index_lists_the_steps_in_order_with_their_code_lines(browser, site):
     """The index names the three steps in ladder order, each of the nine files with its code-line count as counted now."""
     dom = rendered_dom(site / "index.html")
@@ -98,6 +101,7 @@ def test_index_lists_the_steps_in_order_with_their_code_lines(browser, site):
             assert f"<code>{path}</code> {code_lines(path)}" in dom
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["index"] + [step.example for step in STEPS])
 def test_page_is_not_blank_on_screen(name, browser, site, tmp_path):
     """A screenshot of the index and of each step's first page shows text in colour, not an empty window.
@@ -165,6 +169,7 @@ def test_every_link_inside_the_site_resolves_and_each_step_links_its_three_pages
             assert {f'href="{other}"' in (site / name).read_text() for other in names - {name}} == {True}
 
 
+@pytest.mark.slow
 def test_the_first_screen_shows_code_the_docstrings_folded(browser, site):
     """The files' docstrings sit in a closed <details>, so the first section on screen is code (the imports)."""
     dom = rendered_dom(site / "mnist_feedforward.html")

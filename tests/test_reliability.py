@@ -63,6 +63,7 @@ def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir,
     assert same_weights(last[0], last[1]) and same_weights(last[0], last[2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
 def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(package, mnist_dir, tmp_path):
     """SIGKILL partway through epoch 1 of 3, then --resume last.ckpt: the final weights equal an uninterrupted run's."""
@@ -87,6 +88,7 @@ def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(
     assert same_weights(network_weights(final), network_weights(expected))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_dir, tmp_path):
     """SIGINT or SIGTERM mid-epoch: Lightning's one line, exit status 1, no traceback, last.ckpt whole, the steps kept.
@@ -115,6 +117,7 @@ def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_
     assert plain["train_loss"][:shared_steps] == fabric["train_loss"][:shared_steps] == lightning["train_loss"][:shared_steps]
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_keep_their_own_logs_and_checkpoints(mnist_dir, tmp_path):
     """Two runs of each twin started at once, into the same folders: version_0 and version_1, each whole."""
     flags = [*SLICE, "--limit-train", "256", "--data-dir", str(mnist_dir), "--epochs", "2", "--log-dir", "runs",
@@ -156,6 +159,7 @@ def test_the_lightning_and_fabric_twins_error_in_one_line_even_after_lightning_s
     assert "Seed set to 42" in out  # Lightning's INFO lines went to stdout, beside the plain twin's prints
 
 
+@pytest.mark.slow
 def test_a_nan_validation_loss_stops_every_twin_before_any_checkpoint(mnist_dir, tmp_path):
     """A val_loss that turns nan after the last training step is handled as a nan train_loss: stop, keep, never save."""
     records = {}
@@ -230,6 +234,7 @@ def test_a_folder_name_that_is_not_utf8_is_refused_in_one_line(package, tmp_path
     assert done.returncode == 2 and done.stderr.count(b"\n") == 1 and b"is not valid UTF-8" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
 def test_output_piped_into_head_ends_in_one_line(package, tmp_path):
     """`... | head -1`: head stops reading; the run stops with one line on stderr and status 1, no BrokenPipeError."""
@@ -270,6 +275,7 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_t
     assert sorted(path.name for path in folder.iterdir()) == ["best.ckpt", "last.ckpt"]  # no .part file left
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
 def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_empty(package, mnist_dir, tmp_path):
     """Checkpoints on /dev/shm (a tmpfs), $TMPDIR on disk: SIGKILL at three moments of a run that saves 2 files a step.

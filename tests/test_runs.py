@@ -69,6 +69,7 @@ def test_a_diverged_run_stops_at_the_same_step_in_every_twin_and_keeps_its_steps
     assert fabric["val_loss"] == lightning["val_loss"] == []
 
 
+@pytest.mark.slow
 def test_main_job_prints_the_table(mnist_dir, tmp_path):
     """`python -m tools.compare` runs all nine files and prints one row per example, all identical."""
     flags = ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "200", "--limit-val", "100", "--num-samples", "200"]

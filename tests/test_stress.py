@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_runs_under_load_in_other_folders_with_other_arguments_and_environments_agree_bit_for_bit(tmp_path):
     """Two runs of each of the three twins of step 3 (clipping on), with the CPU kept busy and each run's folder, argument length
     and environment size its own: every per-step loss equal to the first run's. The long form runs 20 of each."""
