@@ -28,7 +28,8 @@ if str(REPO) not in sys.path:  # so `import shared` works however pytest is star
 
 EXAMPLES = ["mnist_feedforward", "cnn_classifier", "sum_dataset"]
 PACKAGES = ["plain_pytorch", "fabric_version", "lightning_version"]  # by hand, Fabric, Trainer
-FOLDERS = {"plain_pytorch": "plain", "fabric_version": "fabric", "lightning_version": "lightning"}  # runs/EXAMPLE/...
+# runs/EXAMPLE/...
+FOLDERS = {"plain_pytorch": "plain", "fabric_version": "fabric", "lightning_version": "lightning"}
 
 
 def twin(package: str, example: str):
@@ -37,7 +38,8 @@ def twin(package: str, example: str):
 
 
 def run_all(example: str, argv: list[str]) -> list:
-    """The three twins of `example` run on the same flags, one after the other: [plain, fabric, lightning]."""
+    """The three twins of `example` run on the same flags, one after the other: [plain, fabric,
+    lightning]."""
     return [twin(package, example).main(argv) for package in PACKAGES]
 
 
@@ -65,7 +67,8 @@ def mnist_dir() -> Path:
     """A folder holding MNIST/raw/ with at least the two real t10k files: the repository's data/."""
     folder = Path(os.environ.get("MNIST_DATA_DIR", REPO / "data")).resolve()
     raw = folder / "MNIST" / "raw"
-    if any((raw / name).is_file() for name in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")):
+    if any((raw / name).is_file() for name in ("t10k-images-idx3-ubyte.gz",
+                                               "t10k-images-idx3-ubyte")):
         return folder
     pytest.fail(f"real MNIST t10k files not found in {raw}; the repository ships them in data/MNIST/raw/ "
                 "(git checkout data), or set MNIST_DATA_DIR to a folder holding MNIST/raw/")
@@ -92,7 +95,8 @@ def write_idx(path: Path, data: torch.Tensor) -> Path:
     return path
 
 
-def fake_split(raw_dir: Path, prefix: str, count: int, seed: int, gz: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def fake_split(raw_dir: Path, prefix: str, count: int, seed: int,
+               gz: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Write `count` random 28x28 images and labels as `prefix`-images/labels IDX files."""
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (count, 28, 28), generator=generator, dtype=torch.uint8)
@@ -105,7 +109,8 @@ def fake_split(raw_dir: Path, prefix: str, count: int, seed: int, gz: bool = Tru
 
 @pytest.fixture(autouse=True, scope="session")
 def blas_workspace_reserved():
-    """As every twin's `__main__` does (shared/blas.py): the tests call `main()` directly, on a machine that may be busy."""
+    """As every twin's `__main__` does (shared/blas.py): the tests call `main()` directly, on a
+    machine that may be busy."""
     from shared.blas import reserve_blas_workspace
 
     reserve_blas_workspace()
@@ -113,7 +118,8 @@ def blas_workspace_reserved():
 
 @pytest.fixture(autouse=True)
 def run_in_tmp_path(tmp_path, monkeypatch):
-    """Every test runs in its own empty folder, so default outputs (runs/, checkpoints) land there."""
+    """Every test runs in its own empty folder, so default outputs (runs/, checkpoints) land there.
+    """
     monkeypatch.chdir(tmp_path)
 
 
@@ -124,12 +130,12 @@ LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "
 def no_launcher_variables_left_behind():
     """Each test leaves the DDP launcher's variables as it found them.
 
-    Lightning's launcher sets MASTER_ADDR, MASTER_PORT, NODE_RANK and LOCAL_RANK in the process that starts
-    the others, and leaves them set: tests/test_lightning_1x.py fits a Trainer(strategy="ddp") on one device in
-    the test process. A Trainer started later by that process, or by a child of it such as a lesson's kernel,
-    then takes itself for a process that another launcher started, and waits for the rest (in the full suite,
-    lesson 3's two-process cell waited so).
-    """
+    Lightning's launcher sets MASTER_ADDR, MASTER_PORT, NODE_RANK and LOCAL_RANK in the process
+    that starts the others, and leaves them set: tests/test_lightning_1x.py fits a
+    Trainer(strategy="ddp") on one device in the test process. A Trainer started later by that
+    process, or by a child of it such as a lesson's kernel, then takes itself for a process that
+    another launcher started, and waits for the rest (in the full suite, lesson 3's two-process
+    cell waited so)."""
     before = {name: os.environ.get(name) for name in LAUNCHER_VARIABLES}
     yield
     for name, value in before.items():
@@ -141,7 +147,8 @@ def no_launcher_variables_left_behind():
 
 @pytest.fixture(scope="module")
 def browser() -> str:
-    """Headless Chromium, for the pages' tests: required on CI, skipped (and said so) on a machine without it."""
+    """Headless Chromium, for the pages' tests: required on CI, skipped (and said so) on a
+    machine without it."""
     from tools.reader import chromium
 
     path = chromium()

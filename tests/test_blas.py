@@ -1,4 +1,5 @@
-"""The busy-machine difference, found and removed: MKL's fallback when its workspace malloc fails, and the reserve."""
+"""The busy-machine difference, found and removed: MKL's fallback when its workspace malloc
+fails, and the reserve."""
 
 import re
 import subprocess
@@ -6,8 +7,10 @@ import sys
 
 
 def test_a_refused_workspace_changes_the_bits_and_the_reserved_workspace_keeps_them():
-    """Without shared/blas.py's reserve, refusing MKL's workspace mallocs changes products' last bits; with it, none."""
-    done = subprocess.run([sys.executable, "-m", "tools.blas_repro", "--reps", "1"], capture_output=True, text=True,
+    """Without shared/blas.py's reserve, refusing MKL's workspace mallocs changes products' last
+    bits; with it, none."""
+    done = subprocess.run([sys.executable, "-m", "tools.blas_repro", "--reps", "1"],
+                          capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     alone = re.search(r"as torch alone does it: (\d+) of 12 products differ", done.stdout)
@@ -16,7 +19,8 @@ def test_a_refused_workspace_changes_the_bits_and_the_reserved_workspace_keeps_t
 
 
 def test_every_twin_reserves_the_workspace_before_main():
-    """`exit_on_bad_input`, which every twin's `__main__` runs, reserves it before the twin's first product."""
+    """`exit_on_bad_input`, which every twin's `__main__` runs, reserves it before the twin's
+    first product."""
     code = ("import shared.blas\nfrom shared.exits import exit_on_bad_input\nassert not shared.blas._reserved\n"
             "with exit_on_bad_input():\n    print('reserved' if shared.blas._reserved else 'not reserved')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)

@@ -35,8 +35,10 @@ BAD_VALUES = [
 TOO_LARGE = {
     "mnist_feedforward": [["--hidden-size", str(10**12)]],
     "cnn_classifier": [["--lr-step-gamma", "1e308"], ["--lr-step-gamma", "1e30", "--epochs", "3"],
-                       ["--lr-step-gamma", "1e30", "--epochs", "1000"]],  # 1e30 ** 999 would overflow a Python float
-    "sum_dataset": [["--hidden-size", str(10**12)], ["--num-features", str(10**12)], ["--num-samples", str(10**12)],
+                       # 1e30 ** 999 would overflow a Python float
+                       ["--lr-step-gamma", "1e30", "--epochs", "1000"]],
+    "sum_dataset": [["--hidden-size", str(10**12)], ["--num-features", str(10**12)],
+                    ["--num-samples", str(10**12)],
                     ["--num-workers", str(10**9)]],
 }
 
@@ -54,10 +56,12 @@ def test_bad_value_exits_2_with_one_line(example, package, bad, capsys):
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-@pytest.mark.parametrize("example, bad", [(example, bad) for example, cases in TOO_LARGE.items() for bad in cases],
+@pytest.mark.parametrize("example, bad", [(example, bad) for example, cases in TOO_LARGE.items()
+                                          for bad in cases],
                          ids=lambda value: " ".join(value) if isinstance(value, list) else value)
 def test_a_size_too_large_is_refused_at_its_flag(example, bad, package, capsys):
-    """Each of these used to end in a traceback (or try to start 10**9 workers); now one line names the flag."""
+    """Each of these used to end in a traceback (or try to start 10**9 workers); now one line
+    names the flag."""
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
         twin(package, example).main(bad)
     err = capsys.readouterr().err
@@ -65,10 +69,12 @@ def test_a_size_too_large_is_refused_at_its_flag(example, bad, package, capsys):
 
 
 def test_running_out_of_memory_is_one_line_naming_the_size_flags(capsys):
-    """Sizes within the bounds can still exceed this machine's memory: one line, not the allocator's traceback."""
+    """Sizes within the bounds can still exceed this machine's memory: one line, not the
+    allocator's traceback."""
 
     def allocation_fails():
-        torch.empty(2**62, dtype=torch.uint8)  # what a too-large layer or dataset asks the allocator for
+        # what a too-large layer or dataset asks the allocator for
+        torch.empty(2**62, dtype=torch.uint8)
 
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
         allocation_fails()
@@ -77,15 +83,19 @@ def test_running_out_of_memory_is_one_line_naming_the_size_flags(capsys):
 
 
 def test_other_runtime_errors_keep_their_traceback():
-    """Only the allocator's failure is turned into a line; a real bug still shows where it happened."""
+    """Only the allocator's failure is turned into a line; a real bug still shows where it happened.
+    """
     with pytest.raises(RuntimeError, match="a real bug"), exit_on_bad_input():
         raise RuntimeError("a real bug")
 
 
-@pytest.mark.parametrize("module, bad", [("tools.compare", "--examples=rnn"), ("tools.reader", "--screenshot=x.png")])
+@pytest.mark.parametrize("module, bad", [("tools.compare", "--examples=rnn"),
+                                         ("tools.reader", "--screenshot=x.png")])
 def test_the_tools_refuse_a_bad_flag_in_one_line(module, bad):
-    """The main job and the reader print one line for a bad flag, not argparse's usage plus the error."""
-    done = subprocess.run([sys.executable, "-m", module, bad], cwd=REPO, capture_output=True, text=True, timeout=120)
+    """The main job and the reader print one line for a bad flag, not argparse's usage plus the error.
+    """
+    done = subprocess.run([sys.executable, "-m", module, bad], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
@@ -103,18 +113,22 @@ def test_unwritable_metrics_out_exits_2(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
-        twin("plain_pytorch", "sum_dataset").main(["--num-samples", "20", "--epochs", "1", "--metrics-out", str(blocker / "m.json")])
+        twin("plain_pytorch", "sum_dataset").main(["--num-samples", "20", "--epochs", "1",
+                                                   "--metrics-out", str(blocker / "m.json")])
     assert exit_info.value.code == 2 and "--metrics-out" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flags", [["--log-dir", "/proc/runs"], ["--checkpoint-dir", "/proc/ck"],
-                                   ["--metrics-out", "/proc/out/m.json"], ["--metrics-out", "/proc/self/status"],
+                                   ["--metrics-out", "/proc/out/m.json"],
+                                   ["--metrics-out", "/proc/self/status"],
                                    ["--metrics-out", "."]], ids=" ".join)
 @pytest.mark.parametrize("package", PACKAGES)
 def test_an_output_path_the_kernel_refuses_is_found_before_training(flags, package, capsys):
-    """/proc passes os.access for root but refuses every write; a folder is no --metrics-out file: one line, at once."""
+    """/proc passes os.access for root but refuses every write; a folder is no --metrics-out
+    file: one line, at once."""
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
-        twin(package, "cnn_classifier").main(flags + ["--data-dir", "/nonexistent"])  # refused before the data
+        # refused before the data
+        twin(package, "cnn_classifier").main(flags + ["--data-dir", "/nonexistent"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and flags[0] in err
 
@@ -132,11 +146,13 @@ def test_every_twin_of_a_step_prints_the_same_help(capsys):
     assert {k: defaults[k] for k in ("epochs", "batch_size", "lr", "hidden_size")} == {
         "epochs": 2, "batch_size": 100, "lr": 1e-3, "hidden_size": 500,
     }
-    assert vars(build_parser("cnn_classifier").parse_args([]))["lr_step_gamma"] == 0.7  # pytorch/examples' StepLR
+    # pytorch/examples' StepLR
+    assert vars(build_parser("cnn_classifier").parse_args([]))["lr_step_gamma"] == 0.7
 
 
 def test_another_steps_flag_is_refused_with_one_line(capsys):
-    """Step 1 does not take step 3's --precision: one line, status 2 (each feature lives in one step)."""
+    """Step 1 does not take step 3's --precision: one line, status 2 (each feature lives in one step).
+    """
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
         twin("plain_pytorch", "mnist_feedforward").main(["--precision", "bf16-mixed"])
     err = capsys.readouterr().err
@@ -145,8 +161,9 @@ def test_another_steps_flag_is_refused_with_one_line(capsys):
 
 @pytest.mark.parametrize("package, example", list(zip(PACKAGES, EXAMPLE_NAMES)))
 def test_entry_point_bad_value_has_no_traceback(example, package):
-    """`python -m package.example --batch-size 0`: status 2, one line on stderr, no traceback. One example per
-    package, each a different one; every file and every bad value is refused in-process above."""
+    """`python -m package.example --batch-size 0`: status 2, one line on stderr, no traceback.
+    One example per package, each a different one; every file and every bad value is refused
+    in-process above."""
     done = subprocess.run(
         [sys.executable, "-m", f"{package}.{example}", "--batch-size", "0"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
@@ -156,13 +173,15 @@ def test_entry_point_bad_value_has_no_traceback(example, package):
 
 
 def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_path, capsys):
-    """--resume exits 2 with one line for a missing file, pickled code, a bare tensor, the other twin's checkpoint,
-    or one that leaves no epoch to train."""
+    """--resume exits 2 with one line for a missing file, pickled code, a bare tensor, the other
+    twin's checkpoint, or one that leaves no epoch to train."""
     import argparse
 
-    unsafe = tmp_path / "unsafe.ckpt"  # a pickled object: what weights_only=False would let run code
+    # a pickled object: what weights_only=False would let run code
+    unsafe = tmp_path / "unsafe.ckpt"
     torch.save({"model": argparse.Namespace(payload=1)}, unsafe)
-    flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20", "--no-progress"]
+    flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20",
+             "--no-progress"]
     for package in PACKAGES:
         twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
     plain_checkpoint = tmp_path / "ck/cnn_classifier/plain/version_0/last.ckpt"
@@ -175,14 +194,20 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         ("plain_pytorch", tmp_path / "missing.ckpt", "no checkpoint file"),
         ("lightning_version", unsafe, "loads safely"),
         ("plain_pytorch", bare_tensor, "holds no checkpoint"),
-        ("lightning_version", plain_checkpoint, "a plain twin's checkpoint; resume it with the plain twin"),
-        ("plain_pytorch", lightning_checkpoint, "a lightning twin's checkpoint; resume it with the lightning twin"),
+        ("lightning_version", plain_checkpoint,
+         "a plain twin's checkpoint; resume it with the plain twin"),
+        ("plain_pytorch", lightning_checkpoint,
+         "a lightning twin's checkpoint; resume it with the lightning twin"),
         ("fabric_version", tmp_path / "missing.ckpt", "no checkpoint file"),
         ("fabric_version", unsafe, "loads safely"),
-        ("fabric_version", plain_checkpoint, "a plain twin's checkpoint; resume it with the plain twin"),
-        ("fabric_version", lightning_checkpoint, "a lightning twin's checkpoint; resume it with the lightning twin"),
-        ("plain_pytorch", fabric_checkpoint, "a fabric twin's checkpoint; resume it with the fabric twin"),
-        ("lightning_version", fabric_checkpoint, "a fabric twin's checkpoint; resume it with the fabric twin"),
+        ("fabric_version", plain_checkpoint,
+         "a plain twin's checkpoint; resume it with the plain twin"),
+        ("fabric_version", lightning_checkpoint,
+         "a lightning twin's checkpoint; resume it with the lightning twin"),
+        ("plain_pytorch", fabric_checkpoint,
+         "a fabric twin's checkpoint; resume it with the fabric twin"),
+        ("lightning_version", fabric_checkpoint,
+         "a fabric twin's checkpoint; resume it with the fabric twin"),
     ]:
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(path)])
@@ -191,26 +216,34 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
     for package, path, key in [("plain_pytorch", plain_checkpoint, "optimizer"),
                                ("fabric_version", fabric_checkpoint, "scheduler"),
                                ("lightning_version", lightning_checkpoint, "rng_states")]:
-        # loads safely, but lacks what resuming needs: a KeyError (plain) or a silent resume without the RNG (Lightning)
+        # loads safely, but lacks what resuming needs: a KeyError (plain) or a silent resume without
+        # the RNG (Lightning)
         stripped = tmp_path / f"stripped-{package}.ckpt"
-        torch.save({k: v for k, v in torch.load(path, weights_only=True).items() if k != key}, stripped)
+        torch.save({k: v for k, v in torch.load(path, weights_only=True).items() if k != key},
+                   stripped)
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
-            twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(stripped)])
+            twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume",
+                                                          str(stripped)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and f"lacks {key}" in err.splitlines()[-1] and "Traceback" not in err
     for package, path in zip(PACKAGES, (plain_checkpoint, fabric_checkpoint, lightning_checkpoint)):
-        # --epochs 1 from a checkpoint that finished epoch 1: the twins used to train nothing, silently
+        # --epochs 1 from a checkpoint that finished epoch 1: the twins used to train nothing,
+        # silently
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--resume", str(path)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and "ends after epoch 1" in err
-    for implementation in ("plain", "fabric", "lightning"):  # every refused run removed the version_N it had claimed
-        assert [p.name for p in (tmp_path / "runs/cnn_classifier" / implementation).iterdir()] == ["version_0"]
-        assert [p.name for p in (tmp_path / "ck/cnn_classifier" / implementation).iterdir()] == ["version_0"]
+    # every refused run removed the version_N it had claimed
+    for implementation in ("plain", "fabric", "lightning"):
+        assert [p.name
+                for p in (tmp_path / "runs/cnn_classifier" / implementation).iterdir()] == ["version_0"]
+        assert [p.name
+                for p in (tmp_path / "ck/cnn_classifier" / implementation).iterdir()] == ["version_0"]
 
 
 def crafted(changes: dict) -> dict:
-    """A valid plain-twin checkpoint of step 2's ConvNet (epoch 0 done), with `changes` made to it."""
+    """A valid plain-twin checkpoint of step 2's ConvNet (epoch 0 done), with `changes` made to it.
+    """
     from plain_pytorch.by_hand.checkpointing import make_checkpoint
     from shared.checkpoint_files import run_flags
     from shared.flags import parse_args
@@ -219,28 +252,37 @@ def crafted(changes: dict) -> dict:
     model = ConvNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
-    checkpoint = make_checkpoint(0, 10, model, optimizer, scheduler, run_flags(parse_args("cnn_classifier", [])))
-    for key, value in changes.items():  # the flags are changed one by one; anything else replaced whole
+    checkpoint = make_checkpoint(0, 10, model, optimizer, scheduler,
+                                 run_flags(parse_args("cnn_classifier", [])))
+    # the flags are changed one by one; anything else replaced whole
+    for key, value in changes.items():
         checkpoint[key] = checkpoint[key] | value if key == "hyper_parameters" else value
     return checkpoint
 
 
 @pytest.mark.parametrize("changes, words", [
     ({}, None),
-    ({"model": __import__("shared.models").models.FeedForward(8).state_dict()}, "its weights do not fit this model"),
+    ({"model": __import__("shared.models").models.FeedForward(8).state_dict()},
+     "its weights do not fit this model"),
     ({"epoch": -3}, "its epoch is -3, not a count"),
     ({"global_step": 2.5}, "its global_step is 2.5, not a count"),
     ({"model": [1, 2, 3]}, "its weights are not a dictionary of tensors"),
-    ({"rng_states": {"python": (3, (1, 2), None), "numpy": []}}, "random generators' states are not torch's"),
-    ({"optimizer": {"state": {}, "param_groups": []}}, "its optimizer state has no parameter groups"),
+    ({"rng_states": {"python": (3, (1, 2), None), "numpy": []}},
+     "random generators' states are not torch's"),
+    ({"optimizer": {"state": {}, "param_groups": []}},
+     "its optimizer state has no parameter groups"),
     ({"hyper_parameters": {"lr": 0.5}}, "--lr 0.01: x.ckpt was trained with --lr 0.5"),
-    ({"hyper_parameters": {"batch_size": 32}}, "--batch-size 64: x.ckpt was trained with --batch-size 32"),
-    ({"hyper_parameters": {"dataset": "fashion-mnist"}}, "--dataset mnist: x.ckpt was trained with --dataset fashion"),
+    ({"hyper_parameters": {"batch_size": 32}},
+     "--batch-size 64: x.ckpt was trained with --batch-size 32"),
+    ({"hyper_parameters": {"dataset": "fashion-mnist"}},
+     "--dataset mnist: x.ckpt was trained with --dataset fashion"),
 ])
-def test_a_checkpoint_with_the_right_keys_but_wrong_contents_is_refused_in_one_line(changes, words, tmp_path,
+def test_a_checkpoint_with_the_right_keys_but_wrong_contents_is_refused_in_one_line(changes, words,
+                                                                                    tmp_path,
                                                                                    monkeypatch):
-    """Crafted checkpoints (nonsense counts, weights of another shape or type, foreign random states, an optimizer
-    without parameters, other values of the flags a checkpoint fixes) are refused before anything loads from them."""
+    """Crafted checkpoints (nonsense counts, weights of another shape or type, foreign random
+    states, an optimizer without parameters, other values of the flags a checkpoint fixes) are
+    refused before anything loads from them."""
     from shared.checkpoint_files import read_checkpoint
     from shared.exits import BadInput
     from shared.flags import parse_args
@@ -257,7 +299,8 @@ def test_a_checkpoint_with_the_right_keys_but_wrong_contents_is_refused_in_one_l
     assert words in str(error.value) and "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("flag", ["--log-dir", "--checkpoint-dir", "--metrics-out"])  # step 2 has all three
+# step 2 has all three
+@pytest.mark.parametrize("flag", ["--log-dir", "--checkpoint-dir", "--metrics-out"])
 def test_unwritable_output_folder_exits_2(flag, tmp_path, capsys):
     """An output path below a regular file is refused before any work starts."""
     blocker = tmp_path / "a-file"
@@ -268,20 +311,26 @@ def test_unwritable_output_folder_exits_2(flag, tmp_path, capsys):
     assert exit_info.value.code == 2 and err.count("\n") == 1 and flag in err
 
 
-@pytest.mark.parametrize("example, flag, owner", [("mnist_feedforward", "--find-lr", "step 3, sum_dataset"),
-                                                  ("sum_dataset", "--resume", "step 2, cnn_classifier"),
-                                                  ("cnn_classifier", "--gradient-clip-val=0.5", "step 3, sum_dataset")])
+@pytest.mark.parametrize("example, flag, owner", [("mnist_feedforward", "--find-lr",
+                                                   "step 3, sum_dataset"),
+                                                  ("sum_dataset", "--resume",
+                                                   "step 2, cnn_classifier"),
+                                                  ("cnn_classifier", "--gradient-clip-val=0.5",
+                                                   "step 3, sum_dataset")])
 def test_another_steps_flag_names_the_step_it_belongs_to(example, flag, owner, capsys):
-    """A flag of another step is refused with the step that teaches it, not argparse's "unrecognized arguments"."""
+    """A flag of another step is refused with the step that teaches it, not argparse's
+    "unrecognized arguments"."""
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
-        twin("plain_pytorch", example).main([flag, *(["x"] if "=" not in flag and flag != "--find-lr" else [])])
+        twin("plain_pytorch", example).main([flag, *(["x"] if "=" not in flag
+                                                     and flag != "--find-lr" else [])])
     err = capsys.readouterr().err
     name = flag.split("=")[0]
     assert exit_info.value.code == 2 and err.count("\n") == 1 and f"{name} belongs to {owner}" in err
 
 
 def test_help_shows_every_flags_default():
-    """--help ends each flag's line with its default, so a learner sees what a run uses without reading code."""
+    """--help ends each flag's line with its default, so a learner sees what a run uses without
+    reading code."""
     for example in EXAMPLES:
         text = " ".join(build_parser(example).format_help().split())  # argparse wraps lines
         for action in build_parser(example)._actions:
@@ -293,40 +342,57 @@ def test_help_shows_every_flags_default():
         assert "--epochs EPOCHS passes over the training set (default: " + str(EXAMPLES[example]["epochs"]) in text
 
 
-def test_a_lightning_checkpoint_with_wrong_contents_is_refused_by_the_lightning_twin(mnist_dir, tmp_path, monkeypatch,
+def test_a_lightning_checkpoint_with_wrong_contents_is_refused_by_the_lightning_twin(mnist_dir,
+                                                                                     tmp_path,
+                                                                                     monkeypatch,
                                                                                      capsys):
-    """The Lightning twin reads --resume through the same checks (its CheckedCheckpointIO): one line, status 2."""
+    """The Lightning twin reads --resume through the same checks (its CheckedCheckpointIO): one
+    line, status 2."""
     monkeypatch.chdir(tmp_path)
-    flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20", "--no-progress"]
-    twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
-    saved = torch.load(tmp_path / "ck/cnn_classifier/lightning/version_0/last.ckpt", weights_only=True)
+    flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20",
+             "--no-progress"]
+    twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir",
+                                                              "ck"])
+    saved = torch.load(tmp_path / "ck/cnn_classifier/lightning/version_0/last.ckpt",
+                       weights_only=True)
     for changes, words in [({"epoch": -1}, "its epoch is -1, not a count"),
-                           ({"optimizer_states": []}, "its optimizer state has no parameter groups"),
-                           ({"state_dict": list(saved["state_dict"].values())}, "not a dictionary of tensors"),
+                           ({"optimizer_states": []},
+                            "its optimizer state has no parameter groups"),
+                           ({"state_dict": list(saved["state_dict"].values())},
+                            "not a dictionary of tensors"),
                            ({"hyper_parameters": saved["hyper_parameters"] | {"momentum": 0.5}},
                             "--momentum 0.9: x.ckpt was trained with --momentum 0.5")]:
         torch.save(saved | changes, "x.ckpt")
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
-            twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "2", "--resume", "x.ckpt"])
+            twin("lightning_version", "cnn_classifier").main(flags + ["--epochs", "2", "--resume",
+                                                                      "x.ckpt"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err
 
 
-def test_a_fabric_checkpoint_with_wrong_contents_is_refused_by_the_fabric_twin(mnist_dir, tmp_path, monkeypatch,
+def test_a_fabric_checkpoint_with_wrong_contents_is_refused_by_the_fabric_twin(mnist_dir, tmp_path,
+                                                                               monkeypatch,
                                                                                capsys):
-    """The Fabric twin's fabric.load reads --resume through the same checks (the same plugin): one line, status 2."""
+    """The Fabric twin's fabric.load reads --resume through the same checks (the same plugin):
+    one line, status 2."""
     monkeypatch.chdir(tmp_path)
-    flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20", "--no-progress"]
-    twin("fabric_version", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir", "ck"])
+    flags = ["--data-dir", str(mnist_dir), "--limit-train", "50", "--limit-val", "20",
+             "--no-progress"]
+    twin("fabric_version", "cnn_classifier").main(flags + ["--epochs", "1", "--checkpoint-dir",
+                                                           "ck"])
     saved = torch.load(tmp_path / "ck/cnn_classifier/fabric/version_0/last.ckpt", weights_only=True)
-    assert saved["twin"] == "fabric" and set(saved) >= {"model", "optimizer", "scheduler", "rng_states"}
+    assert saved["twin"] == "fabric" and set(saved) >= {"model", "optimizer", "scheduler",
+                                                        "rng_states"}
     for changes, words in [({"epoch": -1}, "its epoch is -1, not a count"),
-                           ({"optimizer": {"state": {}, "param_groups": []}}, "optimizer state has no parameter groups"),
-                           ({"model": list(saved["model"].values())}, "not a dictionary of tensors"),
+                           ({"optimizer": {"state": {}, "param_groups": []}},
+                            "optimizer state has no parameter groups"),
+                           ({"model": list(saved["model"].values())},
+                            "not a dictionary of tensors"),
                            ({"hyper_parameters": saved["hyper_parameters"] | {"lr": 0.5}},
                             "--lr 0.01: x.ckpt was trained with --lr 0.5")]:
         torch.save(saved | changes, "x.ckpt")
         with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
-            twin("fabric_version", "cnn_classifier").main(flags + ["--epochs", "2", "--resume", "x.ckpt"])
+            twin("fabric_version", "cnn_classifier").main(flags + ["--epochs", "2", "--resume",
+                                                                   "x.ckpt"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err

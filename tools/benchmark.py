@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
 import torch
@@ -260,10 +261,13 @@ def main() -> None:
                         help="measure only these (floor and plain always come first, the ratios need them)")
     parser.add_argument("--measure", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE], help=argparse.SUPPRESS)  # one measurement, in this process
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="measurements run at once; above 1 they share the CPU, so the times only show "
+                             "that every row runs (what tests/test_benchmark.py checks), not what it costs")
     with exit_on_bad_input():  # a bad flag or missing data: one line on stderr, exit status 2
         args = parser.parse_args()
-        if args.reps < 1 or (args.limit_train is not None and args.limit_train < 1):
-            raise BadInput("--reps and --limit-train must be at least 1")
+        if min(args.reps, args.jobs, args.limit_train or 1) < 1:
+            raise BadInput("--reps, --jobs and --limit-train must be at least 1")
         splits = load_mnist(args.data_dir, args.dataset, download=False)
     if args.measure:
         print(json.dumps({"seconds": measure_here(args), "lightning imported": "lightning" in sys.modules}))
@@ -273,11 +277,12 @@ def main() -> None:
           f"{torch.get_num_threads()} torch threads; torch {torch.__version__}", flush=True)
     measures = ["floor", "plain", *(m for m in args.measures if m not in ("floor", "plain"))]
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for rep in range(args.reps):
-        for model in args.models:
-            for measure in measures:
-                results.setdefault((model, measure), []).append(run_measure(args, model, measure))
-        print(f"rep {rep + 1} of {args.reps} done", file=sys.stderr, flush=True)
+    rows = [(model, measure) for model in args.models for measure in measures]
+    with ThreadPoolExecutor(args.jobs) as pool:  # each measurement is a process of its own
+        for rep in range(args.reps):
+            for row, result in zip(rows, pool.map(lambda row: run_measure(args, *row), rows)):
+                results.setdefault(row, []).append(result)
+            print(f"rep {rep + 1} of {args.reps} done", file=sys.stderr, flush=True)
     print(table(results, args.models, measures))
 
 
