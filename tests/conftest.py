@@ -45,8 +45,8 @@ def run_all(example: str, argv: list[str]) -> list:
 
 def pytest_addoption(parser):
     parser.addoption("--full", action="store_true",
-                     help="run the full suite: the tests marked slow too (full size, DDP, kills, stress, "
-                          "lessons, browser, benchmark, main job)")
+                     help="run the full suite: the tests marked slow too (full size, DDP, kills, "
+                          "stress, lessons, browser, benchmark, main job)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -70,8 +70,9 @@ def mnist_dir() -> Path:
     if any((raw / name).is_file() for name in ("t10k-images-idx3-ubyte.gz",
                                                "t10k-images-idx3-ubyte")):
         return folder
-    pytest.fail(f"real MNIST t10k files not found in {raw}; the repository ships them in data/MNIST/raw/ "
-                "(git checkout data), or set MNIST_DATA_DIR to a folder holding MNIST/raw/")
+    pytest.fail(f"real MNIST t10k files not found in {raw}; the repository ships them in "
+                "data/MNIST/raw/ (git checkout data), or set MNIST_DATA_DIR to a folder holding "
+                "MNIST/raw/")
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +81,8 @@ def fashion_dir() -> Path:
     folder = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
     if (folder / "train-images-idx3-ubyte.gz").is_file():
         return folder
-    message = f"Fashion-MNIST not found in {folder}; apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR"
+    message = (f"Fashion-MNIST not found in {folder}; apt-get install dataset-fashion-mnist, "
+               "or set FASHION_MNIST_DIR")
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)

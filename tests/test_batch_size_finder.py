@@ -27,7 +27,8 @@ GIVE_UP_AFTER = 3  # the same size failing this many times in a row means Lightn
 
 @pytest.fixture(autouse=True)
 def cheap_garbage_collection():
-    """Freeze the objects that exist already, so Lightning's gc.collect() before each trial skips them.
+    """Freeze the objects that exist already, so Lightning's gc.collect() before each trial skips
+    them.
 
     Lightning calls gc.collect() (garbage_collection_cuda) before every trial; in a pytest
     process full of objects each call took 0.2 s, most of each test's time. It frees no GPU
@@ -190,8 +191,8 @@ def test_on_cpu_without_a_budget_the_sum_dataset_search_stops_at_max_val(tmp_pat
 
 
 def test_lightning_first_trial_runs_at_the_model_batch_size(tmp_path):
-    """When the model's batch size is not init_val, Lightning's first trial runs at the model's size.
-    """
+    """When the model's batch size is not init_val, Lightning's first trial runs at the model's
+    size."""
     lightning = search_with_lightning(tmp_path, 100, "power", model_batch_size=32)
     by_hand = search_by_hand(100, "power")
     # what Lightning counts as its init_val=2 trial
@@ -213,7 +214,8 @@ def test_lightning_can_return_a_size_it_never_tried_or_one_that_failed(tmp_path)
     assert failed.trials[-1] == (1024, False)
 
 
-def test_binsearch_failing_at_the_dataset_size_retries_forever_in_lightning_and_raises_by_hand(tmp_path):
+def test_binsearch_failing_at_the_dataset_size_retries_forever_in_lightning_and_raises_by_hand(
+        tmp_path):
     """When 1024 (> 1,000 samples) fails, Lightning's binsearch retries 1024 again and again; the
     twin raises instead."""
     with pytest.raises(SearchStuck, match=f"batch size 1024 failed {GIVE_UP_AFTER} times in a row"):

@@ -76,14 +76,16 @@ def test_accuracy_table_trains_the_three_twins_and_they_agree(mnist_dir, monkeyp
 
 def test_docs_cost_table_has_every_measure_of_both_models():
     """docs/costs.md pastes the script's table whole: a row per model and measure, none renamed."""
-    section = (REPO / "docs" / "costs.md").read_text().split("## What Lightning costs")[1].split("\n## ")[0]
+    costs = (REPO / "docs" / "costs.md").read_text()
+    section = costs.split("## What Lightning costs")[1].split("\n## ")[0]
     missing = [f"{model}: {measure}" for model in ("mlp", "cnn") for measure in MEASURES
                if f"| {model} | {measure} |" not in section]
     assert missing == []
 
 
 @pytest.mark.slow
-def test_benchmark_measures_on_request_the_plain_twins_own_extras_and_the_cnns_barebones_row(mnist_dir, tmp_path):
+def test_benchmark_measures_on_request_the_plain_twins_own_extras_and_the_cnns_barebones_row(
+        mnist_dir, tmp_path):
     """`--measures` adds the plain twin without TensorBoard and without its bar (floor and plain
     always come first); and the CNN's `barebones=True` row runs: barebones forbids self.log, and
     step 2's nan check reads val_loss at the end of validation, so the benchmark switches that

@@ -231,7 +231,8 @@ def test_in_memory_images_give_the_same_batches_as_a_tensor_dataset():
     assert type(data.first(data.InMemoryImages(images, labels), 10)) is data.InMemoryImages
 
 
-def test_the_shipped_files_are_recognised_as_mnist_and_fashion_mnist_passed_as_mnist_is_refused(fashion_dir):
+def test_the_shipped_files_are_recognised_as_mnist_and_fashion_mnist_passed_as_mnist_is_refused(
+        fashion_dir):
     """The loader knows the published files by checksum: the shipped split is MNIST, and clothes
     are not digits."""
     note = data.load_mnist(download=False).note  # the repository's data/: the real t10k files
@@ -248,7 +249,8 @@ def test_files_of_neither_dataset_are_used_and_the_note_says_so(tmp_path):
     the published ones."""
     fake_split(tmp_path / "MNIST" / "raw", "t10k", 50, seed=0)
     note = data.load_mnist(tmp_path, download=False).note
-    assert note.endswith("(not the published MNIST files: t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)")
+    assert note.endswith("(not the published MNIST files: t10k-images-idx3-ubyte.gz, "
+                         "t10k-labels-idx1-ubyte.gz)")
 
 
 def test_without_data_dir_the_twins_train_on_the_shipped_test_split_and_say_so(capsys):
@@ -258,5 +260,6 @@ def test_without_data_dir_the_twins_train_on_the_shipped_test_split_and_say_so(c
                                                               "50",
                                                               "--epochs", "1", "--no-progress"])
     first_line = capsys.readouterr().out.splitlines()[0]
-    assert first_line.startswith("MNIST from ") and "carved from the 10,000-image test split" in first_line
+    assert first_line.startswith("MNIST from ")
+    assert "carved from the 10,000-image test split" in first_line
     assert "python -m tools.get_data" in first_line and len(record.train_loss) == 1

@@ -147,8 +147,9 @@ def test_ddp_matches_one_process_taking_the_whole_global_batch(ddp_runs, mnist_d
 
 @pytest.fixture(scope="module")
 def resumed_on_one(ddp_runs, mnist_dir) -> Path:
-    """Each twin's last.ckpt of `ddp_runs` (2 epochs on 2 processes) resumed for epoch 3 on 1 process,
-    the three twins at once, each writing its checkpoints (ck-1/) and --metrics-out; the folder."""
+    """Each twin's last.ckpt of `ddp_runs` (2 epochs on 2 processes) resumed for epoch 3 on 1
+    process, the three twins at once, each writing its checkpoints (ck-1/) and --metrics-out; the
+    folder."""
     started = []
     for package, name in FOLDERS.items():
         last = ddp_runs / f"ck/cnn_classifier/{name}/version_0/last.ckpt"
@@ -177,8 +178,8 @@ def test_ddp_checkpoints_resume_on_one_process(resumed_on_one):
 
 @pytest.mark.slow
 def test_one_process_checkpoints_resume_on_two(resumed_on_one, mnist_dir):
-    """Each twin's last.ckpt written by 1 process (epoch 3, resumed above) resumes on 2 processes for
-    epoch 4, and the twins go on alike.
+    """Each twin's last.ckpt written by 1 process (epoch 3, resumed above) resumes on 2 processes
+    for epoch 4, and the twins go on alike.
 
     The Fabric twin's trap: Fabric sets the DistributedSampler's epoch to the number of passes
     made in this run, from 0; without its seed shifted, the resumed epoch would repeat an earlier
@@ -201,8 +202,8 @@ def test_one_process_checkpoints_resume_on_two(resumed_on_one, mnist_dir):
 
 
 def _check_one_diverged_loss(rank: int, store: str, outcomes: str) -> None:
-    """In process `rank` of 2: rank 1's loss is nan, rank 0's is fine; write what stop_if_diverged did.
-    """
+    """In process `rank` of 2: rank 1's loss is nan, rank 0's is fine; write what
+    stop_if_diverged did."""
     import torch.distributed as dist
 
     from shared.exits import Diverged, stop_if_diverged
@@ -254,7 +255,8 @@ def test_the_plain_twin_without_torchrun_says_how_to_launch_it(capsys, monkeypat
     with pytest.raises(SystemExit) as exit_info, exit_on_bad_input():
         twin("plain_pytorch", "cnn_classifier").main(["--devices", "2", "--data-dir", "nowhere"])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and "torchrun --standalone --nproc-per-node 2" in err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "torchrun --standalone --nproc-per-node 2" in err
 
 
 @pytest.mark.parametrize("package", PACKAGES)

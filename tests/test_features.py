@@ -1,4 +1,5 @@
-"""Every Lightning feature the ladder teaches, held against its hand-written twin and its Fabric twin.
+"""Every Lightning feature the ladder teaches, held against its hand-written twin and its Fabric
+twin.
 
 Each test runs the plain, Fabric and Lightning twins of the step that teaches the feature
 and asserts the three agree exactly; where a feature could silently do nothing, the test
@@ -95,7 +96,8 @@ def test_every_epoch_prints_the_same_validation_line(mnist_dir, capsys):
         twin(package, "mnist_feedforward").main(argv)
         lines.append([line for line in capsys.readouterr().out.splitlines()
                       if line.startswith("epoch ")])
-    assert lines[0] == lines[1] == lines[2] and len(lines[0]) == 2 and lines[0][1].startswith("epoch 1: val_loss ")
+    assert lines[0] == lines[1] == lines[2] and len(lines[0]) == 2
+    assert lines[0][1].startswith("epoch 1: val_loss ")
 
 
 # Step 2: cnn_classifier ---------------------------------------------------------------------
@@ -122,13 +124,16 @@ def test_checkpoints_test_and_predict_match(mnist_dir, tmp_path):
     plain = records[0]
     assert set(plain.test) == {"test_loss", "test_accuracy"} and len(plain.predictions) == 12
     for name in ("best.ckpt", "last.ckpt"):
-        plain_file, fabric_file, lightning_file = (load_checkpoint(tmp_path / "ckpt/cnn_classifier" / folder / "version_0" / name)
-                                                   for folder in FOLDERS.values())
+        plain_file, fabric_file, lightning_file = (
+            load_checkpoint(tmp_path / "ckpt/cnn_classifier" / folder / "version_0" / name)
+            for folder in FOLDERS.values())
         assert plain_file["epoch"] == fabric_file["epoch"] == lightning_file["epoch"]
-        assert plain_file["global_step"] == fabric_file["global_step"] == lightning_file["global_step"]
+        assert (plain_file["global_step"] == fabric_file["global_step"]
+                == lightning_file["global_step"])
         # the prefix
         assert list(lightning_file["state_dict"]) == ["model." + key for key in plain_file["model"]]
-        assert list(fabric_file["model"]) == list(plain_file["model"]) and fabric_file["twin"] == "fabric"
+        assert list(fabric_file["model"]) == list(plain_file["model"])
+        assert fabric_file["twin"] == "fabric"
         plain_weights = network_weights(plain_file)
         for other in (fabric_file, lightning_file):
             assert all(torch.equal(plain_weights[k], network_weights(other)[k])
@@ -173,17 +178,19 @@ def test_a_saved_model_predicts_alone_and_rebuilds_from_hyperparameters(mnist_di
     plain, fabric, lightning = run_all("cnn_classifier",
                                        cnn_flags(mnist_dir) + ["--checkpoint-dir", "ckpt",
                                                                                 "--predict", "25"])
-    assert plain.predictions == fabric.predictions == lightning.predictions and len(plain.predictions) == 25
+    assert plain.predictions == fabric.predictions == lightning.predictions
+    assert len(plain.predictions) == 25
     from lightning_version.cnn_classifier import LitConvNet
     from shared.data import load_mnist
 
     images = load_mnist(mnist_dir).test.tensors[0][:25]
-    rebuilt = LitConvNet.load_from_checkpoint(tmp_path / "ckpt/cnn_classifier/lightning/version_0/best.ckpt", map_location="cpu")
+    best = tmp_path / "ckpt/cnn_classifier/{}/version_0/best.ckpt"
+    rebuilt = LitConvNet.load_from_checkpoint(str(best).format("lightning"), map_location="cpu")
     # save_hyperparameters()
     assert rebuilt.hparams.lr == 0.01 and rebuilt.hparams.lr_step_gamma == 0.7
     alone, from_fabric = ConvNet(), ConvNet()  # no Lightning, no training code
-    alone.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/cnn_classifier/plain/version_0/best.ckpt")))
-    from_fabric.load_state_dict(network_weights(load_checkpoint(tmp_path / "ckpt/cnn_classifier/fabric/version_0/best.ckpt")))
+    alone.load_state_dict(network_weights(load_checkpoint(str(best).format("plain"))))
+    from_fabric.load_state_dict(network_weights(load_checkpoint(str(best).format("fabric"))))
     for model in (rebuilt.model.eval(), alone.eval(), from_fabric.eval()):
         with torch.no_grad():
             assert model(images).argmax(dim=1).tolist() == plain.predictions
@@ -198,7 +205,8 @@ def test_resume_into_a_new_folder_starts_its_own_best(mnist_dir, tmp_path):
         records.append(twin(package, "cnn_classifier").main(cnn_flags(mnist_dir, epochs=3) + [
             "--checkpoint-dir", "new", "--resume",
             f"part/cnn_classifier/{folder}/version_0/last.ckpt"]))
-        assert load_checkpoint(tmp_path / f"new/cnn_classifier/{folder}/version_0/best.ckpt")["epoch"] == 2
+        best = tmp_path / f"new/cnn_classifier/{folder}/version_0/best.ckpt"
+        assert load_checkpoint(best)["epoch"] == 2
     assert_same_run(*records)
 
 
@@ -240,8 +248,8 @@ def test_early_stopping_stops_both_twins_after_the_same_epoch_and_says_why(capsy
     said = [line for line in capsys.readouterr().out.splitlines()
             if line.startswith("early stopping after epoch")]
     assert len(said) == 3 and said[0] == said[1] == said[2]
-    assert said[0].startswith(f"early stopping after epoch {len(plain.val_loss) - 1}: Monitored metric val_loss "
-                              "did not improve in the last 1 records.")
+    assert said[0].startswith(f"early stopping after epoch {len(plain.val_loss) - 1}: Monitored "
+                              "metric val_loss did not improve in the last 1 records.")
 
 
 def test_parity_holds_with_two_worker_processes(sum_baseline):
@@ -276,7 +284,8 @@ def test_gradient_accumulation_matches_with_a_short_last_window(sum_baseline, tm
     Lightning; TensorBoard alike."""
     plain, fabric, lightning = run_all("sum_dataset", SUM + ["--accumulate-grad-batches", "4"])
     assert_same_run(plain, fabric, lightning)
-    assert len(plain.train_loss) == 3 * BATCHES and plain.train_loss[0] == sum_baseline.train_loss[0]
+    assert len(plain.train_loss) == 3 * BATCHES
+    assert plain.train_loss[0] == sum_baseline.train_loss[0]
     assert plain.train_loss[1:] != sum_baseline.train_loss[1:]
     plain_events = scalars(tmp_path / "runs/sum_dataset/plain/version_0")
     assert plain_events == scalars(tmp_path / "runs/sum_dataset/fabric/version_0")
@@ -298,9 +307,11 @@ def test_lr_finder_flag_suggests_the_same_lr_and_trains_identically(tmp_path, ca
     assert len(suggestions) == 3 and suggestions[0] == suggestions[1] == suggestions[2]
     assert float(suggestions[0].split()[-1]) != 1e-3  # the run did not just keep --lr
     for folder in FOLDERS.values():
-        assert (tmp_path / f"runs/sum_dataset/{folder}/version_0/lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        picture = tmp_path / f"runs/sum_dataset/{folder}/version_0/lr_find.png"
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     baseline = twin("plain_pytorch", "sum_dataset").main(argv[:-1])
-    assert plain.train_loss[0] == baseline.train_loss[0] and plain.train_loss[1:] != baseline.train_loss[1:]
+    assert plain.train_loss[0] == baseline.train_loss[0]
+    assert plain.train_loss[1:] != baseline.train_loss[1:]
 
 
 @pytest.mark.parametrize("mode", ["power", "binsearch"])

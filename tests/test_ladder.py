@@ -114,8 +114,8 @@ def test_code_line_counter_skips_blanks_comments_and_docstrings(tmp_path, monkey
 
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.example)
 def test_each_step_takes_the_common_flags_and_its_own(step):
-    """A step's parser has exactly the common flags plus that step's own, as the ladder's table says.
-    """
+    """A step's parser has exactly the common flags plus that step's own, as the ladder's table
+    says."""
     flags = {opt for action in build_parser(step.example)._actions for opt in action.option_strings}
     assert flags - {"-h", "--help"} == set(COMMON_FLAGS) | OWN_FLAGS[step.example]
     assert set(step.flags) == OWN_FLAGS[step.example]
@@ -136,11 +136,12 @@ def test_each_feature_lives_in_exactly_one_step(feature):
 
 
 def test_the_beginners_step_is_the_classic_loop_and_nothing_else():
-    """Step 1 imports nothing from by_hand/ or Lightning's callbacks and tuner: the classic loop only.
-    """
+    """Step 1 imports nothing from by_hand/ or Lightning's callbacks and tuner: the classic loop
+    only."""
     plain, lightning = code_text("plain_pytorch",
                                  "mnist_feedforward"), code_text("lightning_version",
                                                                  "mnist_feedforward")
     fabric = code_text("fabric_version", "mnist_feedforward")
-    assert "by_hand" not in plain + fabric and "seeding" not in plain + fabric and "plugins" not in fabric
+    assert "by_hand" not in plain + fabric and "seeding" not in plain + fabric
+    assert "plugins" not in fabric
     assert "lightning.pytorch.callbacks" not in lightning and "tuner" not in lightning

@@ -102,8 +102,8 @@ def plain_search(dropout: bool = False, with_val: bool = True, max_epochs: int =
 
 
 def assert_same_search(tmp_path, **kwargs) -> LRFinderResult:
-    """Run both searches and assert that every series, the suggestion and every side effect are equal.
-    """
+    """Run both searches and assert that every series, the suggestion and every side effect are
+    equal."""
     lit_model, trainer, lr_finder, lightning_rng = lightning_search(tmp_path, **kwargs)
     model, optimizer, result, plain_rng = plain_search(**kwargs)
 
@@ -140,8 +140,8 @@ def test_linear_search_matches_lightning(tmp_path):
 
 
 def test_early_stop_matches_lightning(tmp_path):
-    """A diverging search stops at the same step as Lightning's, with the same series and suggestion.
-    """
+    """A diverging search stops at the same step as Lightning's, with the same series and
+    suggestion."""
     result = assert_same_search(tmp_path, min_lr=1e-5, max_lr=1000.0, num_training=100)
     assert len(result.lrs) < 100  # the loss diverged and the search stopped early
     assert result.losses[-1] > 4.0 * min(result.losses)
@@ -183,8 +183,8 @@ def test_schedule_matches_lightning_schedulers():
 @pytest.mark.parametrize("skip_begin, skip_end", [(10, 1), (0, 1), (5, 3), (10, 0), (28, 1),
                                                   (29, 1)])
 def test_suggestion_matches_lightning_with_nans_and_few_points(skip_begin, skip_end):
-    """suggestion() drops non-finite losses and gives None below 2 points exactly where Lightning does.
-    """
+    """suggestion() drops non-finite losses and gives None below 2 points exactly where Lightning
+    does."""
     generator = torch.Generator().manual_seed(0)
     lrs = [scheduled_lr(step, 1e-5, 1.0, 30, "exponential") for step in range(30)]
     losses = (1.0 + torch.rand(30, generator=generator, dtype=torch.float64)).tolist()

@@ -116,14 +116,16 @@ def test_lesson_is_stored_without_outputs_and_opens_and_closes_as_a_lesson(lesso
                if c["cell_type"] == "code")
     notebook = read(lesson)
     if lesson in LESSONS[1:7]:
-        assert "What you will learn" in notebook.cells[0].source and "## Summary" in notebook.cells[-1].source
+        assert "What you will learn" in notebook.cells[0].source
+        assert "## Summary" in notebook.cells[-1].source
         exercise_or_check = [c for c in notebook.cells if {"exercise",
                                                            "check"} & set(c.metadata.get("tags",
                                                                                          []))]
         # the setup cell needs no prose
         for before, cell in zip(notebook.cells[1:], notebook.cells[2:]):
             if cell.cell_type == "code" and cell not in exercise_or_check:
-                assert before.cell_type == "markdown" or before in exercise_or_check, cell.source[:80]
+                announced = before.cell_type == "markdown" or before in exercise_or_check
+                assert announced, cell.source[:80]
 
 
 @pytest.mark.parametrize("lesson", HOLD_THE_TWINS_CODE)
@@ -204,7 +206,8 @@ def test_exercises_fail_when_empty_pass_with_the_solution_and_name_the_fix_of_a_
     the mistake gets a verdict naming the fix."""
     notebook, appended = runs[lesson]
     exercises, checks = tagged(read(lesson), "exercise"), tagged(notebook, "check")
-    assert len(exercises) >= 2 and len(checks) == len(exercises) == len(solutions(lesson)) == appended - 1
+    assert len(exercises) >= 2
+    assert len(checks) == len(exercises) == len(solutions(lesson)) == appended - 1
     for exercise, check in zip(exercises, checks):
         assert notebook.cells.index(check) == read(lesson).cells.index(exercise) + 1
         assert "..." in exercise.source and verdict(check).startswith("not yet: "), verdict(check)
@@ -248,7 +251,8 @@ def test_every_link_inside_the_site_resolves(pages):
             linked = (pages / path).resolve() if path else page
             assert linked.exists(), (page.name, target)
             if anchor and linked.suffix == ".html":
-                assert anchor in map(html.unescape, re.findall(r'id="([^"]+)"', linked.read_text())), (page.name, target)
+                ids = map(html.unescape, re.findall(r'id="([^"]+)"', linked.read_text()))
+                assert anchor in ids, (page.name, target)
 
 
 @pytest.mark.slow
@@ -269,8 +273,8 @@ def test_every_lesson_page_renders_with_its_cells_and_plots(pages, runs, browser
 
 @pytest.mark.slow
 def test_every_plot_is_an_image_that_loads_in_the_browser(pages, browser):
-    """Each <img> of the lesson pages, loaded by Chromium, is a picture with a width: none is broken.
-    """
+    """Each <img> of the lesson pages, loaded by Chromium, is a picture with a width: none is
+    broken."""
     sources = sorted({src for page in pages.glob("0*.html")
                       for src in re.findall(r'<img [^>]*src="([^"]+)"', page.read_text())})
     assert sources
@@ -293,7 +297,8 @@ def test_the_command_runs_the_lessons_into_pages_listed_in_the_index(tmp_path, m
     real ones are the `pages` fixture's)."""
     lesson = tmp_path / "09_a_small_lesson.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# Lesson 9: a small lesson\n\nIt draws a line and prints its length."),
+        nbformat.v4.new_markdown_cell("# Lesson 9: a small lesson\n\n"
+                                      "It draws a line and prints its length."),
         nbformat.v4.new_code_cell("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
                                   "plt.plot([0, 1], [0, 1])\nprint('length', 2 ** 0.5)")]), lesson)
     monkeypatch.setattr(lesson_pages, "lessons", lambda: [lesson])
@@ -303,7 +308,8 @@ def test_the_command_runs_the_lessons_into_pages_listed_in_the_index(tmp_path, m
     assert '<a href="09_a_small_lesson.html">Lesson 9: a small lesson</a>' in index
     assert index.index("Step 3") < index.index("Lesson 9")
     page = (tmp_path / "site" / "09_a_small_lesson.html").read_text()
-    assert "length 1.414" in page and "<img " in page and (tmp_path / "site" / "09_a_small_lesson_1_1.png").exists()
+    assert "length 1.414" in page and "<img " in page
+    assert (tmp_path / "site" / "09_a_small_lesson_1_1.png").exists()
 
 
 @pytest.mark.slow
@@ -318,5 +324,6 @@ def test_a_lesson_that_fails_is_one_line_status_2_and_writes_nothing(tmp_path, m
     with pytest.raises(SystemExit) as exit_info:
         reader.main()
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and "09_broken.ipynb stopped with ZeroDivisionError" in err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "09_broken.ipynb stopped with ZeroDivisionError" in err
     assert not (tmp_path / "site").exists()

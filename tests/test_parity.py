@@ -43,8 +43,8 @@ def test_mnist_feedforward_twins_match_on_the_full_fashion_mnist_training_split(
 
 
 def test_cnn_classifier_twins_match_with_dropout(mnist_dir):
-    """The CNN twins agree with dropout drawing random masks at every step, 3 epochs, batch 50 of 330.
-    """
+    """The CNN twins agree with dropout drawing random masks at every step, 3 epochs, batch 50 of
+    330."""
     argv = ["--data-dir", str(mnist_dir), "--limit-train", "330", "--limit-val", "120",
             "--accelerator", "cpu"]
     plain, fabric, lightning = run_all("cnn_classifier",
@@ -69,7 +69,8 @@ def test_the_comparison_can_fail():
 
 
 def test_skipping_validation_would_break_parity(mnist_dir, monkeypatch):
-    """The CNN twins part ways after epoch 1 if the plain loop stops iterating its validation loader.
+    """The CNN twins part ways after epoch 1 if the plain loop stops iterating its validation
+    loader.
 
     This is the trap of "Why the curves match", point 2, made to bite: the parity tests above
     would catch a plain loop that validated less often than Lightning.

@@ -28,8 +28,8 @@ def site(tmp_path_factory):
 
 
 class Cells(HTMLParser):
-    """Collects the text of every code cell, by column and line number, and the section each sits in.
-    """
+    """Collects the text of every code cell, by column and line number, and the section each sits
+    in."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -167,7 +167,8 @@ def test_unwritable_output_folder_is_one_line_and_status_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tools.reader", "--out", str(blocker / "site")],
                           cwd=REPO,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--out" not in done.stderr.split(":")[0]
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--out" not in done.stderr.split(":")[0]
 
 
 def test_every_link_inside_the_site_resolves_and_each_step_links_its_three_pages(site):

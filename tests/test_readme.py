@@ -23,8 +23,8 @@ def test_readme_main_job_runs_the_comparison():
 
 
 def test_readme_one_liner_table_is_what_the_code_counts():
-    """README's "The one-liner and what it does" table is exactly what tools/one_liners.py counts now.
-    """
+    """README's "The one-liner and what it does" table is exactly what tools/one_liners.py counts
+    now."""
     from tools.ladder import doc_block
     from tools.one_liners import table
 

@@ -63,8 +63,8 @@ def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir,
         folder = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0"
         assert load_checkpoint(folder / "last.ckpt")["epoch"] == 2
         assert load_checkpoint(folder / "best.ckpt")["epoch"] == best_epoch
-    last = [network_weights(load_checkpoint(tmp_path / f"ck/cnn_classifier/{name}/version_0/last.ckpt"))
-            for name in FOLDER.values()]
+    folders = [tmp_path / "ck/cnn_classifier" / name / "version_0" for name in FOLDER.values()]
+    last = [network_weights(load_checkpoint(folder / "last.ckpt")) for folder in folders]
     assert same_weights(last[0], last[1]) and same_weights(last[0], last[2])
 
 
@@ -93,7 +93,8 @@ def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(
         assert process.returncode == 0, err[-2000:]
     # a new version
     final = load_checkpoint(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_1/last.ckpt")
-    expected = load_checkpoint(tmp_path / f"whole/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")
+    expected = load_checkpoint(
+        tmp_path / f"whole/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")
     assert final["epoch"] == expected["epoch"] == 2
     assert same_weights(network_weights(final), network_weights(expected))
 
@@ -120,13 +121,15 @@ def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_
         # --no-progress: stderr holds nothing else
         assert process.returncode == 1 and err == "", err[-2000:]
         assert out.rstrip("\n").splitlines()[-1] == INTERRUPTED and "Traceback" not in out
-        assert load_checkpoint(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")["epoch"] == 0
+        last = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt"
+        assert load_checkpoint(last)["epoch"] == 0
         records[package] = json.loads((tmp_path / f"{package}.json").read_text())
         # epoch 0, kept
         assert len(records[package]["val_loss"]) == 1 and len(records[package]["train_loss"]) >= 24
     plain, fabric, lightning = records.values()
     shared_steps = min(len(record["train_loss"]) for record in records.values())
-    assert plain["train_loss"][:shared_steps] == fabric["train_loss"][:shared_steps] == lightning["train_loss"][:shared_steps]
+    assert (plain["train_loss"][:shared_steps] == fabric["train_loss"][:shared_steps]
+            == lightning["train_loss"][:shared_steps])
 
 
 @pytest.mark.slow
@@ -194,13 +197,15 @@ def test_a_nan_validation_loss_stops_every_twin_before_any_checkpoint(mnist_dir,
                                "--checkpoint-dir", "ck", "--no-progress", "--metrics-out",
                                f"{package}.json"],
                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 1 and done.stderr == ("error: val_loss is nan at step 1: training diverged, so it "
-                                                        "stopped there; lower --lr (it was 1e+30)\n"), done.stderr
+        assert done.returncode == 1
+        assert done.stderr == ("error: val_loss is nan at step 1: training diverged, so it "
+                               "stopped there; lower --lr (it was 1e+30)\n"), done.stderr
         records[package] = json.loads((tmp_path / f"{package}.json").read_text())
     # neither best.ckpt nor last.ckpt holds the nan model
     assert not list(tmp_path.glob("ck/**/*.ckpt"))
     plain, fabric, lightning = records.values()
-    assert len(plain["train_loss"]) == 1 and plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
+    assert len(plain["train_loss"]) == 1
+    assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"] == []
 
 
@@ -263,7 +268,8 @@ def test_a_folder_name_that_is_not_utf8_is_refused_in_one_line(package, tmp_path
     done = subprocess.run([sys.executable, "-m", f"{package}.sum_dataset", "--log-dir",
                            b"runs-\xff", "--epochs", "1"],
                           cwd=tmp_path, capture_output=True, timeout=600)
-    assert done.returncode == 2 and done.stderr.count(b"\n") == 1 and b"is not valid UTF-8" in done.stderr
+    assert done.returncode == 2 and done.stderr.count(b"\n") == 1
+    assert b"is not valid UTF-8" in done.stderr
 
 
 @pytest.mark.slow
@@ -277,13 +283,13 @@ def test_output_piped_into_head_ends_in_one_line(package, tmp_path):
     process.stdout.readline()
     process.stdout.close()  # what head does after its first line
     err = process.communicate(timeout=600)[1].decode()
-    assert process.returncode == 1 and err.count("\n") == 1 and "the output was closed" in err, err[-2000:]
+    assert process.returncode == 1 and err.count("\n") == 1, err[-2000:]
+    assert "the output was closed" in err, err[-2000:]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(package, mnist_dir,
-                                                                                               tmp_path, monkeypatch,
-                                                                                               capsys):
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(
+        package, mnist_dir, tmp_path, monkeypatch, capsys):
     """The third save (epoch 1) fails halfway, as on a full disk: one line, status 1, last.ckpt
     still epoch 0."""
     import shared.checkpoint_files
@@ -306,7 +312,8 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_t
                                               "--epochs", "3", "--checkpoint-dir", "ck",
                                               "--no-progress"])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and err.count("\n") == 1 and "cannot write the checkpoint" in err, err
+    assert exit_info.value.code == 1 and err.count("\n") == 1, err
+    assert "cannot write the checkpoint" in err, err
     folder = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0"
     assert load_checkpoint(folder / "last.ckpt")["epoch"] == 0
     # no .part file left
@@ -325,7 +332,8 @@ def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_em
     could cut short (a truncated last.ckpt, the previous one gone). Written beside the target and
     renamed, it is always whole."""
     shm = Path("/dev/shm")
-    assert shm.is_dir() and os.stat(shm).st_dev != os.stat(tmp_path).st_dev, "needs /dev/shm on another filesystem"
+    on_another_filesystem = shm.is_dir() and os.stat(shm).st_dev != os.stat(tmp_path).st_dev
+    assert on_another_filesystem, "needs /dev/shm on another filesystem"
     temporary = tmp_path / "tmpdir"
     temporary.mkdir()
     for attempt, delay in enumerate((0.3, 0.9, 1.8)):

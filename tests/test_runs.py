@@ -23,8 +23,8 @@ def run(args: list[str], cwd) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("package", PACKAGES)
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_dry_run_finishes_and_writes_nothing(example, package, mnist_dir, tmp_path, capsys):
-    """`--dry-run` runs one batch each way and leaves the working folder empty, --metrics-out included.
-    """
+    """`--dry-run` runs one batch each way and leaves the working folder empty, --metrics-out
+    included."""
     twin(package, example).main(["--dry-run", "--data-dir", str(mnist_dir), "--metrics-out",
                                  "m.json"])
     assert "1 steps" in capsys.readouterr().out
@@ -47,7 +47,8 @@ def test_metrics_json_has_one_schema_for_every_twin(tmp_path):
                                                                       "lightning"]
     # the one flag we varied
     assert len({record["config"].pop("metrics_out") for record in runs.values()}) == 3
-    assert plain["config"] == fabric["config"] == lightning["config"] and plain["config"]["num_samples"] == 300
+    assert plain["config"] == fabric["config"] == lightning["config"]
+    assert plain["config"]["num_samples"] == 300
     # 240 samples / batch 64
     assert len(plain["train_loss"]) == 2 * 4 and len(plain["val_accuracy"]) == 2
     assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
@@ -70,13 +71,15 @@ def test_a_diverged_run_stops_at_the_same_step_in_every_twin_and_keeps_its_steps
                     "--limit-val", "100", "--epochs", "2", "--lr", "1e6", "--accelerator", "cpu",
                     "--no-progress",
                     "--metrics-out", str(out), "--checkpoint-dir", f"ck-{package}"], tmp_path)
-        assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stdout, done.stderr
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert "Traceback" not in done.stdout, done.stderr
         runs.append(json.loads(out.read_text(), parse_constant=refuse))
         errors.append(done.stderr)
         # no checkpoint of NaN weights
         assert not list((tmp_path / f"ck-{package}").rglob("*.ckpt"))
     plain, fabric, lightning = runs
-    assert errors[0] == errors[1] == errors[2] and f"nan at step {len(plain['train_loss'])}:" in errors[0] and "--lr" in errors[0]
+    assert errors[0] == errors[1] == errors[2]
+    assert f"nan at step {len(plain['train_loss'])}:" in errors[0] and "--lr" in errors[0]
     # it stopped at the first NaN
     assert plain["train_loss"][-1] is None and None not in plain["train_loss"][:-1]
     # 4 steps an epoch (200 / 64); no validation
@@ -102,7 +105,8 @@ def test_main_job_prints_the_table(mnist_dir, tmp_path):
         for package, name in FOLDERS.items():
             announced = done.stdout.index(f"{example}, {name} twin: python -m {package}.{example}")
             lines = done.stdout[announced:].splitlines()
-            assert lines[1].startswith("    this run writes to ") and lines[2].startswith("    epoch 0: val_loss ")
+            assert lines[1].startswith("    this run writes to ")
+            assert lines[2].startswith("    epoch 0: val_loss ")
     # the default --plot-dir
     pictures = [tmp_path / "runs" / "compare" / f"{example}.png" for example in EXAMPLES]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pictures)
@@ -150,10 +154,12 @@ import logging, warnings
 import lightning
 from torch.utils.data._utils.collate import default_collate_fn_map
 def state():
-    handlers = {name: [type(h) for h in logging.getLogger(name).handlers] for name in ("lightning.pytorch", "lightning.fabric")}
+    handlers = {name: [type(h) for h in logging.getLogger(name).handlers]
+                for name in ("lightning.pytorch", "lightning.fabric")}
     return len(default_collate_fn_map), handlers, list(warnings.filters)
 before = state()
-import shared.checkpoint_files, shared.data, shared.exits, shared.flags, shared.lightning_callbacks, shared.models
+import shared.checkpoint_files, shared.data, shared.exits, shared.flags
+import shared.lightning_callbacks, shared.models
 import shared.run_folders, shared.run_record, shared.seeding
 assert state() == before, (before, state())
 import shared.data
