@@ -44,6 +44,7 @@ def same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
 
 
+@pytest.mark.slow  # nine training runs: the quick tier's budget
 def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir, tmp_path,
                                                                       monkeypatch):
     """Every twin's last.ckpt is the last finished epoch, and best.ckpt the lowest val_loss, when
