@@ -40,8 +40,28 @@ def twin(package: str, example: str):
 
 
 def run_all(example: str, argv: list[str]) -> list:
-    """The three twins of `example` run on the same flags, one after the other: [plain, fabric, lightning]."""
+    """The three twins of `example` run on the same flags, one after the other: [plain, fabric,
+    lightning]."""
     return [twin(package, example).main(argv) for package in PACKAGES]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="run the full suite: the tests marked slow too (full size, DDP, kills, "
+                          "stress, lessons, browser, benchmark, main job)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Plain `pytest` is the quick tier: the tests marked slow are deselected, not skipped.
+
+    `--full` keeps them all; so does `-m`, which then selects by its own expression (`-m slow`).
+    """
+    if config.getoption("--full") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +69,12 @@ def mnist_dir() -> Path:
     """A folder holding MNIST/raw/ with at least the two real t10k files: the repository's data/."""
     folder = Path(os.environ.get("MNIST_DATA_DIR", REPO / "data")).resolve()
     raw = folder / "MNIST" / "raw"
-    if any((raw / name).is_file() for name in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")):
+    if any((raw / name).is_file() for name in ("t10k-images-idx3-ubyte.gz",
+                                               "t10k-images-idx3-ubyte")):
         return folder
-    pytest.fail(f"real MNIST t10k files not found in {raw}; the repository ships them in data/MNIST/raw/ "
-                "(git checkout data), or set MNIST_DATA_DIR to a folder holding MNIST/raw/")
+    pytest.fail(f"real MNIST t10k files not found in {raw}; the repository ships them in "
+                "data/MNIST/raw/ (git checkout data), or set MNIST_DATA_DIR to a folder holding "
+                "MNIST/raw/")
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +83,8 @@ def fashion_dir() -> Path:
     folder = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
     if (folder / "train-images-idx3-ubyte.gz").is_file():
         return folder
-    message = f"Fashion-MNIST not found in {folder}; apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR"
+    message = (f"Fashion-MNIST not found in {folder}; apt-get install dataset-fashion-mnist, "
+               "or set FASHION_MNIST_DIR")
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -76,7 +99,8 @@ def write_idx(path: Path, data: torch.Tensor) -> Path:
     return path
 
 
-def fake_split(raw_dir: Path, prefix: str, count: int, seed: int, gz: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def fake_split(raw_dir: Path, prefix: str, count: int, seed: int,
+               gz: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Write `count` random 28x28 images and labels as `prefix`-images/labels IDX files."""
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (count, 28, 28), generator=generator, dtype=torch.uint8)
@@ -89,7 +113,8 @@ def fake_split(raw_dir: Path, prefix: str, count: int, seed: int, gz: bool = Tru
 
 @pytest.fixture(autouse=True, scope="session")
 def blas_workspace_reserved():
-    """As every twin's `__main__` does (shared/blas.py): the tests call `main()` directly, on a machine that may be busy."""
+    """As every twin's `__main__` does (shared/blas.py): the tests call `main()` directly, on a
+    machine that may be busy."""
     from shared.blas import reserve_blas_workspace
 
     reserve_blas_workspace()
@@ -97,7 +122,8 @@ def blas_workspace_reserved():
 
 @pytest.fixture(autouse=True)
 def run_in_tmp_path(tmp_path, monkeypatch):
-    """Every test runs in its own empty folder, so default outputs (runs/, checkpoints) land there."""
+    """Every test runs in its own empty folder, so default outputs (runs/, checkpoints) land there.
+    """
     monkeypatch.chdir(tmp_path)
 
 
@@ -108,12 +134,12 @@ LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "
 def no_launcher_variables_left_behind():
     """Each test leaves the DDP launcher's variables as it found them.
 
-    Lightning's launcher sets MASTER_ADDR, MASTER_PORT, NODE_RANK and LOCAL_RANK in the process that starts
-    the others, and leaves them set: tests/test_lightning_1x.py fits a Trainer(strategy="ddp") on one device in
-    the test process. A Trainer started later by that process, or by a child of it such as a lesson's kernel,
-    then takes itself for a process that another launcher started, and waits for the rest (in the full suite,
-    lesson 3's two-process cell waited so).
-    """
+    Lightning's launcher sets MASTER_ADDR, MASTER_PORT, NODE_RANK and LOCAL_RANK in the process
+    that starts the others, and leaves them set: tests/test_lightning_1x.py fits a
+    Trainer(strategy="ddp") on one device in the test process. A Trainer started later by that
+    process, or by a child of it such as a lesson's kernel, then takes itself for a process that
+    another launcher started, and waits for the rest (in the full suite, lesson 3's two-process
+    cell waited so)."""
     before = {name: os.environ.get(name) for name in LAUNCHER_VARIABLES}
     yield
     for name, value in before.items():
@@ -125,7 +151,8 @@ def no_launcher_variables_left_behind():
 
 @pytest.fixture(scope="module")
 def browser() -> str:
-    """Headless Chromium, for the pages' tests: required on CI, skipped (and said so) on a machine without it."""
+    """Headless Chromium, for the pages' tests: required on CI, skipped (and said so) on a
+    machine without it."""
     from tools.reader import chromium
 
     path = chromium()

@@ -1,4 +1,5 @@
-"""The benchmark script runs and prints its whole table; at a tiny size, since speed is not a test here.
+"""The benchmark script runs and prints its whole table; at a tiny size, since speed is not a test
+here.
 
 `python -m tools.benchmark` measures one full epoch per row (docs/costs.md);
 this only shows that every row works and that the ratios are computed against the right rows.
@@ -7,62 +8,95 @@ this only shows that every row works and that the ratios are computed against th
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 from tools.benchmark import MEASURES, PLAIN_EXTRAS_OFF
 
 
+@pytest.mark.slow
 def test_benchmark_prints_every_measure_with_its_ratios(mnist_dir, tmp_path):
-    """One rep on 200 images: a row per measure, the floor at 1.00x itself, the plain twin at 1.00x plain."""
-    done = subprocess.run([sys.executable, "-m", "tools.benchmark", "--data-dir", str(mnist_dir), "--dataset", "mnist",
-                           "--reps", "1", "--limit-train", "200", "--limit-val", "100", "--models", "mlp"],
+    """One rep on 200 images: a row per measure, the floor at 1.00x itself, the plain twin at
+    1.00x plain. (Two measurements at a time: their times are not figures here, only that every
+    row runs.)"""
+    done = subprocess.run([sys.executable, "-m", "tools.benchmark", "--data-dir", str(mnist_dir),
+                           "--dataset", "mnist", "--reps", "1", "--limit-train", "200",
+                           "--limit-val", "100",
+                           "--models", "mlp", "--jobs", "2"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {cells[2]: cells[3:] for line in done.stdout.splitlines() if line.startswith("| mlp ")
             for cells in [[cell.strip() for cell in line.split("|")]]}
     assert list(rows) == MEASURES
     assert rows["floor"][2] == "1.00" and rows["plain"][3] == "1.00"
-    assert all(float(seconds) > 0 and float(peak_mb) > 0 for seconds, _, _, _, peak_mb, _ in rows.values())
+    assert all(float(seconds) > 0 and float(peak_mb) > 0
+               for seconds, _, _, _, peak_mb, _ in rows.values())
     # one rep: its median is its only time, so the spread is that time twice
     assert all(spread == f"{seconds}–{seconds}" for seconds, spread, *_ in rows.values())
 
 
-def test_benchmark_and_accuracy_refuse_bad_input_in_one_line(tmp_path):
-    """No data there, zero reps, an unknown measure or model: one line on stderr, exit status 2."""
-    cases = [("tools.benchmark", ["--data-dir", str(tmp_path)]), ("tools.benchmark", ["--reps", "0"]),
-             ("tools.benchmark", ["--measures", "lightning, fast"]), ("tools.benchmark", ["--models", "rnn"]),
-             ("tools.accuracy", ["--data-dir", str(tmp_path)]), ("tools.accuracy", ["--limit-train", "0"])]
+def test_benchmark_and_accuracy_refuse_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
+    """No data there, zero reps or jobs, an unknown measure or model: one line on stderr, exit
+    status 2.
+
+    In this process (their `main()` reads the flags from sys.argv); tests/test_cli.py shows the
+    tools' `python -m` entry point refusing a bad flag the same way."""
+    import tools.accuracy
+    import tools.benchmark
+
+    cases = [(tools.benchmark, ["--data-dir", str(tmp_path)]), (tools.benchmark, ["--reps", "0"]),
+             (tools.benchmark, ["--jobs", "0"]), (tools.benchmark,
+                                                  ["--measures", "lightning, fast"]),
+             (tools.benchmark, ["--models", "rnn"]), (tools.accuracy,
+                                                      ["--data-dir", str(tmp_path)]),
+             (tools.accuracy, ["--limit-train", "0"])]
     for module, flags in cases:
-        done = subprocess.run([sys.executable, "-m", module, *flags], cwd=REPO, capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, flags
+        monkeypatch.setattr(sys, "argv", [module.__name__, *flags])
+        with pytest.raises(SystemExit) as exit_info:
+            module.main()
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, flags
 
 
-def test_accuracy_table_trains_the_three_twins_and_they_agree(mnist_dir, tmp_path):
-    """`python -m tools.accuracy` (the Fashion-MNIST table of docs/costs.md), on 200 images: the three twins' test accuracy, identical."""
-    done = subprocess.run([sys.executable, "-m", "tools.accuracy", "--data-dir", str(mnist_dir), "--dataset", "mnist",
-                           "--limit-train", "200"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    ours = [line for line in done.stdout.splitlines() if line.startswith(("| MLP", "| 2 conv"))]
+@pytest.mark.slow
+def test_accuracy_table_trains_the_three_twins_and_they_agree(mnist_dir, monkeypatch, capsys):
+    """`python -m tools.accuracy` (the Fashion-MNIST table of docs/costs.md), on 200 images, in this
+    process: the three twins' test accuracy, identical."""
+    import tools.accuracy
+
+    monkeypatch.setattr(sys, "argv", ["accuracy", "--data-dir", str(mnist_dir), "--dataset",
+                                      "mnist",
+                                      "--limit-train", "200"])
+    tools.accuracy.main()
+    printed = capsys.readouterr().out
+    ours = [line for line in printed.splitlines() if line.startswith(("| MLP", "| 2 conv"))]
     assert len(ours) == 2 and all(line.endswith("| yes |") for line in ours)
-    assert "| published: 2 Conv+pooling (preprocessing: None) | 0.916 | |" in done.stdout
+    assert "| published: 2 Conv+pooling (preprocessing: None) | 0.916 | |" in printed
 
 
 def test_docs_cost_table_has_every_measure_of_both_models():
     """docs/costs.md pastes the script's table whole: a row per model and measure, none renamed."""
-    section = (REPO / "docs" / "costs.md").read_text().split("## What Lightning costs")[1].split("\n## ")[0]
+    costs = (REPO / "docs" / "costs.md").read_text()
+    section = costs.split("## What Lightning costs")[1].split("\n## ")[0]
     missing = [f"{model}: {measure}" for model in ("mlp", "cnn") for measure in MEASURES
                if f"| {model} | {measure} |" not in section]
     assert missing == []
 
 
-def test_benchmark_measures_on_request_the_plain_twins_own_extras_and_the_cnns_barebones_row(mnist_dir, tmp_path):
-    """`--measures` adds the plain twin without TensorBoard and without its bar (floor and plain always come first);
-    and the CNN's `barebones=True` row runs: barebones forbids self.log, and step 2's nan check reads val_loss at the
-    end of validation, so the benchmark switches that hook off too (it failed with a KeyError once the check came)."""
-    done = subprocess.run([sys.executable, "-m", "tools.benchmark", "--data-dir", str(mnist_dir), "--dataset", "mnist",
-                           "--reps", "1", "--limit-train", "200", "--limit-val", "100", "--models", "cnn",
+@pytest.mark.slow
+def test_benchmark_measures_on_request_the_plain_twins_own_extras_and_the_cnns_barebones_row(
+        mnist_dir, tmp_path):
+    """`--measures` adds the plain twin without TensorBoard and without its bar (floor and plain
+    always come first); and the CNN's `barebones=True` row runs: barebones forbids self.log, and
+    step 2's nan check reads val_loss at the end of validation, so the benchmark switches that
+    hook off too (it failed with a KeyError once the check came)."""
+    done = subprocess.run([sys.executable, "-m", "tools.benchmark", "--data-dir", str(mnist_dir),
+                           "--dataset", "mnist", "--reps", "1", "--limit-train", "200",
+                           "--limit-val", "100",
+                           "--models", "cnn", "--jobs", "2",
                            "--measures", *PLAIN_EXTRAS_OFF, "lightning, barebones=True"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = [line.split("|")[2].strip() for line in done.stdout.splitlines() if line.startswith("| cnn ")]
+    rows = [line.split("|")[2].strip() for line in done.stdout.splitlines()
+            if line.startswith("| cnn ")]
     assert rows == ["floor", "plain", *PLAIN_EXTRAS_OFF, "lightning, barebones=True"]

@@ -241,7 +241,7 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
             twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--resume", str(path)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and "ends after epoch 1" in err
-    for implementation in ("plain", "fabric", "lightning"):  # refused runs removed their version_N
+    for implementation in FOLDERS.values():  # refused runs removed their version_N
         for root in ("runs", "ck"):
             folder = tmp_path / root / "cnn_classifier" / implementation
             assert [p.name for p in folder.iterdir()] == ["version_0"]
@@ -290,7 +290,6 @@ def test_a_checkpoint_with_the_right_keys_but_wrong_contents_is_refused_in_one_l
     states, an optimizer without parameters, other values of the flags a checkpoint fixes) are
     refused before anything loads from them."""
     from shared.checkpoint_files import load_checkpoint_checked
-    from shared.exits import BadInput
     from shared.flags import parse_args
     from shared.models import ConvNet
     from shared.run_end import BadInput
@@ -370,7 +369,7 @@ def test_help_shows_every_flags_default():
                 if action.dest == "data_dir":  # said in words: where the data is looked for
                     default = "the repository's data/; for Fashion-MNIST, also Debian's"
                 assert f"(default: {default}" in text, (example, action.option_strings)
-        epochs = EXAMPLES[example]["epochs"]
+        epochs = DEFAULTS[example]["epochs"]
         assert f"--epochs EPOCHS passes over the training set (default: {epochs}" in text
 
 

@@ -1,4 +1,5 @@
-"""Step 2 on two processes: DDP by hand under torchrun ⟷ Fabric(strategy="ddp") ⟷ Trainer(strategy="ddp"), on CPU (gloo).
+"""Step 2 on two processes: DDP by hand under torchrun ⟷ Fabric(strategy="ddp") ⟷
+Trainer(strategy="ddp"), on CPU (gloo).
 
 Each of the three twins trains on 2 processes, in its own processes, the way README's "Scaling out"
 launches it. One thread per process (OMP_NUM_THREADS=1, what torchrun sets anyway), so that
@@ -23,22 +24,38 @@ from shared.models import ConvNet
 from tests.conftest import FOLDERS, PACKAGES, REPO, twin
 
 # 301 validation images: 151 a process, so the sampler pads one (repeats the first image).
-FLAGS = ["--limit-train", "512", "--limit-val", "301", "--batch-size", "32", "--accelerator", "cpu", "--no-progress"]
+FLAGS = ["--limit-train", "512", "--limit-val", "301", "--batch-size", "32", "--accelerator", "cpu",
+         "--no-progress"]
 STEPS_PER_EPOCH = 512 // 2 // 32  # each process: half the images, in batches of 32
 
 
-def launch(package: str, devices: int, flags: list[str], cwd: Path, status: int = 0) -> subprocess.CompletedProcess:
-    """The plain twin under torchrun (one process per device); the Fabric and Lightning twins as usual (they start their own)."""
+def start(package: str, devices: int, flags: list[str], cwd: Path) -> subprocess.Popen:
+    """The plain twin under torchrun (one process per device); the Fabric and Lightning twins as
+    usual (they start their own)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     module = ["-m", f"{package}.cnn_classifier", "--devices", str(devices), *flags]
     if package == "plain_pytorch" and devices > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}", *module]
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc-per-node={devices}", *module]
     else:
         command = [sys.executable, *module]
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(process: subprocess.Popen, status: int = 0) -> subprocess.CompletedProcess:
+    """Wait for a run to end and check its exit status."""
     # The timeout only stops a hung run; it is not a speed test.
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == status, done.stdout[-2000:] + done.stderr[-3000:]
-    return done
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == status, out[-2000:] + err[-3000:]
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def launch(package: str, devices: int, flags: list[str], cwd: Path,
+           status: int = 0) -> subprocess.CompletedProcess:
+    """One twin's run, from start to end."""
+    return finish(start(package, devices, flags, cwd), status)
 
 
 def records(folder: Path) -> list[dict]:
@@ -47,28 +64,35 @@ def records(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ddp_runs(mnist_dir, tmp_path_factory) -> Path:
-    """The three twins, 2 epochs on 2 processes, with checkpoints and --metrics-out; the folder they ran in."""
+    """The three twins, 2 epochs on 2 processes, with checkpoints and --metrics-out; the folder
+    they ran in."""
     folder = tmp_path_factory.mktemp("ddp")
     for package in PACKAGES:
-        done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--checkpoint-dir", "ck",
+        done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2",
+                                   "--checkpoint-dir", "ck",
                                    "--metrics-out", f"{package}.json"], folder)
         assert done.stdout.count("epoch 0: val_loss") == 1  # only rank 0 speaks
     return folder
 
 
+@pytest.mark.slow
 def test_ddp_twins_give_the_same_losses_bit_for_bit(ddp_runs):
-    """On 2 processes with dropout, over 2 epochs: rank 0's per-step losses and the reduced epoch metrics are equal."""
+    """On 2 processes with dropout, over 2 epochs: rank 0's per-step losses and the reduced epoch
+    metrics are equal."""
     plain, fabric, lightning = records(ddp_runs)
     assert len(plain["train_loss"]) == 2 * STEPS_PER_EPOCH
     for key in ("train_loss", "val_loss", "val_accuracy"):
         assert plain[key] == fabric[key] == lightning[key], key
     for name in FOLDERS.values():  # rank 0 alone wrote logs and checkpoints: one version each
         assert [p.name for p in (ddp_runs / "ck/cnn_classifier" / name).iterdir()] == ["version_0"]
-        assert [p.name for p in (ddp_runs / "runs/cnn_classifier" / name).iterdir()] == ["version_0"]
+        assert [p.name
+                for p in (ddp_runs / "runs/cnn_classifier" / name).iterdir()] == ["version_0"]
 
 
+@pytest.mark.slow
 def test_ddp_matches_one_process_taking_the_whole_global_batch(ddp_runs, mnist_dir):
-    """One process that takes both processes' batches at each step reaches the same losses, within a tolerance.
+    """One process that takes both processes' batches at each step reaches the same losses, within a
+    tolerance.
 
     A plain single-process run with batch 64 would not see the same dropout masks: each DDP
     process draws its masks from its own generator, seeded alike, so both halves of a global
@@ -78,7 +102,8 @@ def test_ddp_matches_one_process_taking_the_whole_global_batch(ddp_runs, mnist_d
     """
     train_set, val_set, _, _ = load_mnist(mnist_dir)
     train_set, val_set = first(train_set, 512), first(val_set, 301)
-    halves = [DataLoader(train_set, batch_size=32, sampler=DistributedSampler(train_set, 2, rank, seed=42))
+    halves = [DataLoader(train_set, batch_size=32, sampler=DistributedSampler(train_set, 2, rank,
+                                                                              seed=42))
               for rank in (0, 1)]
     torch.manual_seed(42)
     model = ConvNet()
@@ -90,65 +115,95 @@ def test_ddp_matches_one_process_taking_the_whole_global_batch(ddp_runs, mnist_d
         for loader in halves:
             loader.sampler.set_epoch(epoch)
         state = torch.get_rng_state()
-        batches = [list(iter(halves[0]))]  # iter() draws from the generator: once, as each process does
+        # iter() draws from the generator: once, as each process does
+        batches = [list(iter(halves[0]))]
         torch.set_rng_state(state)
         batches.append(list(iter(halves[1])))
         model.train()
         for (images_0, labels_0), (images_1, labels_1) in zip(*batches):
             state = torch.get_rng_state()
-            loss_0 = F.cross_entropy(model(images_0), labels_0)  # rank 0's half, with its dropout masks
+            # rank 0's half, with its dropout masks
+            loss_0 = F.cross_entropy(model(images_0), labels_0)
             torch.set_rng_state(state)
             loss_1 = F.cross_entropy(model(images_1), labels_1)  # rank 1's: the same masks
             optimizer.zero_grad()
             ((loss_0 + loss_1) / 2).backward()
             optimizer.step()
             losses.append(loss_0.item())
-        iter(DataLoader(val_set, sampler=DistributedSampler(val_set, 2, 0, shuffle=False)))  # validation's draw
+        # validation's draw
+        iter(DataLoader(val_set, sampler=DistributedSampler(val_set, 2, 0, shuffle=False)))
         scheduler.step()
     plain = records(ddp_runs)[0]
     largest = max(abs(a - b) for a, b in zip(losses, plain["train_loss"]))
-    # Under DDP each process's gradient is halved and gloo's all-reduce sums the two, bucket by bucket;
+    # Under DDP each process's gradient is halved and gloo's all-reduce sums the two, bucket by
+    # bucket;
     # here autograd halves each half's gradient on its way back and accumulates the two into .grad.
-    # The same sums, added in another order, can differ in the last bit, and the weights carry such a
+    # The same sums, added in another order, can differ in the last bit, and the weights carry such
+    # a
     # bit into later steps. Measured here: at most 2.4e-7, one float32 step at a loss of 2.3. 1e-5
     # allows about 40 such steps and still fails on any real difference (a wrong batch, mask or lr).
     assert len(losses) == len(plain["train_loss"]) and largest <= 1e-5, largest
 
 
-def test_ddp_checkpoints_resume_on_one_process(ddp_runs, mnist_dir):
-    """Each twin's last.ckpt written by 2 processes resumes in 1 process, and the twins go on alike."""
+@pytest.fixture(scope="module")
+def resumed_on_one(ddp_runs, mnist_dir) -> Path:
+    """Each twin's last.ckpt of `ddp_runs` (2 epochs on 2 processes) resumed for epoch 3 on 1
+    process, the three twins at once, each writing its checkpoints (ck-1/) and --metrics-out; the
+    folder."""
+    started = []
     for package, name in FOLDERS.items():
         last = ddp_runs / f"ck/cnn_classifier/{name}/version_0/last.ckpt"
         assert load_checkpoint_unchecked(last)["epoch"] == 1
-        launch(package, 1, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "3", "--resume", str(last),
-                            "--metrics-out", f"{package}-resumed.json"], ddp_runs)
-    plain, fabric, lightning = (json.loads((ddp_runs / f"{p}-resumed.json").read_text()) for p in PACKAGES)
-    assert len(plain["train_loss"]) == 512 // 32 and len(plain["val_loss"]) == 1  # epoch 3 alone, all 512 images
+        started.append(start(package, 1, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "3",
+                                          "--resume", str(last), "--checkpoint-dir", "ck-1",
+                                          "--log-dir", "runs-1", "--metrics-out",
+                                          f"{package}-resumed.json"],
+                             ddp_runs))
+    for process in started:
+        finish(process)
+    return ddp_runs
+
+
+@pytest.mark.slow
+def test_ddp_checkpoints_resume_on_one_process(resumed_on_one):
+    """Each twin's last.ckpt written by 2 processes resumes in 1 process, and the twins go on alike.
+    """
+    plain, fabric, lightning = (json.loads((resumed_on_one / f"{p}-resumed.json").read_text())
+                                for p in PACKAGES)
+    assert len(plain["train_loss"]) == 512 // 32  # epoch 3 alone, all 512 images
+    assert len(plain["val_loss"]) == 1
     assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
 
 
-def test_one_process_checkpoints_resume_on_two(mnist_dir, tmp_path):
-    """Each twin's last.ckpt written by 1 process resumes on 2 processes, and the twins go on alike.
+@pytest.mark.slow
+def test_one_process_checkpoints_resume_on_two(resumed_on_one, mnist_dir):
+    """Each twin's last.ckpt written by 1 process (epoch 3, resumed above) resumes on 2 processes
+    for epoch 4, and the twins go on alike.
 
     The Fabric twin's trap: Fabric sets the DistributedSampler's epoch to the number of passes
-    made in this run, from 0; without its seed shifted, the resumed epoch would repeat epoch 1's order.
+    made in this run, from 0; without its seed shifted, the resumed epoch would repeat an earlier
+    epoch's order.
     """
-    flags = [*FLAGS, "--data-dir", str(mnist_dir), "--checkpoint-dir", "ck"]
     runs = []
     for package, name in FOLDERS.items():
-        launch(package, 1, [*flags, "--epochs", "1"], tmp_path)
-        last = tmp_path / f"ck/cnn_classifier/{name}/version_0/last.ckpt"
-        launch(package, 2, [*flags, "--epochs", "2", "--resume", str(last), "--metrics-out", "m.json"], tmp_path)
-        runs.append(json.loads((tmp_path / "m.json").read_text()))
+        last = resumed_on_one / f"ck-1/cnn_classifier/{name}/version_0/last.ckpt"
+        assert load_checkpoint_unchecked(last)["epoch"] == 2
+        launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "4", "--resume",
+                            str(last),
+                            "--log-dir", "runs-2", "--metrics-out", f"{package}-on-two.json"],
+                            resumed_on_one)
+        runs.append(json.loads((resumed_on_one / f"{package}-on-two.json").read_text()))
     plain, fabric, lightning = runs
-    assert len(plain["train_loss"]) == STEPS_PER_EPOCH and len(plain["val_loss"]) == 1  # epoch 2, on 2 processes
+    assert len(plain["train_loss"]) == STEPS_PER_EPOCH  # epoch 4, on 2 processes
+    assert len(plain["val_loss"]) == 1
     assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
 
 
 def _check_one_diverged_loss(rank: int, store: str, outcomes: str) -> None:
-    """In process `rank` of 2: rank 1's loss is nan, rank 0's is fine; write what stop_if_diverged did."""
+    """In process `rank` of 2: rank 1's loss is nan, rank 0's is fine; write what
+    stop_if_diverged did."""
     import torch.distributed as dist
 
     from shared.divergence import stop_if_diverged
@@ -164,22 +219,30 @@ def _check_one_diverged_loss(rank: int, store: str, outcomes: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_a_loss_that_diverges_in_one_process_stops_every_process(tmp_path):
-    """Only rank 1's loss is nan: rank 0 stops at the same step too, instead of waiting in its next all-reduce."""
-    torch.multiprocessing.spawn(_check_one_diverged_loss, args=(str(tmp_path / "store"), str(tmp_path / "outcome")),
+    """Only rank 1's loss is nan: rank 0 stops at the same step too, instead of waiting in its
+    next all-reduce."""
+    torch.multiprocessing.spawn(_check_one_diverged_loss,
+                                args=(str(tmp_path / "store"), str(tmp_path / "outcome")),
                                 nprocs=2)
     rank_0, rank_1 = ((tmp_path / f"outcome.{rank}").read_text() for rank in (0, 1))
     assert rank_1.startswith("train_loss is nan at step 3:")
     assert rank_0.startswith("train_loss is not finite in another process at step 3:")
 
 
-def test_both_twins_on_two_processes_stop_at_the_same_step_when_the_loss_diverges(mnist_dir, tmp_path):
-    """At --lr 1e6 on 2 processes: every twin stops after the same step, with one error line each, records alike."""
+@pytest.mark.slow
+def test_both_twins_on_two_processes_stop_at_the_same_step_when_the_loss_diverges(mnist_dir,
+                                                                                  tmp_path):
+    """At --lr 1e6 on 2 processes: every twin stops after the same step, with one error line
+    each, records alike."""
     runs = []
     for package in PACKAGES:
-        done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--lr", "1e6",
+        done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--lr",
+                                   "1e6",
                                    "--metrics-out", f"{package}.json"], tmp_path, status=1)
-        assert done.stderr.count("error: train_loss ") == 1  # one process says so (torchrun adds its own report)
+        # one process says so (torchrun adds its own report)
+        assert done.stderr.count("error: train_loss ") == 1
         runs.append(json.loads((tmp_path / f"{package}.json").read_text()))
     plain, fabric, lightning = runs
     assert plain["train_loss"][-1] is None and len(plain["train_loss"]) < STEPS_PER_EPOCH
@@ -193,7 +256,8 @@ def test_the_plain_twin_without_torchrun_says_how_to_launch_it(capsys, monkeypat
     with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("plain_pytorch", "cnn_classifier").main(["--devices", "2", "--data-dir", "nowhere"])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and "torchrun --standalone --nproc-per-node 2" in err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "torchrun --standalone --nproc-per-node 2" in err
 
 
 @pytest.mark.parametrize("package", PACKAGES)

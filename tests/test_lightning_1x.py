@@ -13,10 +13,12 @@ from tools.lightning_1x import ROWS, table, try_call
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.old.strip("`"))
 def test_the_old_call_does_what_the_guide_says_and_the_new_one_runs(row):
-    """The 1.x call raises, warns or passes silently as its row says; its 2.x replacement runs without a word."""
+    """The 1.x call raises, warns or passes silently as its row says; its 2.x replacement runs
+    without a word."""
     outcome, result = try_call(row.try_old)
     assert outcome.kind == row.kind and row.says in outcome.message
-    if row.kind != "error":  # it runs: {"log": ...} logs nothing; precision=16 falls back to bf16 on a CPU
+    # it runs: {"log": ...} logs nothing; precision=16 falls back to bf16 on a CPU
+    if row.kind != "error":
         assert result == row.returns
     replacement, _ = try_call(row.try_new)
     assert replacement == ("silence", "")

@@ -26,7 +26,8 @@ from shared.data import make_sum_dataset
 from shared.models import SumMLP
 
 NUM_FEATURES, HIDDEN_SIZE, LR, BATCH_SIZE = 8, 32, 1e-3, 32
-TRAIN_SET, VAL_SET, _, _ = make_sum_dataset(num_samples=600, num_features=NUM_FEATURES, seed=0)  # 480 train, 120 val
+# 480 train, 120 val
+TRAIN_SET, VAL_SET, _, _ = make_sum_dataset(num_samples=600, num_features=NUM_FEATURES, seed=0)
 
 
 class LitDropoutSumMLP(LitSumMLP):
@@ -38,7 +39,8 @@ class LitDropoutSumMLP(LitSumMLP):
 
 
 class LitSumMLPWithoutValidation(LitSumMLP):
-    """LitSumMLP with its val_dataloader hook taken away: Lightning then has no validation to run."""
+    """LitSumMLP with its val_dataloader hook taken away: Lightning then has no validation to run.
+    """
 
     val_dataloader = L.LightningModule.val_dataloader  # the unimplemented default: "not overridden"
 
@@ -49,37 +51,50 @@ def training_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) ->
 
 
 def loaders(with_val: bool) -> tuple[DataLoader, DataLoader | None]:
-    train_loader = DataLoader(TRAIN_SET, batch_size=BATCH_SIZE, shuffle=True)  # draws a seed each epoch
+    # draws a seed each epoch
+    train_loader = DataLoader(TRAIN_SET, batch_size=BATCH_SIZE, shuffle=True)
     return train_loader, DataLoader(VAL_SET, batch_size=BATCH_SIZE) if with_val else None
 
 
-def lightning_search(tmp_path, dropout: bool = False, with_val: bool = True, max_epochs: int = 5, **search):
-    """Lightning's lr_find from seed 0; returns the module, its trainer, the finder and the RNG state after."""
+def lightning_search(tmp_path, dropout: bool = False, with_val: bool = True, max_epochs: int = 5,
+                     **search):
+    """Lightning's lr_find from seed 0; returns the module, its trainer, the finder and the RNG
+    state after."""
     torch.manual_seed(0)
     if dropout:
         lit_model = LitDropoutSumMLP(NUM_FEATURES, HIDDEN_SIZE, LR)
-    else:  # without validation, no val_dataloader hook either: lr_find would ask it (it sets limit_val_batches)
+    # without validation, no val_dataloader hook either: lr_find would ask it (it sets
+    # limit_val_batches)
+    else:
         lit_class = LitSumMLP if with_val else LitSumMLPWithoutValidation
-        lit_model = lit_class(TRAIN_SET, VAL_SET, NUM_FEATURES, HIDDEN_SIZE, LR, BATCH_SIZE)  # loaders passed below
+        # loaders passed below
+        lit_model = lit_class(TRAIN_SET, VAL_SET, NUM_FEATURES, HIDDEN_SIZE, LR, BATCH_SIZE)
     rng_before = torch.get_rng_state()
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, logger=False,
+                        enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
     train_loader, val_loader = loaders(with_val)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "does not have many workers": true, and beside the point here
-        lr_finder = Tuner(trainer).lr_find(lit_model, train_dataloaders=train_loader, val_dataloaders=val_loader,
+        # "does not have many workers": true, and beside the point here
+        warnings.simplefilter("ignore")
+        lr_finder = Tuner(trainer).lr_find(lit_model, train_dataloaders=train_loader,
+                                           val_dataloaders=val_loader,
                                            early_stop_threshold=4.0, **search)
-    assert torch.equal(torch.get_rng_state(), rng_before)  # lr_find runs under isolate_rng(): it hands back every draw
+    # lr_find runs under isolate_rng(): it hands back every draw
+    assert torch.equal(torch.get_rng_state(), rng_before)
     return lit_model, trainer, lr_finder, torch.get_rng_state()
 
 
 def plain_search(dropout: bool = False, with_val: bool = True, max_epochs: int = 5, **search):
-    """The hand-written search from seed 0; returns the model, its optimizer, the result and the RNG state after."""
+    """The hand-written search from seed 0; returns the model, its optimizer, the result and the
+    RNG state after."""
     torch.manual_seed(0)
     model = SumMLP(NUM_FEATURES, HIDDEN_SIZE)
     if dropout:
         model = nn.Sequential(nn.Dropout(0.2), model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)  # what LitSumMLP.configure_optimizers builds
+    # what LitSumMLP.configure_optimizers builds
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     train_loader, val_loader = loaders(with_val)
     result = lr_range_test(model, train_loader, optimizer, training_loss, val_loader=val_loader,
                            max_epochs=max_epochs, early_stop_threshold=4.0, **search)
@@ -87,7 +102,8 @@ def plain_search(dropout: bool = False, with_val: bool = True, max_epochs: int =
 
 
 def assert_same_search(tmp_path, **kwargs) -> LRFinderResult:
-    """Run both searches and assert that every series, the suggestion and every side effect are equal."""
+    """Run both searches and assert that every series, the suggestion and every side effect are
+    equal."""
     lit_model, trainer, lr_finder, lightning_rng = lightning_search(tmp_path, **kwargs)
     model, optimizer, result, plain_rng = plain_search(**kwargs)
 
@@ -95,20 +111,25 @@ def assert_same_search(tmp_path, **kwargs) -> LRFinderResult:
     assert result.losses == lr_finder.results["loss"]
     assert result.suggestion() == lr_finder.suggestion()
     assert lit_model.lr == result.suggestion()  # update_attr=True wrote it into the module
-    # Weights restored from the checkpoint; gradients left from the last step (None if validation freed them).
+    # Weights restored from the checkpoint; gradients left from the last step (None if validation
+    # freed them).
     for lit_param, param in zip(lit_model.model.parameters(), model.parameters(), strict=True):
         assert torch.equal(lit_param, param)
-        assert (lit_param.grad is None and param.grad is None) or torch.equal(lit_param.grad, param.grad)
+        assert (lit_param.grad is None and param.grad is None) or torch.equal(lit_param.grad,
+                                                                              param.grad)
     # Lightning's optimizer: restored (no Adam moments), then given the suggested lr, like ours.
     assert optimizer.state_dict() == trainer.optimizers[0].state_dict()
     assert torch.equal(plain_rng, lightning_rng)
-    assert list(tmp_path.glob(".lr_find_*.ckpt")) == []  # Lightning removed its temporary checkpoint
+    # Lightning removed its temporary checkpoint
+    assert list(tmp_path.glob(".lr_find_*.ckpt")) == []
     return result
 
 
 def test_exponential_search_matches_lightning(tmp_path):
-    """An exponential search across two epoch boundaries, validating at each, equals Lightning's bit for bit."""
-    result = assert_same_search(tmp_path, min_lr=1e-5, max_lr=1.0, num_training=40, mode="exponential")
+    """An exponential search across two epoch boundaries, validating at each, equals Lightning's
+    bit for bit."""
+    result = assert_same_search(tmp_path, min_lr=1e-5, max_lr=1.0, num_training=40,
+                                mode="exponential")
     assert len(result.lrs) == 40  # ran to the end: no early stop
 
 
@@ -119,7 +140,8 @@ def test_linear_search_matches_lightning(tmp_path):
 
 
 def test_early_stop_matches_lightning(tmp_path):
-    """A diverging search stops at the same step as Lightning's, with the same series and suggestion."""
+    """A diverging search stops at the same step as Lightning's, with the same series and
+    suggestion."""
     result = assert_same_search(tmp_path, min_lr=1e-5, max_lr=1000.0, num_training=100)
     assert len(result.lrs) < 100  # the loss diverged and the search stopped early
     assert result.losses[-1] > 4.0 * min(result.losses)
@@ -137,12 +159,14 @@ def test_max_epochs_caps_search_like_lightning(tmp_path):
 
 
 def test_dropout_search_matches_lightning(tmp_path):
-    """With dropout drawing from the global generator at every step, the search still equals Lightning's."""
+    """With dropout drawing from the global generator at every step, the search still equals
+    Lightning's."""
     assert_same_search(tmp_path, dropout=True, min_lr=1e-5, max_lr=1.0, num_training=40)
 
 
 def test_schedule_matches_lightning_schedulers():
-    """scheduled_lr gives Lightning's scheduler lrs step for step, starting at min_lr and skipping r=1/N."""
+    """scheduled_lr gives Lightning's scheduler lrs step for step, starting at min_lr and
+    skipping r=1/N."""
     for mode, scheduler_class in (("exponential", _ExponentialLR), ("linear", _LinearLR)):
         optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1e-6)
         optimizer.param_groups[0]["initial_lr"] = 1e-6  # as _exchange_scheduler sets it
@@ -156,9 +180,11 @@ def test_schedule_matches_lightning_schedulers():
         assert lightning_lrs[0] == 1e-6
 
 
-@pytest.mark.parametrize("skip_begin, skip_end", [(10, 1), (0, 1), (5, 3), (10, 0), (28, 1), (29, 1)])
+@pytest.mark.parametrize("skip_begin, skip_end", [(10, 1), (0, 1), (5, 3), (10, 0), (28, 1),
+                                                  (29, 1)])
 def test_suggestion_matches_lightning_with_nans_and_few_points(skip_begin, skip_end):
-    """suggestion() drops non-finite losses and gives None below 2 points exactly where Lightning does."""
+    """suggestion() drops non-finite losses and gives None below 2 points exactly where Lightning
+    does."""
     generator = torch.Generator().manual_seed(0)
     lrs = [scheduled_lr(step, 1e-5, 1.0, 30, "exponential") for step in range(30)]
     losses = (1.0 + torch.rand(30, generator=generator, dtype=torch.float64)).tolist()
@@ -171,12 +197,14 @@ def test_suggestion_matches_lightning_with_nans_and_few_points(skip_begin, skip_
     finally:
         logging.disable(logging.NOTSET)
     assert LRFinderResult(lrs, losses).suggestion(skip_begin, skip_end) == expected
-    if (skip_begin, skip_end) in ((10, 0), (28, 1), (29, 1)):  # empty slice, one finite point, no point
+    # empty slice, one finite point, no point
+    if (skip_begin, skip_end) in ((10, 0), (28, 1), (29, 1)):
         assert expected is None
 
 
 def test_suggestion_rounds_to_float32_like_lightning():
-    """On a straight-line loss all gradients tie; ours breaks the tie by float32 rounding, as Lightning does."""
+    """On a straight-line loss all gradients tie; ours breaks the tie by float32 rounding, as
+    Lightning does."""
     lrs = [scheduled_lr(step, 1e-5, 1.0, 30, "exponential") for step in range(30)]
     losses = [1.0 - 0.5 * lr for lr in lrs]  # d(loss)/d(lr) = -0.5 everywhere
     lightning = _LRFinder("exponential", 1e-5, 1.0, 30)

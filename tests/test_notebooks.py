@@ -1,12 +1,13 @@
-"""The eight lessons: stored clean, their code equal to the twins', run offline with their exercises checked, as pages.
+"""The eight lessons: stored clean, their code equal to the twins', run offline with their exercises
+checked, as pages.
 
-Each lesson runs once, top to bottom, as committed (its exercise cells empty), with each worked solution from
-notebooks/solutions/ and one mistake appended at its end: so one run shows that an empty answer gets "not yet",
-the solution "correct", and the mistake a verdict that names the fix. The notebooks' own asserts are the lessons'
-live checks: an error anywhere fails. The same runs, without the appended cells, become the lesson pages, which
-headless Chromium then opens. MNIST comes from the parity tests' folder (MNIST_DATA_DIR, made absolute for the
-kernel, which runs in notebooks/); everything a lesson writes goes to a temporary folder.
-"""
+Each lesson runs once, top to bottom, as committed (its exercise cells empty), with each worked
+solution from notebooks/solutions/ and one mistake appended at its end: so one run shows that an
+empty answer gets "not yet", the solution "correct", and the mistake a verdict that names the
+fix. The notebooks' own asserts are the lessons' live checks: an error anywhere fails. The same
+runs, without the appended cells, become the lesson pages, which headless Chromium then opens.
+MNIST comes from the parity tests' folder (MNIST_DATA_DIR, made absolute for the kernel, which
+runs in notebooks/); everything a lesson writes goes to a temporary folder."""
 
 import ast
 import html
@@ -23,16 +24,22 @@ from tests.conftest import REPO
 from tools import lesson_pages, reader
 from tools.reader import rendered_dom, run_chromium
 
-LESSONS = ["01_pytorch_basics", "02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras",
-           "05_the_middle_way", "06_why_the_curves_match", "07_migrating_your_own_loop", "08_from_lightning_1x_to_2x"]
-WITH_PLOTS = {"02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras", "05_the_middle_way",
+LESSONS = ["01_pytorch_basics", "02_the_training_loop", "03_a_real_training_job",
+           "04_lightnings_extras",
+           "05_the_middle_way", "06_why_the_curves_match", "07_migrating_your_own_loop",
+           "08_from_lightning_1x_to_2x"]
+WITH_PLOTS = {"02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras",
+              "05_the_middle_way",
               "06_why_the_curves_match"}  # 1, 7 and 8 print
 HOLD_THE_TWINS_CODE = ["02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras"]
-# One mistake per lesson with exercises: (exercise number, text of the solution, replaced by, words of the verdict)
+# One mistake per lesson with exercises: (exercise number, text of the solution, replaced by, words
+# of the verdict)
 MISTAKES = {
-    "02_the_training_loop": (2, "return (loss_sum / seen).item()", "return val_loss_per_batch_mean(model, loader)",
+    "02_the_training_loop": (2, "return (loss_sum / seen).item()",
+                             "return val_loss_per_batch_mean(model, loader)",
                              "weight each batch's loss by its size"),
-    "03_a_real_training_job": (1, '"interval": "step"', '"interval": "epoch"', "the scheduler steps at another point"),
+    "03_a_real_training_job": (1, '"interval": "step"', '"interval": "epoch"',
+                               "the scheduler steps at another point"),
     "04_lightnings_extras": (2, "val_losses.append(validate_bf16(", "val_losses.append(validate(",
                              "the Trainer validates under autocast too"),
     "05_the_middle_way": (1, "fabric.backward(loss / accumulate)", "fabric.backward(loss)",
@@ -50,30 +57,36 @@ def tagged(notebook: nbformat.NotebookNode, tag: str) -> list[nbformat.NotebookN
 
 
 def solutions(lesson: str) -> list[str]:
-    """The worked solutions of a lesson's exercises, in order: the parts of its file after each '# Exercise N'."""
+    """The worked solutions of a lesson's exercises, in order: the parts of its file after each
+    '# Exercise N'."""
     text = (REPO / "notebooks" / "solutions" / f"{lesson}.py").read_text()
     return [part.strip() for part in re.split(r"^# Exercise \d+.*\n", text, flags=re.M)[1:]]
 
 
 def stdout_of(cell: nbformat.NotebookNode) -> str:
-    return "".join(output.get("text", "") for output in cell.outputs if output.get("name") == "stdout")
+    return "".join(output.get("text", "") for output in cell.outputs
+                   if output.get("name") == "stdout")
 
 
 def verdict(cell: nbformat.NotebookNode) -> str:
-    """The last line a cell printed: an exercise check's verdict (training may print epoch lines above it)."""
+    """The last line a cell printed: an exercise check's verdict (training may print epoch lines
+    above it)."""
     return stdout_of(cell).strip().splitlines()[-1]
 
 
 def mirror_problems(cell_source: str, file_source: str) -> list[str]:
-    """How a cell that mirrors a file differs from it: each def or class must be the file's own, character for
-    character; each other statement must be lines of the file, in a row (indentation aside)."""
+    """How a cell that mirrors a file differs from it: each def or class must be the file's own,
+    character for character; each other statement must be lines of the file, in a row
+    (indentation aside)."""
     problems = []
     cell_lines, file_lines = cell_source.splitlines(), file_source.splitlines()
     file_tree = ast.parse(file_source)
-    definitions = {node.name: node for node in ast.walk(file_tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    definitions = {node.name: node for node in ast.walk(file_tree)
+                   if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
 
     def text(lines, node):
-        first = node.decorator_list[0].lineno if getattr(node, "decorator_list", None) else node.lineno
+        first = node.decorator_list[0].lineno if getattr(node, "decorator_list",
+                                                         None) else node.lineno
         return "\n".join(lines[first - 1:node.end_lineno])
 
     stripped = [line.strip() for line in file_lines]
@@ -96,45 +109,56 @@ def test_the_eight_lessons_are_there_in_order():
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_is_stored_without_outputs_and_opens_and_closes_as_a_lesson(lesson):
-    """No outputs or counts are committed; the lesson opens with what you will learn and closes with a summary
-    (lessons 2-7), and each code cell is announced by prose."""
+    """No outputs or counts are committed; the lesson opens with what you will learn and closes
+    with a summary (lessons 2-7), and each code cell is announced by prose."""
     stored = json.loads((REPO / "notebooks" / f"{lesson}.ipynb").read_text())
-    assert all(not c.get("outputs") and not c.get("execution_count") for c in stored["cells"] if c["cell_type"] == "code")
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in stored["cells"]
+               if c["cell_type"] == "code")
     notebook = read(lesson)
     if lesson in LESSONS[1:7]:
-        assert "What you will learn" in notebook.cells[0].source and "## Summary" in notebook.cells[-1].source
-        exercise_or_check = [c for c in notebook.cells if {"exercise", "check"} & set(c.metadata.get("tags", []))]
-        for before, cell in zip(notebook.cells[1:], notebook.cells[2:]):  # the setup cell needs no prose
+        assert "What you will learn" in notebook.cells[0].source
+        assert "## Summary" in notebook.cells[-1].source
+        exercise_or_check = [c for c in notebook.cells if {"exercise",
+                                                           "check"} & set(c.metadata.get("tags",
+                                                                                         []))]
+        # the setup cell needs no prose
+        for before, cell in zip(notebook.cells[1:], notebook.cells[2:]):
             if cell.cell_type == "code" and cell not in exercise_or_check:
-                assert before.cell_type == "markdown" or before in exercise_or_check, cell.source[:80]
+                announced = before.cell_type == "markdown" or before in exercise_or_check
+                assert announced, cell.source[:80]
 
 
 @pytest.mark.parametrize("lesson", HOLD_THE_TWINS_CODE)
 def test_the_cells_that_mirror_a_twin_hold_its_code_exactly(lesson):
-    """Each cell marked `mirrors` holds the named file's code: so a lesson and its twins never drift apart.
+    """Each cell marked `mirrors` holds the named file's code: so a lesson and its twins never drift
+    apart.
 
-    Lessons 2 to 4 write out both sides: code from a plain_pytorch/ file and from a lightning_version/ one.
-    """
+    Lessons 2 to 4 write out both sides: code from a plain_pytorch/ file and from a
+    lightning_version/ one."""
     mirrors = [cell for cell in read(lesson).cells if "mirrors" in cell.metadata]
     files = {cell.metadata["mirrors"].split("/")[0] for cell in mirrors}
     assert {"plain_pytorch", "lightning_version"} <= files
     for cell in mirrors:
-        assert mirror_problems(cell.source, (REPO / cell.metadata["mirrors"]).read_text()) == [], cell.metadata
+        assert mirror_problems(cell.source,
+                               (REPO / cell.metadata["mirrors"]).read_text()) == [], cell.metadata
 
 
 def test_a_cell_that_drifted_from_its_twin_is_caught():
-    """The mirror check fails on a changed line inside a def, and on a statement the file does not have."""
+    """The mirror check fails on a changed line inside a def, and on a statement the file does
+    not have."""
     twin = (REPO / "plain_pytorch" / "mnist_feedforward.py").read_text()
     cell = next(c for c in read("02_the_training_loop").cells if "def train_one_epoch" in c.source)
     assert mirror_problems(cell.source, twin) == []
     drifted = cell.source.replace("optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=False)")
     assert mirror_problems(drifted, twin) == ["train_one_epoch is not the file's"]
-    assert mirror_problems("model = FeedForward(128)", twin) == ["line 1 is not the file's: model = FeedForward(128)"]
+    assert mirror_problems("model = FeedForward(128)",
+                           twin) == ["line 1 is not the file's: model = FeedForward(128)"]
 
 
 @pytest.fixture(scope="session")
 def runs(mnist_dir) -> dict[str, tuple[nbformat.NotebookNode, int]]:
-    """Each lesson run once as committed, then its solutions and its mistake appended: (notebook, cells appended)."""
+    """Each lesson run once as committed, then its solutions and its mistake appended: (notebook,
+    cells appended)."""
     saved = os.environ.get("MNIST_DATA_DIR")
     os.environ["MNIST_DATA_DIR"] = str(mnist_dir)  # the kernel inherits it
     try:
@@ -149,7 +173,8 @@ def runs(mnist_dir) -> dict[str, tuple[nbformat.NotebookNode, int]]:
                 assert mistake != answers[number - 1]
                 after = [f"{answer}\n\n{check}" for answer, check in zip(answers, checks)]
                 after.append(f"{mistake}\n\n{checks[number - 1]}")
-            done[lesson] = lesson_pages.execute(REPO / "notebooks" / f"{lesson}.ipynb", after), len(after)
+            done[lesson] = lesson_pages.execute(REPO / "notebooks" / f"{lesson}.ipynb",
+                                                after), len(after)
         return done
     finally:
         if saved is None:
@@ -158,10 +183,11 @@ def runs(mnist_dir) -> dict[str, tuple[nbformat.NotebookNode, int]]:
             os.environ["MNIST_DATA_DIR"] = saved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_runs_offline_and_shows_each_plot_once_with_lightning_quiet(lesson, runs):
-    """The lesson runs without an error (its own asserts included); lessons 2-6 draw, each plot once; no Lightning
-    start-up banner, tip or model summary reaches a cell's output."""
+    """The lesson runs without an error (its own asserts included); lessons 2-6 draw, each plot
+    once; no Lightning start-up banner, tip or model summary reaches a cell's output."""
     notebook, _ = runs[lesson]
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -171,13 +197,17 @@ def test_lesson_runs_offline_and_shows_each_plot_once_with_lightning_quiet(lesso
     assert [banner for banner in BANNERS if banner in text] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lesson", list(MISTAKES))
-def test_exercises_fail_when_empty_pass_with_the_solution_and_name_the_fix_of_a_mistake(lesson, runs):
-    """At least two exercises, each an empty cell followed by its check and with a worked solution. As committed each
-    check says "not yet"; each solution gets "correct", bit for bit; the mistake gets a verdict naming the fix."""
+def test_exercises_fail_when_empty_pass_with_the_solution_and_name_the_fix_of_a_mistake(lesson,
+                                                                                        runs):
+    """At least two exercises, each an empty cell followed by its check and with a worked
+    solution. As committed each check says "not yet"; each solution gets "correct", bit for bit;
+    the mistake gets a verdict naming the fix."""
     notebook, appended = runs[lesson]
     exercises, checks = tagged(read(lesson), "exercise"), tagged(notebook, "check")
-    assert len(exercises) >= 2 and len(checks) == len(exercises) == len(solutions(lesson)) == appended - 1
+    assert len(exercises) >= 2
+    assert len(checks) == len(exercises) == len(solutions(lesson)) == appended - 1
     for exercise, check in zip(exercises, checks):
         assert notebook.cells.index(check) == read(lesson).cells.index(exercise) + 1
         assert "..." in exercise.source and verdict(check).startswith("not yet: "), verdict(check)
@@ -188,7 +218,8 @@ def test_exercises_fail_when_empty_pass_with_the_solution_and_name_the_fix_of_a_
 
 @pytest.fixture(scope="module")
 def pages(runs, tmp_path_factory) -> Path:
-    """The site: the reader's pages and the lesson pages, made from the runs without their appended cells."""
+    """The site: the reader's pages and the lesson pages, made from the runs without their
+    appended cells."""
     folder = tmp_path_factory.mktemp("site")
     executed = {}
     for lesson, (notebook, appended) in runs.items():
@@ -198,59 +229,76 @@ def pages(runs, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_the_index_lists_the_ladder_then_every_lesson_in_order(pages):
-    """index.html names the three steps first, then links the eight lesson pages in reading order."""
+    """index.html names the three steps first, then links the eight lesson pages in reading order.
+    """
     index = (pages / "index.html").read_text()
     links = re.findall(r'href="(0\d_[a-z0-9_]+)\.html"', index)
     assert links == LESSONS and index.index("Step 3") < index.index(LESSONS[0])
 
 
+@pytest.mark.slow
 def test_every_link_inside_the_site_resolves(pages):
-    """Every href and src of every page names a file that exists (a page, a plot, a file of the repository) and,
-    after a #, an id on that page."""
+    """Every href and src of every page names a file that exists (a page, a plot, a file of the
+    repository) and, after a #, an id on that page."""
     for page in pages.glob("*.html"):
         text = page.read_text()
         for target in map(html.unescape, re.findall(r'(?:href|src)="([^"]+)"', text)):
-            assert not target.startswith(("http:", "https:", "data:")), (page.name, target)  # offline, no inline data
+            # offline, no inline data
+            assert not target.startswith(("http:", "https:", "data:")), (page.name, target)
             path, _, anchor = target.partition("#")
             linked = (pages / path).resolve() if path else page
             assert linked.exists(), (page.name, target)
             if anchor and linked.suffix == ".html":
-                assert anchor in map(html.unescape, re.findall(r'id="([^"]+)"', linked.read_text())), (page.name, target)
+                ids = map(html.unescape, re.findall(r'id="([^"]+)"', linked.read_text()))
+                assert anchor in ids, (page.name, target)
 
 
+@pytest.mark.slow
 def test_every_lesson_page_renders_with_its_cells_and_plots(pages, runs, browser):
-    """Chromium shows each lesson page with its title, its code and output cells, and one <img> per plot."""
+    """Chromium shows each lesson page with its title, its code and output cells, and one <img>
+    per plot."""
     for lesson in LESSONS:
         notebook, appended = runs[lesson]
         shown = notebook.cells[:len(notebook.cells) - appended]
         dom = rendered_dom(pages / f"{lesson}.html")
         assert lesson_pages.title(notebook) in dom
-        plots = sum("image/png" in o.get("data", {}) for c in shown if c.cell_type == "code" for o in c.outputs)
+        plots = sum("image/png" in o.get("data", {}) for c in shown if c.cell_type == "code"
+                    for o in c.outputs)
         assert dom.count("<img ") == plots
-        assert dom.count('class="cell border-box-sizing code_cell') == sum(c.cell_type == "code" for c in shown)
+        assert dom.count('class="cell border-box-sizing code_cell') == sum(c.cell_type == "code"
+                                                                           for c in shown)
 
 
+@pytest.mark.slow
 def test_every_plot_is_an_image_that_loads_in_the_browser(pages, browser):
-    """Each <img> of the lesson pages, loaded by Chromium, is a picture with a width: none is broken."""
-    sources = sorted({src for page in pages.glob("0*.html") for src in re.findall(r'<img [^>]*src="([^"]+)"', page.read_text())})
+    """Each <img> of the lesson pages, loaded by Chromium, is a picture with a width: none is
+    broken."""
+    sources = sorted({src for page in pages.glob("0*.html")
+                      for src in re.findall(r'<img [^>]*src="([^"]+)"', page.read_text())})
     assert sources
     probe = pages / "probe.html"  # the test's own page, with a script: the site's pages have none
     probe.write_text("<html><body>" + "".join(
         f'<img src="{src}" onload="this.setAttribute(\'data-width\', this.naturalWidth)" '
-        f'onerror="this.setAttribute(\'data-width\', \'broken\')">' for src in sources) + "</body></html>")
+        f'onerror="this.setAttribute(\'data-width\', \'broken\')">'
+        for src in sources) + "</body></html>")
     dom = run_chromium(["--dump-dom", "--virtual-time-budget=10000"], probe).stdout
     probe.unlink()
     widths = re.findall(r'data-width="([^"]+)"', dom)
-    assert len(widths) == len(sources) and all(width.isdigit() and int(width) > 100 for width in widths), widths
+    assert len(widths) == len(sources) and all(width.isdigit()
+                                               and int(width) > 100 for width in widths), widths
 
 
+@pytest.mark.slow
 def test_the_command_runs_the_lessons_into_pages_listed_in_the_index(tmp_path, monkeypatch):
-    """`python -m tools.reader --out DIR --lessons` runs each lesson and writes its page and plot, listed in the index
-    after the ladder (here one small lesson of two cells; the eight real ones are the `pages` fixture's)."""
+    """`python -m tools.reader --out DIR --lessons` runs each lesson and writes its page and
+    plot, listed in the index after the ladder (here one small lesson of two cells; the eight
+    real ones are the `pages` fixture's)."""
     lesson = tmp_path / "09_a_small_lesson.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# Lesson 9: a small lesson\n\nIt draws a line and prints its length."),
+        nbformat.v4.new_markdown_cell("# Lesson 9: a small lesson\n\n"
+                                      "It draws a line and prints its length."),
         nbformat.v4.new_code_cell("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
                                   "plt.plot([0, 1], [0, 1])\nprint('length', 2 ** 0.5)")]), lesson)
     monkeypatch.setattr(lesson_pages, "lessons", lambda: [lesson])
@@ -260,11 +308,14 @@ def test_the_command_runs_the_lessons_into_pages_listed_in_the_index(tmp_path, m
     assert '<a href="09_a_small_lesson.html">Lesson 9: a small lesson</a>' in index
     assert index.index("Step 3") < index.index("Lesson 9")
     page = (tmp_path / "site" / "09_a_small_lesson.html").read_text()
-    assert "length 1.414" in page and "<img " in page and (tmp_path / "site" / "09_a_small_lesson_1_1.png").exists()
+    assert "length 1.414" in page and "<img " in page
+    assert (tmp_path / "site" / "09_a_small_lesson_1_1.png").exists()
 
 
+@pytest.mark.slow
 def test_a_lesson_that_fails_is_one_line_status_2_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    """A lesson that stops with an error: one line naming the lesson and the error, exit status 2, no folder."""
+    """A lesson that stops with an error: one line naming the lesson and the error, exit status
+    2, no folder."""
     broken = tmp_path / "09_broken.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Lesson 9"),
                                                    nbformat.v4.new_code_cell("1 / 0")]), broken)
@@ -273,5 +324,6 @@ def test_a_lesson_that_fails_is_one_line_status_2_and_writes_nothing(tmp_path, m
     with pytest.raises(SystemExit) as exit_info:
         reader.main()
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("\n") == 1 and "09_broken.ipynb stopped with ZeroDivisionError" in err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "09_broken.ipynb stopped with ZeroDivisionError" in err
     assert not (tmp_path / "site").exists()

@@ -1,10 +1,9 @@
 """The heart of the repository: the three twins of each step give the same run, bit for bit.
 
-Every test runs the plain loop, the Fabric loop and the Lightning Trainer on the same flags
-and asserts exact equality (`==`) of the per-step training losses and the per-epoch
-validation loss and accuracy. The flags use 3 epochs, validation every epoch, and batch sizes that do not
-divide the data, so the last batch of every epoch is short.
-"""
+Every test runs the plain loop, the Fabric loop and the Lightning Trainer on the same flags and
+asserts exact equality (`==`) of the per-step training losses and the per-epoch validation loss
+and accuracy. The flags use 3 epochs, validation every epoch, and batch sizes that do not divide
+the data, so the last batch of every epoch is short."""
 
 import math
 
@@ -25,15 +24,18 @@ def assert_same_run(plain, fabric, lightning, steps: int, epochs: int) -> None:
 def test_mnist_feedforward_twins_match(mnist_dir):
     """The MLP twins agree on 600 real MNIST images, batch 64 (600 = 9 * 64 + 24), 3 epochs."""
     argv = ["--data-dir", str(mnist_dir), "--limit-train", "600", "--limit-val", "250"]
-    plain, fabric, lightning = run_all("mnist_feedforward", argv + ["--epochs", "3", "--batch-size", "64",
+    plain, fabric, lightning = run_all("mnist_feedforward",
+                                       argv + ["--epochs", "3", "--batch-size", "64",
                                                                    "--accelerator", "cpu"])
     assert_same_run(plain, fabric, lightning, steps=3 * math.ceil(600 / 64), epochs=3)
 
 
 @pytest.mark.slow  # 550 steps each way: the quick parity run (README) leaves it out
 def test_mnist_feedforward_twins_match_on_the_full_fashion_mnist_training_split(fashion_dir):
-    """At full size: one epoch over Fashion-MNIST's whole training split (55,000 train, 5,000 validate), bit for bit."""
-    argv = ["--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--epochs", "1", "--accelerator", "cpu",
+    """At full size: one epoch over Fashion-MNIST's whole training split (55,000 train, 5,000
+    validate), bit for bit."""
+    argv = ["--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--epochs", "1",
+            "--accelerator", "cpu",
             "--no-progress"]
     plain, fabric, lightning = run_all("mnist_feedforward", argv)
     assert_same_run(plain, fabric, lightning, steps=55_000 // 100, epochs=1)
@@ -41,9 +43,12 @@ def test_mnist_feedforward_twins_match_on_the_full_fashion_mnist_training_split(
 
 
 def test_cnn_classifier_twins_match_with_dropout(mnist_dir):
-    """The CNN twins agree with dropout drawing random masks at every step, 3 epochs, batch 50 of 330."""
-    argv = ["--data-dir", str(mnist_dir), "--limit-train", "330", "--limit-val", "120", "--accelerator", "cpu"]
-    plain, fabric, lightning = run_all("cnn_classifier", argv + ["--epochs", "3", "--batch-size", "50"])
+    """The CNN twins agree with dropout drawing random masks at every step, 3 epochs, batch 50 of
+    330."""
+    argv = ["--data-dir", str(mnist_dir), "--limit-train", "330", "--limit-val", "120",
+            "--accelerator", "cpu"]
+    plain, fabric, lightning = run_all("cnn_classifier",
+                                       argv + ["--epochs", "3", "--batch-size", "50"])
     assert_same_run(plain, fabric, lightning, steps=3 * math.ceil(330 / 50), epochs=3)
 
 
@@ -64,19 +69,23 @@ def test_the_comparison_can_fail():
 
 
 def test_skipping_validation_would_break_parity(mnist_dir, monkeypatch):
-    """The CNN twins part ways after epoch 1 if the plain loop stops iterating its validation loader.
+    """The CNN twins part ways after epoch 1 if the plain loop stops iterating its validation
+    loader.
 
     This is the trap of "Why the curves match", point 2, made to bite: the parity tests above
     would catch a plain loop that validated less often than Lightning.
     """
-    argv = ["--data-dir", str(mnist_dir), "--limit-train", "200", "--limit-val", "50", "--epochs", "2",
+    argv = ["--data-dir", str(mnist_dir), "--limit-train", "200", "--limit-val", "50", "--epochs",
+            "2",
             "--batch-size", "50", "--accelerator", "cpu", "--no-progress"]
     lightning = twin("lightning_version", "cnn_classifier").main(argv)
     plain_module = twin("plain_pytorch", "cnn_classifier")
-    monkeypatch.setattr(plain_module, "evaluate", lambda *args: (0.0, 0.0))  # no iter() over val_loader
+    # no iter() over val_loader
+    monkeypatch.setattr(plain_module, "evaluate", lambda *args: (0.0, 0.0))
     plain = plain_module.main(argv)
     assert plain.train_loss[:4] == lightning.train_loss[:4]  # epoch 1: the same
-    assert plain.train_loss[4:] != lightning.train_loss[4:]  # epoch 2: other shuffle, other dropout masks
+    # epoch 2: other shuffle, other dropout masks
+    assert plain.train_loss[4:] != lightning.train_loss[4:]
 
 
 def test_every_dataloader_iter_draws_from_the_global_generator():
@@ -94,9 +103,12 @@ def test_every_dataloader_iter_draws_from_the_global_generator():
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_dry_run_is_one_batch_each_way(example, request):
-    """`--dry-run` (Lightning's fast_dev_run) trains and validates one batch, alike in all three (step 2: tests, predicts)."""
-    data = ["--data-dir", str(request.getfixturevalue("mnist_dir"))] if example != "sum_dataset" else []
-    step_2 = ["--test", "--predict", "40", "--checkpoint-dir", "ckpt"] if example == "cnn_classifier" else []
+    """`--dry-run` (Lightning's fast_dev_run) trains and validates one batch, alike in all three
+    (step 2: tests, predicts)."""
+    data = ["--data-dir",
+            str(request.getfixturevalue("mnist_dir"))] if example != "sum_dataset" else []
+    step_2 = ["--test", "--predict", "40", "--checkpoint-dir",
+              "ckpt"] if example == "cnn_classifier" else []
     argv = data + step_2 + ["--dry-run", "--accelerator", "cpu", "--batch-size", "16"]
     plain, fabric, lightning = run_all(example, argv)
     for record in (plain, fabric, lightning):

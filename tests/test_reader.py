@@ -16,7 +16,8 @@ import tools.reader
 from tools.ladder import PACKAGES, REPO, STEPS, code_lines, twin_path
 from tools.reader import PAIRS, build, page_name, rendered_dom, screenshot
 
-PAGES = ["index"] + [page_name(step.example, pair)[: -len(".html")] for step in STEPS for pair in PAIRS]
+PAGES = ["index"] + [page_name(step.example, pair)[: -len(".html")] for step in STEPS
+                     for pair in PAIRS]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,8 @@ def site(tmp_path_factory):
 
 
 class Cells(HTMLParser):
-    """Collects the text of every code cell, by column and line number, and the section each sits in."""
+    """Collects the text of every code cell, by column and line number, and the section each sits
+    in."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,6 +65,7 @@ def cells(dom: str) -> Cells:
     return parser
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", PAIRS, ids="-".join)
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.example)
 def test_pair_page_shows_both_files_whole_in_the_browser(step, pair, browser, site):
@@ -75,20 +78,28 @@ def test_pair_page_shows_both_files_whole_in_the_browser(step, pair, browser, si
         assert found.columns[package] == dict(enumerate(lines, 1))  # each one whole, as in the file
 
 
+@pytest.mark.slow
 def test_sections_line_up_the_loop_with_training_step(browser, site):
-    """The hand-written loop and training_step, evaluate and validation_step, stand in the same sections."""
+    """The hand-written loop and training_step, evaluate and validation_step, stand in the same
+    sections."""
     found = cells(rendered_dom(site / "mnist_feedforward.html"))
 
     def section(package: str, text: str) -> str:
-        return next(found.section_of[(package, n)] for n, line in found.columns[package].items() if text in line)
+        return next(found.section_of[(package, n)] for n, line in found.columns[package].items()
+                    if text in line)
 
-    assert section("plain_pytorch", "def train_one_epoch") == section("lightning_version", "def training_step") == "loop"
-    assert section("plain_pytorch", "def evaluate") == section("lightning_version", "def validation_step")
-    assert section("plain_pytorch", "def main") == section("lightning_version", "def main") == "main"
+    assert section("plain_pytorch", "def train_one_epoch") == section("lightning_version",
+                                                                      "def training_step") == "loop"
+    assert section("plain_pytorch", "def evaluate") == section("lightning_version",
+                                                               "def validation_step")
+    assert section("plain_pytorch", "def main") == section("lightning_version",
+                                                           "def main") == "main"
 
 
+@pytest.mark.slow
 def test_index_lists_the_steps_in_order_with_their_code_lines(browser, site):
-    """The index names the three steps in ladder order, each of the nine files with its code-line count as counted now."""
+    """The index names the three steps in ladder order, each of the nine files with its code-line
+    count as counted now."""
     dom = rendered_dom(site / "index.html")
     positions = [dom.index(f'href="{step.example}.html"') for step in STEPS]
     assert positions == sorted(positions)
@@ -98,11 +109,14 @@ def test_index_lists_the_steps_in_order_with_their_code_lines(browser, site):
             assert f"<code>{path}</code> {code_lines(path)}" in dom
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["index"] + [step.example for step in STEPS])
 def test_page_is_not_blank_on_screen(name, browser, site, tmp_path):
-    """A screenshot of the index and of each step's first page shows text in colour, not an empty window.
+    """A screenshot of the index and of each step's first page shows text in colour, not an empty
+    window.
 
-    (The other two pages of a step come from the same template; their whole text is checked in the DOM above.)"""
+    (The other two pages of a step come from the same template; their whole text is checked in
+    the DOM above.)"""
     from matplotlib.image import imread
 
     png = tmp_path / f"{name}.png"
@@ -114,14 +128,17 @@ def test_page_is_not_blank_on_screen(name, browser, site, tmp_path):
 
 
 def test_pages_are_the_same_bytes_when_built_twice(tmp_path):
-    """Built twice from the same code, every page is byte for byte the same: nothing depends on the clock."""
+    """Built twice from the same code, every page is byte for byte the same: nothing depends on
+    the clock."""
     first, second = build(tmp_path / "one"), build(tmp_path / "two")
-    assert [p.name for p in first] == [p.name for p in second] == [f"{name}.html" for name in PAGES]  # 1 + 3 x 3
+    # 1 + 3 x 3
+    assert [p.name for p in first] == [p.name for p in second] == [f"{name}.html" for name in PAGES]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))
 
 
 def test_a_line_changed_in_a_twin_shows_up_on_its_page(tmp_path, monkeypatch):
-    """Change one line of a twin and rebuild: the two pages that show it change, no other page does."""
+    """Change one line of a twin and rebuild: the two pages that show it change, no other page does.
+    """
     copy = tmp_path / "repo"
     for package in PACKAGES:
         shutil.copytree(REPO / package, copy / package)
@@ -129,12 +146,14 @@ def test_a_line_changed_in_a_twin_shows_up_on_its_page(tmp_path, monkeypatch):
     monkeypatch.setattr(tools.ladder, "REPO", copy)
     monkeypatch.setattr(tools.reader, "REPO", copy)
     twin_file = copy / "plain_pytorch" / "cnn_classifier.py"
-    twin_file.write_text(twin_file.read_text().replace("optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=True)"))
+    twin_file.write_text(twin_file.read_text().replace("optimizer.zero_grad()",
+                                                       "optimizer.zero_grad(set_to_none=True)"))
     after = build(tmp_path / "after")
     changed = [b.name for a, b in zip(before, after) if a.read_bytes() != b.read_bytes()]
     assert changed == ["cnn_classifier.html", "cnn_classifier-plain-fabric.html"]
     for name in changed:
-        shown = html.unescape(re.sub(r"<[^>]+>", "", (tmp_path / "after" / name).read_text()))  # text, no markup
+        # text, no markup
+        shown = html.unescape(re.sub(r"<[^>]+>", "", (tmp_path / "after" / name).read_text()))
         assert "optimizer.zero_grad(set_to_none=True)" in shown
 
 
@@ -145,13 +164,16 @@ def test_unwritable_output_folder_is_one_line_and_status_2(tmp_path):
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    done = subprocess.run([sys.executable, "-m", "tools.reader", "--out", str(blocker / "site")], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "tools.reader", "--out", str(blocker / "site")],
+                          cwd=REPO,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--out" not in done.stderr.split(":")[0]
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--out" not in done.stderr.split(":")[0]
 
 
 def test_every_link_inside_the_site_resolves_and_each_step_links_its_three_pages(site):
-    """Each href of every page names a page that was built (or a section of one); each page links its step's other two."""
+    """Each href of every page names a page that was built (or a section of one); each page links
+    its step's other two."""
     built = {path.name for path in site.iterdir()}
     for page in site.iterdir():
         text = page.read_text()
@@ -162,20 +184,25 @@ def test_every_link_inside_the_site_resolves_and_each_step_links_its_three_pages
         index = (site / "index.html").read_text()
         assert all(f'href="{name}"' in index for name in names)
         for name in names:
-            assert {f'href="{other}"' in (site / name).read_text() for other in names - {name}} == {True}
+            assert {f'href="{other}"' in (site / name).read_text()
+                    for other in names - {name}} == {True}
 
 
+@pytest.mark.slow
 def test_the_first_screen_shows_code_the_docstrings_folded(browser, site):
-    """The files' docstrings sit in a closed <details>, so the first section on screen is code (the imports)."""
+    """The files' docstrings sit in a closed <details>, so the first section on screen is code
+    (the imports)."""
     dom = rendered_dom(site / "mnist_feedforward.html")
     folded = re.search(r'<details id="about">(.*?)</details>', dom, re.S)
     assert folded and "open" not in dom[folded.start() : folded.start() + 30]
-    assert "Left out on purpose" in html.unescape(re.sub(r"<[^>]+>", "", folded.group(1)))  # the docstrings, inside
+    # the docstrings, inside
+    assert "Left out on purpose" in html.unescape(re.sub(r"<[^>]+>", "", folded.group(1)))
     assert dom.index('<h2 id="imports">') > folded.end()
 
 
 def test_only_code_that_differs_is_tinted(tmp_path, monkeypatch):
-    """A comment changed in a twin tints nothing new; a code change tints its row; comment-only rows never tint."""
+    """A comment changed in a twin tints nothing new; a code change tints its row; comment-only
+    rows never tint."""
     from tools.reader import pair_page
 
     def tinted(page: str) -> int:
@@ -191,14 +218,17 @@ def test_only_code_that_differs_is_tinted(tmp_path, monkeypatch):
     twin_file = copy / "fabric_version" / "mnist_feedforward.py"
     original = twin_file.read_text()
     twin_file.write_text(original.replace("# (B, 10)", "# (B, 10): ten logits a row"))
-    assert tinted(pair_page(step, pair)) == tinted(before)  # a comment is no difference in substance
-    twin_file.write_text(original.replace("optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=False)"))
+    # a comment is no difference in substance
+    assert tinted(pair_page(step, pair)) == tinted(before)
+    twin_file.write_text(original.replace("optimizer.zero_grad()",
+                                          "optimizer.zero_grad(set_to_none=False)"))
     assert tinted(pair_page(step, pair)) == tinted(before) + 1
     checked = 0
     for tint, row in re.findall(r'<tr class="(\w+)">(.*?)</tr>', before):
         texts = [html.unescape(re.sub(r"<[^>]+>", "", code)).strip()
                  for code in re.findall(r'<td class="code[^"]*"[^>]*>(.*?)</td>', row)]
-        if all(text == "" or text.startswith("#") for text in texts):  # blank, comment or gap on both sides
+        # blank, comment or gap on both sides
+        if all(text == "" or text.startswith("#") for text in texts):
             checked += 1
             assert tint == "same", row
     assert checked > 5

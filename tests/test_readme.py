@@ -6,7 +6,8 @@ from tests.conftest import REPO
 
 
 def readme_commands() -> list[str]:
-    return re.findall(r"^(python3 -m venv .*)$", (REPO / "README.md").read_text(), flags=re.MULTILINE)
+    return re.findall(r"^(python3 -m venv .*)$", (REPO / "README.md").read_text(),
+                      flags=re.MULTILINE)
 
 
 def test_ci_runs_readme_test_command_word_for_word():
@@ -22,7 +23,8 @@ def test_readme_main_job_runs_the_comparison():
 
 
 def test_readme_one_liner_table_is_what_the_code_counts():
-    """README's "The one-liner and what it does" table is exactly what tools/one_liners.py counts now."""
+    """README's "The one-liner and what it does" table is exactly what tools/one_liners.py counts
+    now."""
     from tools.ladder import doc_block
     from tools.one_liners import table
 
@@ -30,14 +32,16 @@ def test_readme_one_liner_table_is_what_the_code_counts():
 
 
 def test_readme_ladder_table_is_what_the_code_counts():
-    """README's ladder table (steps, flags, code lines of each twin) is exactly what tools/ladder.py counts now."""
+    """README's ladder table (steps, flags, code lines of each twin) is exactly what
+    tools/ladder.py counts now."""
     from tools.ladder import doc_block, table
 
     assert doc_block("ladder") == table()
 
 
 def test_readme_main_job_table_has_the_step_counts_the_defaults_give():
-    """The steps column of README's main-job table is what each example's defaults give on 8,000 training samples."""
+    """The steps column of README's main-job table is what each example's defaults give on 8,000
+    training samples."""
     import math
 
     from shared.flags import DEFAULTS
@@ -50,7 +54,8 @@ def test_readme_main_job_table_has_the_step_counts_the_defaults_give():
 
 
 def test_which_one_code_line_table_is_what_the_code_counts():
-    """docs/which-one.md's table (each twin's code lines, with the by_hand/ files it imports) is what tools/ladder.py counts now."""
+    """docs/which-one.md's table (each twin's code lines, with the by_hand/ files it imports) is
+    what tools/ladder.py counts now."""
     from tools.ladder import code_lines_table, doc_block
 
     assert doc_block("code-lines") == code_lines_table()

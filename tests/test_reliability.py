@@ -22,13 +22,16 @@ from shared.run_folders import claim_version
 from tests.conftest import FOLDERS as FOLDER
 from tests.conftest import PACKAGES, REPO, twin
 
-SLICE = ["--limit-train", "1536", "--limit-val", "128", "--accelerator", "cpu", "--no-progress"]  # 24 steps an epoch
+# 24 steps an epoch
+SLICE = ["--limit-train", "1536", "--limit-val", "128", "--accelerator", "cpu", "--no-progress"]
 
 
 def start(package: str, flags: list[str], cwd: Path) -> subprocess.Popen:
-    """`python -m PACKAGE.cnn_classifier FLAGS`, its output unbuffered so the test can follow it line by line."""
+    """`python -m PACKAGE.cnn_classifier FLAGS`, its output unbuffered so the test can follow it
+    line by line."""
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", f"{package}.cnn_classifier", *flags], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", f"{package}.cnn_classifier", *flags], cwd=cwd,
+                            env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -41,15 +44,18 @@ def same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
 
 
-def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir, tmp_path, monkeypatch):
-    """Every twin's last.ckpt is the last finished epoch, and best.ckpt the lowest val_loss, when the last epoch is worse.
+@pytest.mark.slow  # nine training runs: the quick tier's budget
+def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir, tmp_path,
+                                                                      monkeypatch):
+    """Every twin's last.ckpt is the last finished epoch, and best.ckpt the lowest val_loss, when
+    the last epoch is worse.
 
-    `ModelCheckpoint(monitor="val_loss", save_last=True)` would have left last.ckpt at the best epoch
-    (it rewrites last.ckpt only when it saves a monitored checkpoint); a resume from it would redo
-    epochs that had already run.
-    """
+    `ModelCheckpoint(monitor="val_loss", save_last=True)` would have left last.ckpt at the best
+    epoch (it rewrites last.ckpt only when it saves a monitored checkpoint); a resume from it
+    would redo epochs that had already run."""
     monkeypatch.chdir(tmp_path)
-    flags = [*SLICE, "--limit-train", "256", "--data-dir", str(mnist_dir), "--epochs", "3", "--lr", "0.5",
+    flags = [*SLICE, "--limit-train", "256", "--data-dir", str(mnist_dir), "--epochs", "3", "--lr",
+             "0.5",
              "--lr-step-gamma", "1", "--checkpoint-dir", "ck"]
     for package in PACKAGES:
         record = twin(package, "cnn_classifier").main(flags)
@@ -58,14 +64,17 @@ def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir,
         folder = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0"
         assert load_checkpoint_unchecked(folder / "last.ckpt")["epoch"] == 2
         assert load_checkpoint_unchecked(folder / "best.ckpt")["epoch"] == best_epoch
-    last = [network_weights(load_checkpoint_unchecked(tmp_path / f"ck/cnn_classifier/{name}/version_0/last.ckpt"))
-            for name in FOLDER.values()]
+    folders = [tmp_path / "ck/cnn_classifier" / name / "version_0" for name in FOLDER.values()]
+    last = [network_weights(load_checkpoint_unchecked(folder / "last.ckpt")) for folder in folders]
     assert same_weights(last[0], last[1]) and same_weights(last[0], last[2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
-def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(package, mnist_dir, tmp_path):
-    """SIGKILL partway through epoch 1 of 3, then --resume last.ckpt: the final weights equal an uninterrupted run's."""
+def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(package, mnist_dir,
+                                                                                tmp_path):
+    """SIGKILL partway through epoch 1 of 3, then --resume last.ckpt: the final weights equal an
+    uninterrupted run's."""
     flags = [*SLICE, "--data-dir", str(mnist_dir), "--epochs", "3"]
     whole = start(package, [*flags, "--checkpoint-dir", "whole", "--log-dir", "whole"], tmp_path)
     killed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck"], tmp_path)
@@ -76,24 +85,29 @@ def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(
     killed.send_signal(signal.SIGKILL)
     finish(killed)
     assert killed.returncode == -signal.SIGKILL
-    assert load_checkpoint_unchecked(last)["epoch"] == 0  # it died mid-epoch 1: last.ckpt is still epoch 0's, whole
-    resumed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck", "--resume", str(last)], tmp_path)
+    # it died mid-epoch 1: last.ckpt is still epoch 0's, whole
+    assert load_checkpoint_unchecked(last)["epoch"] == 0
+    resumed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck", "--resume",
+                              str(last)], tmp_path)
     for process in (resumed, whole):
         out, err = finish(process)
         assert process.returncode == 0, err[-2000:]
-    final = load_checkpoint_unchecked(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_1/last.ckpt")  # a new version
-    expected = load_checkpoint_unchecked(tmp_path / f"whole/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")
+    # a new version
+    final = load_checkpoint_unchecked(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_1/last.ckpt")
+    expected = load_checkpoint_unchecked(
+        tmp_path / f"whole/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")
     assert final["epoch"] == expected["epoch"] == 2
     assert same_weights(network_weights(final), network_weights(expected))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_dir, tmp_path):
-    """SIGINT or SIGTERM mid-epoch: Lightning's one line, exit status 1, no traceback, last.ckpt whole, the steps kept.
+    """SIGINT or SIGTERM mid-epoch: Lightning's one line, exit status 1, no traceback, last.ckpt
+    whole, the steps kept.
 
-    SIGTERM is what `docker stop`, Kubernetes and SLURM send. Lightning's Trainer alone exits 0 on it
-    with no metrics, as if it had finished; every twin now stops on it as on Ctrl-C.
-    """
+    SIGTERM is what `docker stop`, Kubernetes and SLURM send. Lightning's Trainer alone exits 0
+    on it with no metrics, as if it had finished; every twin now stops on it as on Ctrl-C."""
     records = {}
     for package in PACKAGES:
         flags = [*SLICE, "--data-dir", str(mnist_dir), "--epochs", "3", "--checkpoint-dir", "ck",
@@ -105,19 +119,26 @@ def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_
         time.sleep(0.3)
         process.send_signal(stop)
         out, err = finish(process)
-        assert process.returncode == 1 and err == "", err[-2000:]  # --no-progress: stderr holds nothing else
+        # --no-progress: stderr holds nothing else
+        assert process.returncode == 1 and err == "", err[-2000:]
         assert out.rstrip("\n").splitlines()[-1] == INTERRUPTED and "Traceback" not in out
-        assert load_checkpoint_unchecked(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")["epoch"] == 0
+        last = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt"
+        assert load_checkpoint_unchecked(last)["epoch"] == 0
         records[package] = json.loads((tmp_path / f"{package}.json").read_text())
-        assert len(records[package]["val_loss"]) == 1 and len(records[package]["train_loss"]) >= 24  # epoch 0, kept
+        # epoch 0, kept
+        assert len(records[package]["val_loss"]) == 1 and len(records[package]["train_loss"]) >= 24
     plain, fabric, lightning = records.values()
     shared_steps = min(len(record["train_loss"]) for record in records.values())
-    assert plain["train_loss"][:shared_steps] == fabric["train_loss"][:shared_steps] == lightning["train_loss"][:shared_steps]
+    assert (plain["train_loss"][:shared_steps] == fabric["train_loss"][:shared_steps]
+            == lightning["train_loss"][:shared_steps])
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_keep_their_own_logs_and_checkpoints(mnist_dir, tmp_path):
-    """Two runs of each twin started at once, into the same folders: version_0 and version_1, each whole."""
-    flags = [*SLICE, "--limit-train", "256", "--data-dir", str(mnist_dir), "--epochs", "2", "--log-dir", "runs",
+    """Two runs of each twin started at once, into the same folders: version_0 and version_1,
+    each whole."""
+    flags = [*SLICE, "--limit-train", "256", "--data-dir", str(mnist_dir), "--epochs", "2",
+             "--log-dir", "runs",
              "--checkpoint-dir", "runs"]  # logs and checkpoints in one version_N folder per run
     processes = [start(package, flags, tmp_path) for package in PACKAGES for _ in range(2)]
     for process in processes:
@@ -132,44 +153,60 @@ def test_two_runs_started_together_keep_their_own_logs_and_checkpoints(mnist_dir
             assert load_checkpoint_unchecked(folder / "last.ckpt")["epoch"] == 1
             events = EventAccumulator(str(folder))
             events.Reload()
-            assert [e.step for e in events.Scalars("train_loss")] == list(range(8))  # 4 steps x 2 epochs, once each
+            # 4 steps x 2 epochs, once each
+            assert [e.step for e in events.Scalars("train_loss")] == list(range(8))
 
 
 def test_claiming_a_version_skips_one_another_run_took_after_we_looked(tmp_path, monkeypatch):
-    """The race itself: a stale listing says version_0 is free, but another run made it; we take version_1."""
+    """The race itself: a stale listing says version_0 is free, but another run made it; we take
+    version_1."""
     root = tmp_path / "cnn_classifier/plain"
     (root / "version_0").mkdir(parents=True)  # the other run's
-    monkeypatch.setattr("shared.run_folders._versions", lambda root: [])  # what we listed a moment before
+    # what we listed a moment before
+    monkeypatch.setattr("shared.run_folders._versions", lambda root: [])
     assert claim_version(root) == 1 and (root / "version_1").is_dir()
 
 
 @pytest.mark.parametrize("package", PACKAGES[1:])
-@pytest.mark.parametrize("flags", [["--data-dir", "nowhere"], ["--resume", "plain.ckpt", "--epochs", "2"]],
+@pytest.mark.parametrize("flags", [["--data-dir", "nowhere"],
+                                   ["--resume", "plain.ckpt", "--epochs", "2"]],
                          ids=["no data", "the other twin's checkpoint"])
-def test_the_lightning_and_fabric_twins_error_in_one_line_even_after_lightning_spoke(flags, package, mnist_dir,
+def test_the_lightning_and_fabric_twins_error_in_one_line_even_after_lightning_spoke(flags, package,
+                                                                                     mnist_dir,
                                                                                      tmp_path):
-    """Found inside trainer.fit or after Fabric started (the data, the resume check): stderr is the error line alone."""
+    """Found inside trainer.fit or after Fabric started (the data, the resume check): stderr is
+    the error line alone."""
     torch.save({"model": {}, "epoch": 0}, tmp_path / "plain.ckpt")
     process = start(package, [*SLICE, "--data-dir", str(mnist_dir), *flags], tmp_path)
     out, err = finish(process)
     assert process.returncode == 2 and err.count("\n") == 1 and err.startswith("error: "), err
-    assert "Seed set to 42" in out  # Lightning's INFO lines went to stdout, beside the plain twin's prints
+    # Lightning's INFO lines went to stdout, beside the plain twin's prints
+    assert "Seed set to 42" in out
 
 
+@pytest.mark.slow
 def test_a_nan_validation_loss_stops_every_twin_before_any_checkpoint(mnist_dir, tmp_path):
-    """A val_loss that turns nan after the last training step is handled as a nan train_loss: stop, keep, never save."""
+    """A val_loss that turns nan after the last training step is handled as a nan train_loss:
+    stop, keep, never save."""
     records = {}
-    for package in PACKAGES:  # one step an epoch at lr 1e30: that step's loss is finite, the weights after it are not
-        done = subprocess.run([sys.executable, "-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir),
-                               "--limit-train", "64", "--limit-val", "64", "--epochs", "2", "--lr", "1e30",
-                               "--checkpoint-dir", "ck", "--no-progress", "--metrics-out", f"{package}.json"],
+    # one step an epoch at lr 1e30: that step's loss is finite, the weights after it are not
+    for package in PACKAGES:
+        done = subprocess.run([sys.executable, "-m", f"{package}.cnn_classifier", "--data-dir",
+                               str(mnist_dir),
+                               "--limit-train", "64", "--limit-val", "64", "--epochs", "2", "--lr",
+                               "1e30",
+                               "--checkpoint-dir", "ck", "--no-progress", "--metrics-out",
+                               f"{package}.json"],
                               cwd=tmp_path, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 1 and done.stderr == ("error: val_loss is nan at step 1: training diverged, so it "
-                                                        "stopped there; lower --lr (it was 1e+30)\n"), done.stderr
+        assert done.returncode == 1
+        assert done.stderr == ("error: val_loss is nan at step 1: training diverged, so it "
+                               "stopped there; lower --lr (it was 1e+30)\n"), done.stderr
         records[package] = json.loads((tmp_path / f"{package}.json").read_text())
-    assert not list(tmp_path.glob("ck/**/*.ckpt"))  # neither best.ckpt nor last.ckpt holds the nan model
+    # neither best.ckpt nor last.ckpt holds the nan model
+    assert not list(tmp_path.glob("ck/**/*.ckpt"))
     plain, fabric, lightning = records.values()
-    assert len(plain["train_loss"]) == 1 and plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
+    assert len(plain["train_loss"]) == 1
+    assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"] == []
 
 
@@ -185,7 +222,8 @@ def test_paths_mean_the_same_in_every_twin(package, tmp_path, monkeypatch):
     name = FOLDER[package]
     assert (tmp_path / f"logs/a/sum_dataset/{name}/version_0").is_dir()
     assert (tmp_path / f"home/b/sum_dataset/{name}/version_0").is_dir()
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["home", "logs"]  # no folder named "$LOGS" or "~"
+    # no folder named "$LOGS" or "~"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["home", "logs"]
 
 
 def bad_paths(tmp_path: Path) -> list[tuple[list[str], str]]:
@@ -208,9 +246,11 @@ def bad_paths(tmp_path: Path) -> list[tuple[list[str], str]]:
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-def test_a_path_that_cannot_work_is_refused_in_one_line_before_training(package, tmp_path, monkeypatch, capsys):
-    """An empty path, a URL, a name too long, a symlink to nothing or in a loop, a pipe as --metrics-out, an output
-    that is an input (--metrics-out over the --resume file, or the log folder): one line, status 2, nothing run."""
+def test_a_path_that_cannot_work_is_refused_in_one_line_before_training(package, tmp_path,
+                                                                        monkeypatch, capsys):
+    """An empty path, a URL, a name too long, a symlink to nothing or in a loop, a pipe as
+    --metrics-out, an output that is an input (--metrics-out over the --resume file, or the log
+    folder): one line, status 2, nothing run."""
     from shared import process_setup, run_end
 
     monkeypatch.chdir(tmp_path)
@@ -224,28 +264,35 @@ def test_a_path_that_cannot_work_is_refused_in_one_line_before_training(package,
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_a_folder_name_that_is_not_utf8_is_refused_in_one_line(package, tmp_path):
-    """A name the terminal cannot print would end in a UnicodeEncodeError when the run says where it writes."""
-    done = subprocess.run([sys.executable, "-m", f"{package}.sum_dataset", "--log-dir", b"runs-\xff", "--epochs", "1"],
+    """A name the terminal cannot print would end in a UnicodeEncodeError when the run says where
+    it writes."""
+    done = subprocess.run([sys.executable, "-m", f"{package}.sum_dataset", "--log-dir",
+                           b"runs-\xff", "--epochs", "1"],
                           cwd=tmp_path, capture_output=True, timeout=600)
-    assert done.returncode == 2 and done.stderr.count(b"\n") == 1 and b"is not valid UTF-8" in done.stderr
+    assert done.returncode == 2 and done.stderr.count(b"\n") == 1
+    assert b"is not valid UTF-8" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
 def test_output_piped_into_head_ends_in_one_line(package, tmp_path):
-    """`... | head -1`: head stops reading; the run stops with one line on stderr and status 1, no BrokenPipeError."""
-    process = subprocess.Popen([sys.executable, "-m", f"{package}.sum_dataset", "--epochs", "50", "--no-progress"],
+    """`... | head -1`: head stops reading; the run stops with one line on stderr and status 1,
+    no BrokenPipeError."""
+    process = subprocess.Popen([sys.executable, "-m", f"{package}.sum_dataset", "--epochs", "50",
+                                "--no-progress"],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.readline()
     process.stdout.close()  # what head does after its first line
     err = process.communicate(timeout=600)[1].decode()
-    assert process.returncode == 1 and err.count("\n") == 1 and "the output was closed" in err, err[-2000:]
+    assert process.returncode == 1 and err.count("\n") == 1, err[-2000:]
+    assert "the output was closed" in err, err[-2000:]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(package, mnist_dir,
-                                                                                               tmp_path, monkeypatch,
-                                                                                               capsys):
-    """The third save (epoch 1) fails halfway, as on a full disk: one line, status 1, last.ckpt still epoch 0."""
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(
+        package, mnist_dir, tmp_path, monkeypatch, capsys):
+    """The third save (epoch 1) fails halfway, as on a full disk: one line, status 1, last.ckpt
+    still epoch 0."""
     import shared.checkpoint_files
     from shared import process_setup, run_end
 
@@ -261,36 +308,50 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_t
 
     monkeypatch.setattr(shared.checkpoint_files.torch, "save", fills_the_disk)
     with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
-        twin(package, "cnn_classifier").main(["--data-dir", str(mnist_dir), "--limit-train", "64", "--limit-val", "32",
-                                              "--epochs", "3", "--checkpoint-dir", "ck", "--no-progress"])
+        twin(package, "cnn_classifier").main(["--data-dir", str(mnist_dir), "--limit-train", "64",
+                                              "--limit-val", "32",
+                                              "--epochs", "3", "--checkpoint-dir", "ck",
+                                              "--no-progress"])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 1 and err.count("\n") == 1 and "cannot write the checkpoint" in err, err
+    assert exit_info.value.code == 1 and err.count("\n") == 1, err
+    assert "cannot write the checkpoint" in err, err
     folder = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0"
     assert load_checkpoint_unchecked(folder / "last.ckpt")["epoch"] == 0
-    assert sorted(path.name for path in folder.iterdir()) == ["best.ckpt", "last.ckpt"]  # no .part file left
+    # no .part file left
+    assert sorted(path.name for path in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
-def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_empty(package, mnist_dir, tmp_path):
-    """Checkpoints on /dev/shm (a tmpfs), $TMPDIR on disk: SIGKILL at three moments of a run that saves 2 files a step.
+def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_empty(package,
+                                                                                    mnist_dir,
+                                                                                    tmp_path):
+    """Checkpoints on /dev/shm (a tmpfs), $TMPDIR on disk: SIGKILL at three moments of a run that
+    saves 2 files a step.
 
-    Lightning's own save wrote into $TMPDIR and then copied across filesystems, which a kill could cut short
-    (a truncated last.ckpt, the previous one gone). Written beside the target and renamed, it is always whole.
-    """
+    Lightning's own save wrote into $TMPDIR and then copied across filesystems, which a kill
+    could cut short (a truncated last.ckpt, the previous one gone). Written beside the target and
+    renamed, it is always whole."""
     shm = Path("/dev/shm")
-    assert shm.is_dir() and os.stat(shm).st_dev != os.stat(tmp_path).st_dev, "needs /dev/shm on another filesystem"
+    on_another_filesystem = shm.is_dir() and os.stat(shm).st_dev != os.stat(tmp_path).st_dev
+    assert on_another_filesystem, "needs /dev/shm on another filesystem"
     temporary = tmp_path / "tmpdir"
     temporary.mkdir()
     for attempt, delay in enumerate((0.3, 0.9, 1.8)):
         folder = shm / f"side-by-side-test-{os.getpid()}-{package}-{attempt}"
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TMPDIR=str(temporary))
-        process = subprocess.Popen([sys.executable, "-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir),
-                                    "--limit-train", "64", "--batch-size", "64", "--limit-val", "16", "--epochs", "500",
-                                    "--checkpoint-dir", str(folder), "--no-progress", "--lr-step-gamma", "1"],
-                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen([sys.executable, "-m", f"{package}.cnn_classifier", "--data-dir",
+                                    str(mnist_dir),
+                                    "--limit-train", "64", "--batch-size", "64", "--limit-val",
+                                    "16", "--epochs", "500",
+                                    "--checkpoint-dir", str(folder), "--no-progress",
+                                    "--lr-step-gamma", "1"],
+                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
         try:
             for line in process.stdout:
-                if line.startswith("epoch 1:"):  # last.ckpt of epoch 0 is there; now it is rewritten every step
+                # last.ckpt of epoch 0 is there; now it is rewritten every step
+                if line.startswith("epoch 1:"):
                     break
             time.sleep(delay)
             process.kill()
@@ -305,13 +366,17 @@ def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_em
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-def test_distributed_flags_that_no_launcher_can_serve_are_refused_in_one_line(package, tmp_path, monkeypatch, capsys):
-    """--num-nodes 2 with no launcher would wait forever for a machine; a launcher's count other than --devices fails."""
+def test_distributed_flags_that_no_launcher_can_serve_are_refused_in_one_line(package, tmp_path,
+                                                                              monkeypatch, capsys):
+    """--num-nodes 2 with no launcher would wait forever for a machine; a launcher's count other
+    than --devices fails."""
     from shared import process_setup, run_end
 
     monkeypatch.chdir(tmp_path)
-    for env, flags, words in [({}, ["--num-nodes", "2"], "2 machines need a launcher on each of them"),
-                              ({"WORLD_SIZE": "2"}, ["--devices", "3"], "the launcher started 2 processes")]:
+    for env, flags, words in [({}, ["--num-nodes", "2"],
+                               "2 machines need a launcher on each of them"),
+                              ({"WORLD_SIZE": "2"}, ["--devices", "3"],
+                               "the launcher started 2 processes")]:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():

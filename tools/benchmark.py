@@ -1,7 +1,7 @@
 """What each side costs: one epoch of each image example, against the compute floor.
 
-    python -m tools.benchmark --data-dir /usr/share/datasets/fashion-mnist               # full size, 5 reps
-    python -m tools.benchmark --data-dir DIR --reps 1 --limit-train 2000 --models mlp    # a quick look
+    python -m tools.benchmark --data-dir /usr/share/datasets/fashion-mnist    # full size, 5 reps
+    python -m tools.benchmark --data-dir DIR --reps 1 --limit-train 2000 --models mlp # a quick look
 
 For the MLP (step 1, mnist_feedforward) and the CNN (step 2, cnn_classifier), one epoch on
 the training split (Fashion-MNIST by default: 55,000 train, 5,000 validate), measured as:
@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
 import torch
@@ -58,10 +59,13 @@ LIGHTNING_EXTRAS_OFF = {  # measure name: the Trainer arguments that switch the 
     "lightning, no progress bar": dict(enable_progress_bar=False),
     "lightning, no sanity check": dict(num_sanity_val_steps=0),
     "lightning, no model summary": dict(enable_model_summary=False),
-    "lightning, all four off": dict(log_every_n_steps=50, enable_progress_bar=False, num_sanity_val_steps=0,
+    "lightning, all four off": dict(log_every_n_steps=50, enable_progress_bar=False,
+                                    num_sanity_val_steps=0,
                                     enable_model_summary=False),
-    "lightning, barebones=True": dict(barebones=True, logger=False, enable_progress_bar=False, log_every_n_steps=None,
-                                      enable_model_summary=False, num_sanity_val_steps=0, enable_checkpointing=False,
+    "lightning, barebones=True": dict(barebones=True, logger=False, enable_progress_bar=False,
+                                      log_every_n_steps=None,
+                                      enable_model_summary=False, num_sanity_val_steps=0,
+                                      enable_checkpointing=False,
                                       fast_dev_run=False, callbacks=[]),
 }
 MEASURES = ["floor", "plain", "fabric", "lightning", *LIGHTNING_EXTRAS_OFF, "torchvision PIL transforms (data only)",
@@ -69,12 +73,14 @@ MEASURES = ["floor", "plain", "fabric", "lightning", *LIGHTNING_EXTRAS_OFF, "tor
 STARTING = {f"start-up: {twin.folder} --dry-run": twin.package for twin in TWINS}
 # On request (--measures), where the plain twin's own time over the floor goes: each of its extras off.
 PLAIN_EXTRAS_OFF = ["plain, no TensorBoard", "plain, no progress bar"]
-# On request too: what every twin pays once at start-up so that its bits cannot depend on free memory.
+# On request too: what every twin pays once at start-up so that its bits cannot depend on free
+# memory.
 RESERVE = "reserving MKL's workspace (once a process)"
 
 
 def twin_flags(args: argparse.Namespace, out: str) -> list[str]:
-    flags = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--epochs", "1", "--accelerator", "cpu",
+    flags = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--epochs", "1",
+             "--accelerator", "cpu",
              "--log-dir", out]
     flags += ["--no-progress"] if getattr(args, "measure", None) == "plain, no progress bar" else []
     for flag, value in (("--limit-train", args.limit_train), ("--limit-val", args.limit_val)):
@@ -97,7 +103,8 @@ def floor_seconds(args: argparse.Namespace, example: str) -> float:
     if example == "mnist_feedforward":
         optimizer = torch.optim.Adam(model.parameters(), lr=defaults["lr"])
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=defaults["lr"], momentum=defaults["momentum"])
+        optimizer = torch.optim.SGD(model.parameters(), lr=defaults["lr"],
+                                    momentum=defaults["momentum"])
     batch = defaults["batch_size"]
     order = torch.randperm(len(x))
     batches = [(x[i], y[i]) for i in order.split(batch)]
@@ -116,33 +123,42 @@ def floor_seconds(args: argparse.Namespace, example: str) -> float:
         for images, labels in val_batches:
             logits = model(images)
             loss_sum = loss_sum + F.cross_entropy(logits, labels) * len(labels)
-            accuracy_sum = accuracy_sum + (logits.argmax(dim=1) == labels).float().mean() * len(labels)
+            correct = (logits.argmax(dim=1) == labels).float().mean()
+            accuracy_sum = accuracy_sum + correct * len(labels)
         (loss_sum / len(val_x)).item()
     return time.perf_counter() - start
 
 
-def twin_seconds(args: argparse.Namespace, example: str, package: str, trainer_args: dict | None = None) -> float:
-    """(b), (c), (d): a twin's own clock, as its lesson runs it (with Trainer arguments overridden for (d))."""
+def twin_seconds(args: argparse.Namespace, example: str, package: str,
+                 trainer_args: dict | None = None) -> float:
+    """(b), (c), (d): a twin's own clock, as its lesson runs it (with Trainer arguments
+    overridden for (d))."""
     import importlib
 
     twin = importlib.import_module(f"{package}.{example}")
     patches = contextlib.ExitStack()
     if trainer_args is not None:
         # Imported only here: importing lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1, which makes
-        # every torch.cuda.is_available() (Adam asks at each step) try NVML; the plain twin must not pay it.
+        # every torch.cuda.is_available() (Adam asks at each step) try NVML; the plain twin must not
+        # pay it.
         import lightning as L
 
         real_trainer = L.Trainer
-        patches.enter_context(mock.patch("lightning.Trainer", lambda **kwargs: real_trainer(**(kwargs | trainer_args))))
+        patches.enter_context(mock.patch("lightning.Trainer",
+                                         lambda **kwargs: real_trainer(**(kwargs | trainer_args))))
         if trainer_args.get("barebones"):  # barebones forbids self.log: this run logs nothing
             patches.enter_context(mock.patch.object(L.LightningModule, "log", lambda *a, **k: None))
-            for module in vars(twin).values():  # so step 2's end-of-validation nan check has no val_loss to read
+            # so step 2's end-of-validation nan check has no val_loss to read
+            for module in vars(twin).values():
                 if isinstance(module, type) and "on_validation_epoch_end" in vars(module):
-                    patches.enter_context(mock.patch.object(module, "on_validation_epoch_end", lambda self: None))
+                    patches.enter_context(mock.patch.object(module, "on_validation_epoch_end",
+                                                            lambda self: None))
     if package == "plain_pytorch" and args.measure == "plain, no TensorBoard":
-        patches.enter_context(mock.patch.object(twin, "SummaryWriter", lambda *a, **k: None))  # writer = None
+        # writer = None
+        patches.enter_context(mock.patch.object(twin, "SummaryWriter", lambda *a, **k: None))
     with tempfile.TemporaryDirectory() as out, patches:
-        with contextlib.redirect_stdout(io.StringIO()):  # the bars and summaries still draw, into a buffer
+        # the bars and summaries still draw, into a buffer
+        with contextlib.redirect_stdout(io.StringIO()):
             record = twin.main(twin_flags(args, out))
     return record.seconds
 
@@ -154,11 +170,15 @@ def transform_seconds(args: argparse.Namespace) -> float:
     from torchvision import transforms
 
     mean, std = IMAGE_DATASETS[args.dataset][2]
-    images, labels = first(load_mnist(args.data_dir, args.dataset, download=False).train, args.limit_train).tensors
-    raw = (images[:, 0] * std + mean).mul(255).round().to(torch.uint8)  # back to the files' (N, 28, 28) uint8
+    images, labels = first(load_mnist(args.data_dir, args.dataset, download=False).train,
+                           args.limit_train).tensors
+    # back to the files' (N, 28, 28) uint8
+    raw = (images[:, 0] * std + mean).mul(255).round().to(torch.uint8)
 
-    class PerSampleTransform(Dataset):  # what torchvision's MNIST(..., transform=...) does for each image
-        transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+    # what torchvision's MNIST(..., transform=...) does for each image
+    class PerSampleTransform(Dataset):
+        transform = transforms.Compose([transforms.ToTensor(),
+                                        transforms.Normalize((mean,), (std,))])
 
         def __len__(self) -> int:
             return len(raw)
@@ -205,14 +225,17 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
     if measure.startswith("start-up"):
         package = STARTING[measure]
         with tempfile.TemporaryDirectory() as out:
-            command = [sys.executable, "-m", f"{package}.{MODELS[model]}", *twin_flags(args, out), "--dry-run",
+            command = [sys.executable, "-m", f"{package}.{MODELS[model]}", *twin_flags(args, out),
+                       "--dry-run",
                        "--no-progress"]
             start = time.perf_counter()
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, env=env)
             _, status, usage = os.wait4(process.pid, 0)
             seconds = time.perf_counter() - start
     else:
-        command = [sys.executable, "-m", "tools.benchmark", "--measure", measure, "--model", model, "--dataset",
+        command = [sys.executable, "-m", "tools.benchmark", "--measure", measure, "--model", model,
+                   "--dataset",
                    args.dataset, "--data-dir", args.data_dir]
         if measure == RESERVE:  # not under process_setup.in_place(), which would have reserved it already
             command = [sys.executable, "-c", "import json, sys; from tools.benchmark import reserve_seconds; "
@@ -227,15 +250,18 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
         result = json.loads(text.strip().splitlines()[-1]) if status == 0 else {}
         seconds = result.get("seconds", float("nan"))
         if result.get("lightning imported") and not measure.startswith(("lightning", "fabric")):
-            print(f"error: measuring {measure} ({model}) imported lightning; it must not", file=sys.stderr)
+            print(f"error: measuring {measure} ({model}) imported lightning; it must not",
+                  file=sys.stderr)
             sys.exit(1)
     if status != 0:
-        print(f"error: {measure} ({model}) failed with status {status}; run it alone to see why", file=sys.stderr)
+        print(f"error: {measure} ({model}) failed with status {status}; run it alone to see why",
+              file=sys.stderr)
         sys.exit(1)
     return seconds, usage.ru_maxrss / 1024  # Linux reports kilobytes
 
 
-def table(results: dict[tuple[str, str], list[tuple[float, float]]], models: list[str], measures: list[str]) -> str:
+def table(results: dict[tuple[str, str], list[tuple[float, float]]], models: list[str],
+          measures: list[str]) -> str:
     rows = ["| model | measure | median s | min–max s | × floor | × plain | peak MB |",
             "|---|---|---|---|---|---|---|"]
     for model in models:
@@ -243,8 +269,10 @@ def table(results: dict[tuple[str, str], list[tuple[float, float]]], models: lis
         for measure in measures:
             seconds = [s for s, _ in results[model, measure]]
             peak = max(mb for _, mb in results[model, measure])
-            ratios = f"{median[measure] / median['floor']:.2f} | {median[measure] / median['plain']:.2f}"
-            rows.append(f"| {model} | {measure} | {median[measure]:.2f} | {min(seconds):.2f}–{max(seconds):.2f} | "
+            ratios = (f"{median[measure] / median['floor']:.2f} | "
+                      f"{median[measure] / median['plain']:.2f}")
+            rows.append(f"| {model} | {measure} | {median[measure]:.2f} | "
+                        f"{min(seconds):.2f}–{max(seconds):.2f} | "
                         f"{ratios} | {peak:.0f} |")
     return "\n".join(rows)
 
@@ -253,32 +281,44 @@ def main() -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--dataset", choices=list(IMAGE_DATASETS), default="fashion-mnist")
-    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions of every measurement")
-    parser.add_argument("--limit-train", type=int, help="use the first N training images (a quick run)")
+    parser.add_argument("--reps", type=int, default=5,
+                        help="interleaved repetitions of every measurement")
+    parser.add_argument("--limit-train", type=int,
+                        help="use the first N training images (a quick run)")
     parser.add_argument("--limit-val", type=int, help="use the first N validation images")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    parser.add_argument("--measures", nargs="+", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE], default=MEASURES,
-                        help="measure only these (floor and plain always come first, the ratios need them)")
-    parser.add_argument("--measure", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE], help=argparse.SUPPRESS)  # one measurement, in this process
+    parser.add_argument("--measures", nargs="+", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE],
+                        default=MEASURES,
+                        help="measure only these (floor and plain always come first, the ratios "
+                             "need them)")
+    parser.add_argument("--measure", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE],
+                        help=argparse.SUPPRESS)  # one measurement, in this process
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
-    with run_end.in_one_line(), process_setup.in_place():  # a bad flag or missing data: one line on stderr, exit status 2
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="measurements run at once; above 1 they share the CPU, so the times "
+                             "only show that every row runs (what tests/test_benchmark.py checks), "
+                             "not what it costs")
+    with run_end.in_one_line(), process_setup.in_place():  # a bad flag or missing data: one line, status 2
         args = parser.parse_args()
-        if args.reps < 1 or (args.limit_train is not None and args.limit_train < 1):
-            raise BadInput("--reps and --limit-train must be at least 1")
+        if min(args.reps, args.jobs, args.limit_train or 1) < 1:
+            raise BadInput("--reps, --jobs and --limit-train must be at least 1")
         splits = load_mnist(args.data_dir, args.dataset, download=False)
     if args.measure:
-        print(json.dumps({"seconds": measure_here(args), "lightning imported": "lightning" in sys.modules}))
+        print(json.dumps({"seconds": measure_here(args),
+                          "lightning imported": "lightning" in sys.modules}))
         return
-    sizes = f"{len(first(splits.train, args.limit_train)):,} train, {len(first(splits.val, args.limit_val)):,} validate"
+    train, val = first(splits.train, args.limit_train), first(splits.val, args.limit_val)
+    sizes = f"{len(train):,} train, {len(val):,} validate"
     print(f"{args.dataset}: {sizes}; {args.reps} interleaved reps; {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch threads; torch {torch.__version__}", flush=True)
     measures = ["floor", "plain", *(m for m in args.measures if m not in ("floor", "plain"))]
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for rep in range(args.reps):
-        for model in args.models:
-            for measure in measures:
-                results.setdefault((model, measure), []).append(run_measure(args, model, measure))
-        print(f"rep {rep + 1} of {args.reps} done", file=sys.stderr, flush=True)
+    rows = [(model, measure) for model in args.models for measure in measures]
+    with ThreadPoolExecutor(args.jobs) as pool:  # each measurement is a process of its own
+        for rep in range(args.reps):
+            for row, result in zip(rows, pool.map(lambda row: run_measure(args, *row), rows)):
+                results.setdefault(row, []).append(result)
+            print(f"rep {rep + 1} of {args.reps} done", file=sys.stderr, flush=True)
     print(table(results, args.models, measures))
 
 
