@@ -368,6 +368,11 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
     """The weights were equal at `step` (and its loss too) and differ after its update: why."""
     what = f"the weights were equal at step {step} and differ after its update (the first that differs: {name})"
     updates_a, updates_b = a["updates"], b["updates"]
+    batch_a, batch_b = [e["data"] for e in a["entries"]], [e["data"] for e in b["entries"]]
+    if a["grads"] != b["grads"] and batch_a != batch_b:
+        return (what, f"another batch at step {step}, with the same loss: the same samples in another order "
+                      "(a collate_fn that sorts, a sampler), or other samples that happened to give the same loss",
+                "print the first batch on both sides", f"{GUIDE} (the batch)")
     if a["grads"] != b["grads"]:
         return (
             what,

@@ -115,6 +115,7 @@ class _Recorder:
         self.trainers: weakref.WeakSet = weakref.WeakSet()
         self.last_weights: list = []
         self.modules_called: list = []  # weak references to the outermost modules with parameters
+        self.labels: dict[int, str] = {}  # id of such a module -> the name the script gives it
         self.reset()
 
     def reset(self) -> None:
@@ -194,9 +195,10 @@ class _Recorder:
             module = module()
             if module is None:
                 continue
+            prefix = f"{self.labels.get(id(module))}." if self.labels.get(id(module)) else ""
             for name, parameter in module.named_parameters():
                 if id(parameter) in leaves:
-                    named.append((name, leaves.pop(id(parameter))))
+                    named.append((prefix + name, leaves.pop(id(parameter))))
         others = sorted(leaves.values(), key=lambda t: (tuple(t.shape), str(t.dtype)))
         return named + [(f"(a tensor of shape {tuple(t.shape)})", t) for t in others]
 
@@ -262,6 +264,7 @@ class _Recorder:
         first, extras = (args[0], args[1:]) if args else (None, ())
         if not any(m() is module for m in self.modules_called):
             self.modules_called.append(weakref.ref(module))
+            self.labels[id(module)] = self.label(module)
         if outer["grad"]:
             autocast = (
                 str(torch.get_autocast_dtype("cpu")).replace("torch.", "")
@@ -301,6 +304,22 @@ class _Recorder:
                     "weights": _digest(list(module.parameters())),
                 }
             )
+
+    def label(self, module) -> str:
+        """The name of a model: its variable in the script, or its attribute in the LightningModule."""
+        main = sys.modules.get("__main__")
+        for name, value in list(vars(main).items()) if main else []:
+            if value is module:
+                return name
+        for trainer in list(self.trainers):
+            try:
+                system = trainer.lightning_module
+            except Exception:  # no model attached yet
+                continue
+            for name, child in system.named_modules() if system is not None else []:
+                if child is module and name:
+                    return name
+        return ""
 
     def sanity_checking(self) -> bool:
         return any(getattr(trainer, "sanity_checking", False) for trainer in list(self.trainers))
