@@ -135,6 +135,8 @@ class Side:
         """The record: training steps (each backward with the optimizer steps after it), evaluations, the rest."""
         record = {"steps": [], "evals": [], "final": None, "signatures": {}, "traces": {}}
         lines = self.record.read_text().splitlines() if self.record.exists() else []
+        schedulers: dict[str, dict] = {}  # each scheduler's settings, as of its last step
+        stepped = 0
         for text in lines:
             try:
                 line = json.loads(text)
@@ -142,10 +144,14 @@ class Side:
                 continue  # a line cut short when the process was killed
             kind = line["kind"]
             if kind == "backward":
-                record["steps"].append(dict(line, updates=[]))
+                record["steps"].append(dict(line, updates=[], schedulers=list(schedulers.values()),
+                                            scheduler_steps=stepped))
             elif kind == "step":
                 if record["steps"]:
                     record["steps"][-1]["updates"].append(line)
+            elif kind == "scheduler":
+                schedulers[line["scheduler"]] = line
+                stepped += 1
             elif kind == "eval":
                 if not line["sanity"]:
                     record["evals"].append(line)
@@ -431,6 +437,11 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
         lr_a = [group.get("lr") for group in x["groups"]]
         lr_b = [group.get("lr") for group in y["groups"]]
         if lr_a != lr_b:
+            scheduler = _scheduler(a, b)
+            if scheduler:
+                return (what, f"the learning rate: plain {lr_a}, port {lr_b}: {scheduler}",
+                        "print the scheduler's state_dict() after each step on both sides",
+                        "docs/features.md (LR scheduler)")
             return (
                 what,
                 f"the learning rate: plain {lr_a}, port {lr_b}: the scheduler steps at another point "
@@ -455,6 +466,22 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
         "print optimizer.state_dict()['state'] on both sides",
         f"{PARITY}, trap 5 (the step)",
     )
+
+
+def _scheduler(a: dict, b: dict) -> str | None:
+    """The schedulers' settings, compared as of steps `a` and `b`: which one differs."""
+    for x, y in zip(a["schedulers"], b["schedulers"]):
+        if x["scheduler"] != y["scheduler"]:
+            return f"another scheduler: plain {x['scheduler']}, port {y['scheduler']}"
+        for key in sorted(set(x["settings"]) | set(y["settings"])):
+            if x["settings"].get(key) != y["settings"].get(key):
+                return (f"the scheduler's settings: {x['scheduler']}'s {key} is {x['settings'].get(key)!r} on "
+                        f"the plain side, {y['settings'].get(key)!r} on the port")
+    if a["scheduler_steps"] != b["scheduler_steps"]:
+        return (f"the scheduler had stepped {a['scheduler_steps']} times by then on the plain side, "
+                f"{b['scheduler_steps']} on the port: it steps at another point (per batch or per epoch, "
+                "before or after validation; Lightning's interval and frequency)")
+    return None
 
 
 def _settings(group: dict) -> str:

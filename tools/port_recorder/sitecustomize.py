@@ -407,6 +407,11 @@ def _install(recorder: _Recorder) -> None:
 
         setattr(F, name, functools.wraps(original)(loss))
 
+    from torch.optim import lr_scheduler
+
+    for cls in {lr_scheduler.LRScheduler, lr_scheduler.ReduceLROnPlateau}:
+        cls.step = _scheduler_step(recorder, cls.step)
+
     iterator_init, iterator_next = (
         dataloader._BaseDataLoaderIter.__init__,
         dataloader._BaseDataLoaderIter.__next__,
@@ -436,6 +441,28 @@ def _install(recorder: _Recorder) -> None:
         next_batch,
     )
     atexit.register(recorder.final)
+
+
+SCHEDULER_STATE = {"best", "num_bad_epochs", "last_epoch", "cooldown_counter", "base_lrs"}
+
+
+def _scheduler_step(recorder: _Recorder, step):
+    """Record each scheduler step: its class and settings (what changes as it runs left out)."""
+    import functools
+
+    @functools.wraps(step)
+    def recorded(self, *args, **kwargs):
+        result = step(self, *args, **kwargs)
+        try:
+            state = self.state_dict()
+        except Exception:  # a scheduler of the user's own making
+            state = {}
+        settings = {key: _plain(value) for key, value in state.items()
+                    if not key.startswith("_") and key not in SCHEDULER_STATE}
+        recorder.write({"kind": "scheduler", "scheduler": type(self).__name__, "settings": settings})
+        return result
+
+    return recorded
 
 
 def _watch_trainer(recorder: _Recorder, module) -> None:
