@@ -102,7 +102,7 @@ class Side:
             ) from None
 
     def take(self, stream: str, data: bytes) -> None:
-        """Lines of output: the last few kept, the metrics matched on stdout; memory stays bounded."""
+        """Lines of output: the last few kept, metrics matched on stdout; memory stays bounded."""
         text = self.partial[stream] + data.decode(errors="replace")
         *lines, rest = re.split(r"\r\n|\r|\n", text)
         self.partial[stream] = rest[-LINE_CHARS:]
@@ -132,7 +132,8 @@ class Side:
                 pass
 
     def steps(self) -> dict:
-        """The record: training steps (each backward with the optimizer steps after it), evaluations, the rest."""
+        """The record: training steps (each backward, the optimizer steps after it), evaluations,
+        ..."""
         record = {"steps": [], "evals": [], "final": None, "signatures": {}, "traces": {}}
         lines = self.record.read_text().splitlines() if self.record.exists() else []
         schedulers: dict[str, dict] = {}  # each scheduler's settings, as of its last step
@@ -144,8 +145,14 @@ class Side:
                 continue  # a line cut short when the process was killed
             kind = line["kind"]
             if kind == "backward":
-                record["steps"].append(dict(line, updates=[], schedulers=list(schedulers.values()),
-                                            scheduler_steps=stepped))
+                record["steps"].append(
+                    dict(
+                        line,
+                        updates=[],
+                        schedulers=list(schedulers.values()),
+                        scheduler_steps=stepped,
+                    )
+                )
             elif kind == "step":
                 if record["steps"]:
                     record["steps"][-1]["updates"].append(line)
@@ -178,12 +185,13 @@ def python_warning(side: Side) -> str | None:
         return None
     return (
         f"warning: the {side.name} command runs {found}, not the Python running this check "
-        f"({sys.executable}); its torch and Lightning may be other versions, and then the bits differ"
+        f"({sys.executable}); its torch and Lightning may be other versions, and then the bits "
+        "differ"
     )
 
 
 def run_both(sides: list[Side], timeout: float | None) -> None:
-    """Run the two commands side by side until both end; Ctrl-C or SIGTERM stops both, then raises Stopped."""
+    """Run both commands side by side until both end; Ctrl-C, SIGTERM stop both."""
     received: list[int] = []
 
     def on_signal(signum, frame) -> None:
@@ -263,7 +271,7 @@ def run_both(sides: list[Side], timeout: float | None) -> None:
 
 
 def first_difference(plain: dict, port: dict) -> int | None:
-    """The index of the first step whose loss or weights differ; None when all shared steps agree."""
+    """The index of the first step whose loss or weights differ; None if the shared steps agree."""
     for index, (a, b) in enumerate(zip(plain["steps"], port["steps"])):
         if (
             a["loss"] != b["loss"]
@@ -279,7 +287,7 @@ def _signature(record: dict, step: dict) -> dict:
 
 
 def diagnose(plain: dict, port: dict, index: int) -> tuple[str, str, str, str]:
-    """(what, cause, the check that confirms it, where docs/ explains it) for the first differing step."""
+    """(what, cause, the check that confirms it, where docs/ explains it) for step `index`."""
     a, b = plain["steps"][index], port["steps"][index]
     model = _models(_signature(plain, a), _signature(port, b))
     if model:
@@ -292,8 +300,10 @@ def diagnose(plain: dict, port: dict, index: int) -> tuple[str, str, str, str]:
         if index == 0:
             return (
                 f"the models start from different weights (the first that differs: {name})",
-                "initialisation: the seed is set at another point, or something drew from the global generator "
-                "before the model was built (another model, a dataset, a DataLoader iter()), or weights were "
+                "initialisation: the seed is set at another point, or something drew from the "
+                "global generator "
+                "before the model was built (another model, a dataset, a DataLoader iter()), or "
+                "weights were "
                 "loaded on one side only",
                 "print the sum of each model's parameters right after building it, on both sides",
                 f"{PARITY}, trap 1 (seeding, then the model)",
@@ -325,9 +335,11 @@ def _models(sig_a: dict, sig_b: dict) -> tuple[str, str, str, str] | None:
         )
         first = f"the {longer} has more: the first extra one is {extra[0]} {tuple(extra[1])}"
     return (
-        f"the models differ: the plain side trains {len(rows_a)} parameter tensors, the port {len(rows_b)}; "
+        f"the models differ: the plain side trains {len(rows_a)} parameter tensors, the port "
+        f"{len(rows_b)}; "
         f"{first}",
-        "another model: a layer added, removed or resized (a BatchNorm, a bias=False, another hidden size)",
+        "another model: a layer added, removed or resized (a BatchNorm, a bias=False, another "
+        "hidden size)",
         "print(model) on both sides and compare the layers",
         f"{GUIDE} (the models differ)",
     )
@@ -350,10 +362,11 @@ def _precision(sig_a: dict, sig_b: dict, a: dict, b: dict) -> tuple[str, str, st
         return None
     return (
         f"the precision differs: {why}",
-        'Trainer(precision=...) or Fabric(precision=...) other than the plain loop\'s dtype: "32-true" is '
-        'float32, "64-true" converts the model to float64, "bf16-mixed" and "16-mixed" run the forward '
-        "pass under autocast",
-        "print next(model.parameters()).dtype and the loss's dtype inside the training step on both sides",
+        "Trainer(precision=...) or Fabric(precision=...) other than the plain loop's dtype: "
+        '"32-true" is float32, "64-true" converts the model to float64, "bf16-mixed" and '
+        '"16-mixed" run the forward pass under autocast',
+        "print next(model.parameters()).dtype and the loss's dtype inside the training step on "
+        "both sides",
         "docs/features.md (mixed precision)",
     )
 
@@ -372,13 +385,21 @@ def _first_weight(signature: dict, a: dict, b: dict) -> str:
 
 def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, str, str]:
     """The weights were equal at `step` (and its loss too) and differ after its update: why."""
-    what = f"the weights were equal at step {step} and differ after its update (the first that differs: {name})"
+    what = (
+        f"the weights were equal at step {step} and differ after its update "
+        f"(the first that differs: {name})"
+    )
     updates_a, updates_b = a["updates"], b["updates"]
     batch_a, batch_b = [e["data"] for e in a["entries"]], [e["data"] for e in b["entries"]]
     if a["grads"] != b["grads"] and batch_a != batch_b:
-        return (what, f"another batch at step {step}, with the same loss: the same samples in another order "
-                      "(a collate_fn that sorts, a sampler), or other samples that happened to give the same loss",
-                "print the first batch on both sides", f"{GUIDE} (the batch)")
+        return (
+            what,
+            f"another batch at step {step}, with the same loss: the same samples in another order "
+            "(a collate_fn that sorts, a sampler), or other samples that happened to give the "
+            "same loss",
+            "print the first batch on both sides",
+            f"{GUIDE} (the batch)",
+        )
     if a["grads"] != b["grads"]:
         return (
             what,
@@ -392,17 +413,21 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
             by_hand, optim = ("plain side", updates_b) if not updates_a else ("port", updates_a)
             return (
                 what,
-                f"a hand-written update on the {by_hand} (no torch.optim step after this backward), "
+                f"a hand-written update on the {by_hand} (no torch.optim step after this "
+                "backward), "
                 f"{optim[0]['optimizer']}({_settings(optim[0]['groups'][0])}) on the other; or "
                 "accumulation, if the other side steps only every few batches",
-                "print each parameter's change in this step on both sides; write the port's update as the "
+                "print each parameter's change in this step on both sides; write the port's "
+                "update as the "
                 "plain side does, in manual optimisation (self.automatic_optimization = False)",
                 f"{GUIDE} (updates by hand)",
             )
         return (
             what,
-            f"accumulation: after step {step} the plain side stepped the optimizer {len(updates_a)} "
-            f"times, the port {len(updates_b)} (Trainer(accumulate_grad_batches=N) steps once every N "
+            f"accumulation: after step {step} the plain side stepped the optimizer "
+            f"{len(updates_a)} "
+            f"times, the port {len(updates_b)} (Trainer(accumulate_grad_batches=N) steps once "
+            "every N "
             "batches)",
             "count optimizer.step() calls per batch on both sides",
             "docs/features.md (gradient accumulation)",
@@ -410,7 +435,8 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
     if not updates_a:
         return (
             what,
-            "a hand-written update: neither side used torch.optim here, and the same gradients gave "
+            "a hand-written update: neither side used torch.optim here, and the same gradients "
+            "gave "
             "other weights: another learning rate, rule, or set of parameters updated",
             "print each parameter's change in this step on both sides",
             f"{GUIDE} (updates by hand)",
@@ -429,7 +455,8 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
                     continue
                 return (
                     what,
-                    f"the optimizer's settings: {key} is {settings_a.get(key)!r} on the plain side, "
+                    f"the optimizer's settings: {key} is {settings_a.get(key)!r} on the plain "
+                    "side, "
                     f"{settings_b.get(key)!r} on the port (parameter group {group})",
                     "print optimizer.state_dict()['param_groups'] on both sides",
                     f"{PARITY}, trap 5 (the step)",
@@ -439,12 +466,16 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
         if lr_a != lr_b:
             scheduler = _scheduler(a, b)
             if scheduler:
-                return (what, f"the learning rate: plain {lr_a}, port {lr_b}: {scheduler}",
-                        "print the scheduler's state_dict() after each step on both sides",
-                        "docs/features.md (LR scheduler)")
+                return (
+                    what,
+                    f"the learning rate: plain {lr_a}, port {lr_b}: {scheduler}",
+                    "print the scheduler's state_dict() after each step on both sides",
+                    "docs/features.md (LR scheduler)",
+                )
             return (
                 what,
-                f"the learning rate: plain {lr_a}, port {lr_b}: the scheduler steps at another point "
+                f"the learning rate: plain {lr_a}, port {lr_b}: the scheduler steps at another "
+                "point "
                 "(per batch or per epoch, before or after validation; Lightning's interval and "
                 "frequency; ReduceLROnPlateau's monitored value)",
                 "print optimizer.param_groups[0]['lr'] at each step on both sides",
@@ -454,14 +485,16 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
             return (
                 what,
                 "the gradients the optimizer used differ although backward computed the same ones: "
-                "gradient clipping (another threshold or algorithm, or other parameters: Lightning clips "
+                "gradient clipping (another threshold or algorithm, or other parameters: "
+                "Lightning clips "
                 "the optimizer's parameters), or a GradScaler",
                 "print the gradients' total norm right before optimizer.step() on both sides",
                 "docs/features.md (gradient clipping, mixed precision)",
             )
     return (
         what,
-        "the same optimizer, settings, learning rate and gradients, yet other weights: the optimizer's "
+        "the same optimizer, settings, learning rate and gradients, yet other weights: the "
+        "optimizer's "
         "state (momentum buffers from another history), or weights changed outside the optimizer",
         "print optimizer.state_dict()['state'] on both sides",
         f"{PARITY}, trap 5 (the step)",
@@ -475,12 +508,18 @@ def _scheduler(a: dict, b: dict) -> str | None:
             return f"another scheduler: plain {x['scheduler']}, port {y['scheduler']}"
         for key in sorted(set(x["settings"]) | set(y["settings"])):
             if x["settings"].get(key) != y["settings"].get(key):
-                return (f"the scheduler's settings: {x['scheduler']}'s {key} is {x['settings'].get(key)!r} on "
-                        f"the plain side, {y['settings'].get(key)!r} on the port")
+                return (
+                    f"the scheduler's settings: {x['scheduler']}'s {key} is "
+                    f"{x['settings'].get(key)!r} on "
+                    f"the plain side, {y['settings'].get(key)!r} on the port"
+                )
     if a["scheduler_steps"] != b["scheduler_steps"]:
-        return (f"the scheduler had stepped {a['scheduler_steps']} times by then on the plain side, "
-                f"{b['scheduler_steps']} on the port: it steps at another point (per batch or per epoch, "
-                "before or after validation; Lightning's interval and frequency)")
+        return (
+            f"the scheduler had stepped {a['scheduler_steps']} times by then on the plain side, "
+            f"{b['scheduler_steps']} on the port: it steps at another point (per batch or per "
+            "epoch, "
+            "before or after validation; Lightning's interval and frequency)"
+        )
     return None
 
 
@@ -490,15 +529,17 @@ def _settings(group: dict) -> str:
 
 
 def loss_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str, str, str]:
-    """Same weights and models, another loss: the batch, the extra inputs, the forward pass or the loss."""
+    """Same weights and models, another loss: the batch, inputs, forward pass, loss."""
     entries_a, entries_b = a["entries"], b["entries"]
     data_a, data_b = [e["data"] for e in entries_a], [e["data"] for e in entries_b]
     if data_a != data_b:
         return _batch_differs(plain, port, a, b)
     if [e["extras"] for e in entries_a] != [e["extras"] for e in entries_b]:
         return (
-            "same weights, same batch, other extra inputs to the model (the arguments after the batch)",
-            "a state carried across batches: the hidden state of an RNN or LSTM passed in from the previous "
+            "same weights, same batch, other extra inputs to the model (the arguments after the "
+            "batch)",
+            "a state carried across batches: the hidden state of an RNN or LSTM passed in from "
+            "the previous "
             "batch on one side, started afresh (or not detached the same way) on the other",
             "print the sum of the hidden state passed to the model at each step on both sides",
             f"{GUIDE} (a hidden state across batches)",
@@ -515,7 +556,8 @@ def loss_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str, s
     if a["rng"] != b["rng"] and any(e["dropout_train"] for e in entries_a):
         made = f"plain {a['iterators_drawing']}, port {b['iterators_drawing']}"
         more = (
-            f"; the DataLoader iterators that drew from it so far differ ({made}): each iter() of a "
+            f"; the DataLoader iterators that drew from it so far differ ({made}): each iter() of "
+            "a "
             "DataLoader without a generator of its own draws from the global generator: "
             "DataLoader(..., generator=torch.Generator())"
             if a["iterators_drawing"] != b["iterators_drawing"]
@@ -523,8 +565,10 @@ def loss_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str, s
         )
         return (
             "same weights and batch, another loss: the random draws differ",
-            "dropout drew other masks: the global generator was in another state before the forward pass, "
-            "because one side drew random numbers the other did not (a random augmentation, a torch.rand, "
+            "dropout drew other masks: the global generator was in another state before the "
+            "forward pass, "
+            "because one side drew random numbers the other did not (a random augmentation, a "
+            "torch.rand, "
             f"an iter()) or in another order{more}",
             "print torch.get_rng_state().sum() right before the forward pass on both sides",
             f"{PARITY}, traps 1 and 2 (where random numbers come from)",
@@ -532,7 +576,8 @@ def loss_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str, s
     if [e["output"] for e in entries_a] != [e["output"] for e in entries_b]:
         return (
             "same weights, batch, layers and random state, another output of the model",
-            "the forward pass computes differently: a functional call (F.dropout, F.relu, torch.flatten) that "
+            "the forward pass computes differently: a functional call (F.dropout, F.relu, "
+            "torch.flatten) that "
             "differs, or operations in another order",
             "compare the model's output for the first batch on both sides",
             f"{GUIDE} (the forward pass)",
@@ -545,7 +590,8 @@ def _batch_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str,
     if sizes_a != sizes_b:
         return (
             "same weights, another batch: the batch sizes differ",
-            f"the batch size: plain {sizes_a}, port {sizes_b} (the DataLoader's batch_size, drop_last, or "
+            f"the batch size: plain {sizes_a}, port {sizes_b} (the DataLoader's batch_size, "
+            "drop_last, or "
             "the slicing of a loop without one)",
             "print the batch's shape in each step on both sides",
             f"{GUIDE} (the batch)",
@@ -556,19 +602,24 @@ def _batch_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str,
         return (
             "same weights, another batch: the data order parted",
             f"another iter(): DataLoader iterators created up to this step, plain {made_a}, port "
-            f"{made_b}; each iter() draws a seed from the global generator, and a generator a dataset "
-            "keeps for itself moves on too (a validation pass one side runs and the other skips, or "
+            f"{made_b}; each iter() draws a seed from the global generator, and a generator a "
+            "dataset "
+            "keeps for itself moves on too (a validation pass one side runs and the other skips, "
+            "or "
             "Lightning's sanity check: num_sanity_val_steps=2)",
             "validate on both sides at the same points; try Trainer(num_sanity_val_steps=0)",
             f"{PARITY}, traps 2 and 3 (every iter() draws; the sanity check)",
         )
     return (
         "same weights, another batch: the data order parted",
-        "the shuffling: the same number of DataLoader iterators, but another seed or sampler (a generator "
-        "of their own, set_epoch, a DistributedSampler), another collate_fn or transform, or a loop that "
+        "the shuffling: the same number of DataLoader iterators, but another seed or sampler (a "
+        "generator "
+        "of their own, set_epoch, a DistributedSampler), another collate_fn or transform, or a "
+        "loop that "
         "shuffles by hand with another draw",
         "print the first batch's indices or sum on both sides",
-        f"{PARITY}, traps 2 and 6 (every iter() draws; sampler epochs), and {GUIDE} (no DataLoader)",
+        f"{PARITY}, traps 2 and 6 (every iter() draws; sampler epochs), and {GUIDE} (no "
+        "DataLoader)",
     )
 
 
@@ -588,19 +639,22 @@ def _trace_difference(trace_a: list[str], trace_b: list[str]) -> str:
         if x != y:
             if x.split("(")[0] == y.split("(")[0]:
                 return (
-                    f"a layer's settings or mode: call {position + 1} inside the model is {x} on the plain "
+                    f"a layer's settings or mode: call {position + 1} inside the model is {x} on "
+                    "the plain "
                     f"side, {y} on the port (a dropout probability, a layer's size or flag)"
                 )
             return (
-                f"the layers run in another order: call {position + 1} inside the model is {x} on the plain "
+                f"the layers run in another order: call {position + 1} inside the model is {x} on "
+                "the plain "
                 f"side, {y} on the port"
             )
     longer = "plain side" if len(trace_a) > len(trace_b) else "port"
-    return f"the {longer} calls more layers inside the model ({len(trace_a)} and {len(trace_b)} module calls)"
+    calls = f"{len(trace_a)} and {len(trace_b)} module calls"
+    return f"the {longer} calls more layers inside the model ({calls})"
 
 
 def _loss_function(a: dict, b: dict) -> tuple[str, str, str, str]:
-    """Same model output, another loss: the loss function's settings, the reduction, or accumulation."""
+    """Same model output, another loss: the loss function's settings, reduction..."""
     what = "same weights, batch and model output, another loss: the loss is computed another way"
     calls_a, calls_b = a["losses"], b["losses"]
     ratio = a["loss"] / b["loss"] if b["loss"] else 0.0
@@ -617,11 +671,13 @@ def _loss_function(a: dict, b: dict) -> tuple[str, str, str, str]:
             if x["settings"].get(key) != y["settings"].get(key):
                 extra = ""
                 if key == "reduction" and _whole(ratio) and round(max(ratio, 1 / ratio)) in sizes:
-                    extra = f" (the losses differ by a factor of {round(max(ratio, 1 / ratio))}, the batch size)"
+                    factor = round(max(ratio, 1 / ratio))
+                    extra = f" (the losses differ by a factor of {factor}, the batch size)"
                 return (
                     what,
                     f"the loss function's settings: {x['function']}'s {key} is "
-                    f"{x['settings'].get(key)!r} on the plain side, {y['settings'].get(key)!r} on the "
+                    f"{x['settings'].get(key)!r} on the plain side, {y['settings'].get(key)!r} on "
+                    "the "
                     f"port{extra}",
                     f"print the loss function's {key} on both sides",
                     f"{GUIDE} (the loss function)",
@@ -631,16 +687,19 @@ def _loss_function(a: dict, b: dict) -> tuple[str, str, str, str]:
         side, n = ("port", round(ratio)) if ratio > 1 else ("plain side", round(1 / ratio))
         return (
             "same weights and batch, a loss divided by a whole number",
-            f"accumulation: the {side}'s backward got the loss divided by {n}, and the optimizer stepped "
+            f"accumulation: the {side}'s backward got the loss divided by {n}, and the optimizer "
+            "stepped "
             f"{steps_a} times after this backward on the plain side, {steps_b} on the port, as "
-            f"Trainer(accumulate_grad_batches={n}) divides each batch's loss and steps once every {n} batches",
+            f"Trainer(accumulate_grad_batches={n}) divides each batch's loss and steps once every "
+            f"{n} batches",
             "count optimizer.step() calls per batch on both sides",
             "docs/features.md (gradient accumulation)",
         )
     if _whole(ratio) and round(max(ratio, 1 / ratio)) in sizes:
         return (
             what,
-            f"the reduction: the losses differ by a factor of {round(max(ratio, 1 / ratio))}, the batch "
+            f"the reduction: the losses differ by a factor of {round(max(ratio, 1 / ratio))}, the "
+            "batch "
             "size: a sum on one side and a mean on the other",
             "print the loss function's reduction on both sides",
             f"{GUIDE} (the loss function)",
@@ -650,14 +709,16 @@ def _loss_function(a: dict, b: dict) -> tuple[str, str, str, str]:
         return (
             what,
             "the loss function gave the same value on both sides; what was passed to backward "
-            f"differs (plain {a['loss']!r}, port {b['loss']!r}): a loss scaled, added to or averaged "
+            f"differs (plain {a['loss']!r}, port {b['loss']!r}): a loss scaled, added to or "
+            "averaged "
             "after the loss function",
             "print the value passed to backward on both sides",
             f"{GUIDE} (the loss function)",
         )
     return (
         what,
-        "the loss function or its inputs: another target, weight, label smoothing, or a loss written by "
+        "the loss function or its inputs: another target, weight, label smoothing, or a loss "
+        "written by "
         "hand",
         "print the loss's inputs and the loss function on both sides",
         f"{GUIDE} (the loss function)",
@@ -674,7 +735,8 @@ def _whole(ratio: float) -> bool:
 def where(step: dict) -> str:
     """Epoch and batch as the plain side's loader counts them, where it can tell."""
     if step.get("where"):
-        return f" (epoch {step['where'][0]}, batch {step['where'][1]}, as the plain side's loader counts them)"
+        epoch, batch = step["where"]
+        return f" (epoch {epoch}, batch {batch}, as the plain side's loader counts them)"
     return ""
 
 
@@ -682,7 +744,7 @@ def where(step: dict) -> str:
 
 
 def passes(evals: list[dict]) -> list[list[dict]]:
-    """Evaluation forwards grouped into passes: a new pass after a training step or a new DataLoader iterator."""
+    """Evaluation forwards grouped into passes: a new one after a step or a new iterator."""
     grouped: list[list[dict]] = []
     for record in evals:
         if grouped and (grouped[-1][-1]["after"], grouped[-1][-1]["loader_pass"]) == (
@@ -701,19 +763,22 @@ def compare_validation(plain: list[list[dict]], port: list[list[dict]]) -> str |
         head = f"validation differs at pass {number}"
         if a[0]["after"] != b[0]["after"]:
             return (
-                f"{head}: the plain side evaluated after {a[0]['after']} training steps, the port after "
+                f"{head}: the plain side evaluated after {a[0]['after']} training steps, the port "
+                "after "
                 f"{b[0]['after']} (validate at the same points: Trainer(check_val_every_n_epoch, "
                 "val_check_interval))"
             )
         sizes_a, sizes_b = [r["size"] for r in a], [r["size"] for r in b]
         if sizes_a != sizes_b:
-            return f"{head}: the plain side evaluated {_batches(sizes_a)}, the port {_batches(sizes_b)}"
+            both = f"the plain side evaluated {_batches(sizes_a)}, the port {_batches(sizes_b)}"
+            return f"{head}: {both}"
         for batch, (x, y) in enumerate(zip(a, b)):
             if x["data"] != y["data"]:
                 return f"{head}, batch {batch}: another batch (other data, order or transform)"
             if (x["training"], x["dropout_train"]) != (y["training"], y["dropout_train"]):
                 return (
-                    f"{head}, batch {batch}: the plain side evaluated in {_mode(x)}, the port in {_mode(y)} "
+                    f"{head}, batch {batch}: the plain side evaluated in {_mode(x)}, the port in "
+                    f"{_mode(y)} "
                     "(model.eval() before validating)"
                 )
             if x["weights"] != y["weights"]:
@@ -722,8 +787,10 @@ def compare_validation(plain: list[list[dict]], port: list[list[dict]]) -> str |
                 return f"{head}, batch {batch}: the same weights and batch gave another output"
     if len(plain) != len(port):
         return (
-            f"validation differs: the plain side ran {len(plain)} validation passes, the port {len(port)} "
-            "(Lightning validates after every epoch and tests in trainer.test; the sanity check is not "
+            f"validation differs: the plain side ran {len(plain)} validation passes, the port "
+            f"{len(port)} "
+            "(Lightning validates after every epoch and tests in trainer.test; the sanity check "
+            "is not "
             "counted)"
         )
     return None
@@ -762,7 +829,8 @@ def compare_tensorboard(plain_dir: str, port_dir: str) -> tuple[bool, str]:
         only_plain, only_port = sorted(set(plain) - set(port)), sorted(set(port) - set(plain))
         return (
             False,
-            f"tensorboard: the tags differ: only plain has {only_plain}, only the port has {only_port}",
+            f"tensorboard: the tags differ: only plain has {only_plain}, only the port has "
+            f"{only_port}",
         )
     for tag in sorted(plain):
         for (step_a, value_a), (step_b, value_b) in zip(plain[tag], port[tag]):
@@ -774,7 +842,8 @@ def compare_tensorboard(plain_dir: str, port_dir: str) -> tuple[bool, str]:
         if len(plain[tag]) != len(port[tag]):
             return (
                 False,
-                f"tensorboard: {tag} has {len(plain[tag])} points on the plain side, {len(port[tag])} on the port",
+                f"tensorboard: {tag} has {len(plain[tag])} points on the plain side, "
+                f"{len(port[tag])} on the port",
             )
     points = sum(len(values) for values in plain.values())
     return True, f"tensorboard: identical: {len(plain)} tags, {points} points"
@@ -786,7 +855,8 @@ def _scalars(folder: str, side: str) -> dict[str, list[tuple[int, float]]]:
     files = sorted(Path(folder).rglob("events.out.tfevents.*")) if Path(folder).is_dir() else []
     if not files:
         raise BadInput(
-            f"--tensorboard: no TensorBoard event files under {folder} (the {side} side's log folder)"
+            f"--tensorboard: no TensorBoard event files under {folder} (the {side} side's log "
+            "folder)"
         )
     scalars: dict[str, list[tuple[int, float]]] = {}
     for path in files:
@@ -802,17 +872,18 @@ def _scalars(folder: str, side: str) -> dict[str, list[tuple[int, float]]]:
 # -- the check
 
 
-def _agreement(plain: dict, port: dict) -> str:
-    """How far the two records agree: for a side that failed."""
+def _agreement(plain: dict, port: dict, failed: list) -> str:
+    """How far the two records agree, for a side that failed."""
     shared = min(len(plain["steps"]), len(port["steps"]))
     index = first_difference(plain, port)
-    if index is None:
-        return (
-            f"the {shared} steps both took agree, bit for bit"
-            if shared
-            else "no training step was taken"
-        )
-    return f"they agreed for {index} steps and parted at step {index}"
+    if index is not None:
+        return f"the two sides agreed for {index} steps and parted at step {index} (above)"
+    if not shared:
+        return "no training step to compare"
+    if len(failed) == 1:
+        other = "port" if failed[0].name == "plain" else "plain side"
+        return f"its {shared} steps agree with the {other}'s first {shared}, bit for bit"
+    return f"the {shared} steps both took agree, bit for bit"
 
 
 def report_difference(plain: dict, port: dict, index: int) -> None:
@@ -850,7 +921,8 @@ def check(args) -> int:
             steps = [len(side.steps()["steps"]) for side in sides]
             name = "Ctrl-C" if stop.signum == signal.SIGINT else "SIGTERM"
             print(
-                f"stopped by {name}: both sides were stopped (plain after {steps[0]} steps, port after "
+                f"stopped by {name}: both sides were stopped (plain after {steps[0]} steps, port "
+                "after "
                 f"{steps[1]}); nothing was compared",
                 file=sys.stderr,
             )
@@ -868,13 +940,17 @@ def check(args) -> int:
         for side in failed:
             took = len((plain if side.name == "plain" else port)["steps"])
             if side.timed_out:
-                what.append(f"the {side.name} side did not finish within --timeout {args.timeout:g} "
-                            f"seconds and was stopped after {took} training steps")
+                what.append(
+                    f"the {side.name} side did not finish within --timeout {args.timeout:g} "
+                    f"seconds and was stopped after {took} training steps"
+                )
             else:
-                what.append(f"the {side.name} command failed with status {side.status} after {took} "
-                            "training steps")
+                what.append(
+                    f"the {side.name} command failed with status {side.status} after {took} "
+                    "training steps"
+                )
         shown = " (its last lines are above)" if any(side.tail for side in failed) else ""
-        raise BadInput(f"{'; '.join(what)}{shown}; {_agreement(plain, port)}")
+        raise BadInput(f"{'; '.join(what)}{shown}; {_agreement(plain, port, failed)}")
     for side, record in zip(sides, (plain, port)):
         if not record["steps"]:
             raise BadInput(
@@ -887,7 +963,8 @@ def check(args) -> int:
         shorter, steps = ("plain side", n_plain) if n_plain < n_port else ("port", n_port)
         raise BadInput(
             f"the runs have different lengths: the {shorter} stopped after {steps} steps "
-            f"(plain {n_plain}, port {n_port}), all {steps} identical until then; give both the same "
+            f"(plain {n_plain}, port {n_port}), all {steps} identical until then; give both the "
+            "same "
             "epochs, limits and data (or early stopping: the same patience and monitored value)"
         )
     if index is None and plain["final"] != port["final"]:

@@ -1,4 +1,4 @@
-"""accumulation_plain.py ported to Lightning: Trainer(accumulate_grad_batches=2) divides and waits."""
+"""accumulation_plain.py ported to Lightning: accumulate_grad_batches=2 divides and waits."""
 
 import sys
 
@@ -29,7 +29,14 @@ generator = torch.Generator().manual_seed(1)
 X = torch.randn(256, 4, generator=generator)
 Y = X @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
 model = Regression()
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False,
-                    accumulate_grad_batches=1 if TRAP == "no-accumulation" else 2)
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    accumulate_grad_batches=1 if TRAP == "no-accumulation" else 2,
+)
 trainer.fit(model, DataLoader(TensorDataset(X, Y), batch_size=32, shuffle=True))

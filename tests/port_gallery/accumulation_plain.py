@@ -12,7 +12,7 @@ X = torch.randn(256, 4, generator=generator)
 Y = X @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
 model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-for epoch in range(2):
+for _epoch in range(2):
     for i, (x, y) in enumerate(DataLoader(TensorDataset(X, Y), batch_size=32, shuffle=True)):
         loss = F.mse_loss(model(x), y) / ACCUMULATE
         loss.backward()

@@ -1,4 +1,4 @@
-"""channels_last_plain.py ported to Lightning; trap `dropout-first` moves the dropout before pooling."""
+"""channels_last_plain.py ported to Lightning; trap `dropout-first` moves dropout before pooling."""
 
 import sys
 
@@ -14,9 +14,14 @@ TRAP = sys.argv[1] if len(sys.argv) > 1 else ""
 class ConvNet(L.LightningModule):
     def __init__(self):
         super().__init__()
-        middle = [nn.Dropout(0.3), nn.MaxPool2d(2)] if TRAP == "dropout-first" else [nn.MaxPool2d(2), nn.Dropout(0.3)]
-        self.model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), *middle,
-                                   nn.Flatten(), nn.Linear(8 * 5 * 5, 4))
+        middle = (
+            [nn.Dropout(0.3), nn.MaxPool2d(2)]
+            if TRAP == "dropout-first"
+            else [nn.MaxPool2d(2), nn.Dropout(0.3)]
+        )
+        self.model = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), *middle, nn.Flatten(), nn.Linear(8 * 5 * 5, 4)
+        )
         self.model = self.model.to(memory_format=torch.channels_last)
 
     def training_step(self, batch, batch_idx):
@@ -32,6 +37,13 @@ generator = torch.Generator().manual_seed(1)
 images = torch.randn(160, 3, 10, 10, generator=generator)
 labels = torch.randint(0, 4, (160,), generator=generator)
 model = ConvNet()
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False)
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 trainer.fit(model, DataLoader(TensorDataset(images, labels), batch_size=32, shuffle=True))

@@ -50,6 +50,15 @@ class LitBagOfWords(L.LightningModule):
 
 torch.manual_seed(0)
 model = LitBagOfWords()
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False)
-trainer.fit(model, DataLoader(sequences(160, 1), batch_size=16, shuffle=True, collate_fn=pad_collate))
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
+trainer.fit(
+    model, DataLoader(sequences(160, 1), batch_size=16, shuffle=True, collate_fn=pad_collate)
+)

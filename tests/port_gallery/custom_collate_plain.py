@@ -33,7 +33,7 @@ torch.manual_seed(0)
 model = BagOfWords()
 loader = DataLoader(sequences(160, 1), batch_size=16, shuffle=True, collate_fn=pad_collate)
 optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-for epoch in range(2):
+for _epoch in range(2):
     for tokens, lengths, labels in loader:
         optimizer.zero_grad()
         loss = F.cross_entropy(model(tokens, lengths), labels)

@@ -39,6 +39,13 @@ class Classifier(L.LightningModule):
 
 torch.manual_seed(0)
 model = Classifier()
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False)
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 trainer.fit(model, DataLoader(Records(160, 1), batch_size=32, shuffle=TRAP != "no-shuffle"))

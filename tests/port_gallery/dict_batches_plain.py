@@ -1,4 +1,4 @@
-"""A loop over dict batches, as Hugging Face-style datasets give them: {"features": ..., "label": ...}."""
+"""A loop over dict batches, as Hugging Face-style datasets give them: {"features", "label"}."""
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ torch.manual_seed(0)
 model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
 loader = DataLoader(Records(160, 1), batch_size=32, shuffle=True)
 optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-for epoch in range(2):
+for _epoch in range(2):
     for batch in loader:
         optimizer.zero_grad()
         logits = model(batch["features"]).squeeze(1)

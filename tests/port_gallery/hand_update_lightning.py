@@ -35,6 +35,13 @@ generator = torch.Generator().manual_seed(1)
 X = torch.randn(192, 6, generator=generator)
 Y = (X[:, 0] > 0).long() + (X[:, 1] > 0).long()
 model = HandUpdate(lr=0.05 if TRAP == "lr" else 0.1)
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False)
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 trainer.fit(model, DataLoader(TensorDataset(X, Y), batch_size=32, shuffle=True))

@@ -12,7 +12,7 @@ Y = (X[:, 0] > 0).long() + (X[:, 1] > 0).long()
 model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
 loader = DataLoader(TensorDataset(X, Y), batch_size=32, shuffle=True)
 lr = 0.1
-for epoch in range(2):
+for _epoch in range(2):
     for x, y in loader:
         model.zero_grad()
         loss = F.cross_entropy(model(x), y)

@@ -39,6 +39,13 @@ class Regression(L.LightningModule):
 torch.manual_seed(0)
 noise = torch.randn(1) if TRAP == "draw-before-model" else None
 model = Regression()
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False)
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 trainer.fit(model, DataLoader(Stream(192, 1), batch_size=32))

@@ -20,7 +20,7 @@ class Stream(IterableDataset):
 torch.manual_seed(0)
 model = nn.Sequential(nn.Linear(6, 24), nn.GELU(), nn.Dropout(0.1), nn.Linear(24, 1))
 optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-3)
-for epoch in range(2):
+for _epoch in range(2):
     model.train()
     for x, y in DataLoader(Stream(192, 1), batch_size=32):
         optimizer.zero_grad()

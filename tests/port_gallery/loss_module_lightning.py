@@ -1,4 +1,4 @@
-"""loss_module_plain.py ported to Lightning; `python loss_module_lightning.py TRAP` puts one mistake in."""
+"""loss_module_plain.py ported to Lightning; `... TRAP` puts one mistake in."""
 
 import sys
 
@@ -16,8 +16,10 @@ class Net(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(1, 8, 3),
             *([nn.BatchNorm2d(8)] if TRAP == "batchnorm" else []),
-            nn.ReLU(), nn.MaxPool2d(2),
-            nn.Dropout(0.5 if TRAP == "dropout-p" else 0.25))
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Dropout(0.5 if TRAP == "dropout-p" else 0.25),
+        )
         self.classifier = nn.Linear(8 * 5 * 5, 10)
 
     def forward(self, x):
@@ -26,8 +28,10 @@ class Net(nn.Module):
 
 def images(count, seed):
     generator = torch.Generator().manual_seed(seed)
-    return TensorDataset(torch.randn(count, 1, 12, 12, generator=generator),
-                         torch.randint(0, 10, (count,), generator=generator))
+    return TensorDataset(
+        torch.randn(count, 1, 12, 12, generator=generator),
+        torch.randint(0, 10, (count,), generator=generator),
+    )
 
 
 class LitNet(L.LightningModule):
@@ -58,8 +62,18 @@ class LitNet(L.LightningModule):
 
 torch.manual_seed(0)
 model = LitNet()
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False,
-                    precision="64-true" if TRAP == "precision-64" else "32-true")
-trainer.fit(model, DataLoader(images(256, 1), batch_size=32, shuffle=True),
-            DataLoader(images(64, 2), batch_size=32))
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    precision="64-true" if TRAP == "precision-64" else "32-true",
+)
+trainer.fit(
+    model,
+    DataLoader(images(256, 1), batch_size=32, shuffle=True),
+    DataLoader(images(64, 2), batch_size=32),
+)

@@ -8,7 +8,9 @@ from torch.utils.data import DataLoader, TensorDataset
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25))
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25)
+        )
         self.classifier = nn.Linear(8 * 5 * 5, 10)
 
     def forward(self, x):
@@ -17,8 +19,10 @@ class Net(nn.Module):
 
 def images(count, seed):
     generator = torch.Generator().manual_seed(seed)
-    return TensorDataset(torch.randn(count, 1, 12, 12, generator=generator),
-                         torch.randint(0, 10, (count,), generator=generator))
+    return TensorDataset(
+        torch.randn(count, 1, 12, 12, generator=generator),
+        torch.randint(0, 10, (count,), generator=generator),
+    )
 
 
 torch.manual_seed(0)

@@ -35,7 +35,9 @@ class Chunks(Dataset):
         return self.inputs.size(1) // STEPS
 
     def __getitem__(self, i):
-        return self.inputs[:, i * STEPS:(i + 1) * STEPS], self.targets[:, i * STEPS:(i + 1) * STEPS]
+        return self.inputs[:, i * STEPS : (i + 1) * STEPS], self.targets[
+            :, i * STEPS : (i + 1) * STEPS
+        ]
 
 
 class LitLanguageModel(L.LightningModule):
@@ -60,6 +62,14 @@ torch.manual_seed(0)
 text = torch.randint(0, VOCAB, (241,), generator=torch.Generator().manual_seed(1))
 inputs, targets = text[:-1].view(4, -1), text[1:].view(4, -1)
 model = LitLanguageModel()
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=0.5)
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    gradient_clip_val=0.5,
+)
 trainer.fit(model, DataLoader(Chunks(inputs, targets), batch_size=None))

@@ -1,4 +1,4 @@
-"""A word-level LSTM language model: the hidden state carries over from batch to batch (truncated BPTT)."""
+"""An LSTM language model: the hidden state carries over from batch to batch (truncated BPTT)."""
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +24,10 @@ text = torch.randint(0, VOCAB, (241,), generator=torch.Generator().manual_seed(1
 inputs, targets = text[:-1].view(4, -1), text[1:].view(4, -1)  # 4 streams of 60 tokens
 model = LanguageModel()
 optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-for epoch in range(2):
+for _epoch in range(2):
     hidden = None
     for start in range(0, inputs.size(1), STEPS):
-        x, y = inputs[:, start:start + STEPS], targets[:, start:start + STEPS]
+        x, y = inputs[:, start : start + STEPS], targets[:, start : start + STEPS]
         optimizer.zero_grad()
         logits, hidden = model(x, hidden)
         loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))

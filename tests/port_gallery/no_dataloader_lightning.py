@@ -30,8 +30,18 @@ generator = torch.Generator().manual_seed(1)
 X = torch.randn(320, 10, generator=generator)
 Y = X.sum(dim=1, keepdim=True)
 model = Regression()
-loader = DataLoader(TensorDataset(X, Y), batch_size=64,
-                    generator=None if TRAP == "global-generator" else torch.Generator())
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False)
+loader = DataLoader(
+    TensorDataset(X, Y),
+    batch_size=64,
+    generator=None if TRAP == "global-generator" else torch.Generator(),
+)
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 trainer.fit(model, loader)

@@ -12,7 +12,7 @@ model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(3
 optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 for epoch in range(2):
     for start in range(0, len(X), 64):
-        x, y = X[start:start + 64], Y[start:start + 64]
+        x, y = X[start : start + 64], Y[start : start + 64]
         optimizer.zero_grad()
         loss = F.mse_loss(model(x), y)
         loss.backward()

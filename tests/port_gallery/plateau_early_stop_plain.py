@@ -9,7 +9,9 @@ from torch.utils.data import DataLoader, TensorDataset
 def points(count, seed):
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(count, 5, generator=generator)
-    return TensorDataset(x, x.pow(2).sum(dim=1, keepdim=True) + 0.3 * torch.randn(count, 1, generator=generator))
+    return TensorDataset(
+        x, x.pow(2).sum(dim=1, keepdim=True) + 0.3 * torch.randn(count, 1, generator=generator)
+    )
 
 
 torch.manual_seed(0)

@@ -26,8 +26,9 @@ class GAN(L.LightningModule):
         ones, zeros = torch.ones(len(real), 1), torch.zeros(len(real), 1)
         opt_d.zero_grad()
         fake = self.generator(z).detach()
-        loss_d = (F.binary_cross_entropy_with_logits(self.discriminator(real), ones)
-                  + F.binary_cross_entropy_with_logits(self.discriminator(fake), zeros))
+        loss_d = F.binary_cross_entropy_with_logits(
+            self.discriminator(real), ones
+        ) + F.binary_cross_entropy_with_logits(self.discriminator(fake), zeros)
         self.manual_backward(loss_d)
         opt_d.step()
         opt_g.zero_grad()
@@ -37,14 +38,23 @@ class GAN(L.LightningModule):
 
     def configure_optimizers(self):
         betas_d = (0.9, 0.999) if TRAP == "betas" else (0.5, 0.999)
-        return (torch.optim.Adam(self.generator.parameters(), lr=2e-3, betas=(0.5, 0.999)),
-                torch.optim.Adam(self.discriminator.parameters(), lr=2e-3, betas=betas_d))
+        return (
+            torch.optim.Adam(self.generator.parameters(), lr=2e-3, betas=(0.5, 0.999)),
+            torch.optim.Adam(self.discriminator.parameters(), lr=2e-3, betas=betas_d),
+        )
 
 
 torch.manual_seed(0)
 angles = torch.rand(128, generator=torch.Generator().manual_seed(1)) * 2 * math.pi
 real_points = torch.stack([angles.cos(), angles.sin()], dim=1)
 model = GAN()
-trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False)
+trainer = L.Trainer(
+    max_epochs=2,
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 trainer.fit(model, DataLoader(TensorDataset(real_points), batch_size=32, shuffle=True))

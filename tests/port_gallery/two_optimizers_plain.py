@@ -15,14 +15,15 @@ discriminator = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16,
 opt_g = torch.optim.Adam(generator.parameters(), lr=2e-3, betas=(0.5, 0.999))
 opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-3, betas=(0.5, 0.999))
 loader = DataLoader(TensorDataset(real_points), batch_size=32, shuffle=True)
-for epoch in range(2):
+for _epoch in range(2):
     for (real,) in loader:
         z = torch.randn(len(real), 4)
         ones, zeros = torch.ones(len(real), 1), torch.zeros(len(real), 1)
         opt_d.zero_grad()
         fake = generator(z).detach()
-        loss_d = (F.binary_cross_entropy_with_logits(discriminator(real), ones)
-                  + F.binary_cross_entropy_with_logits(discriminator(fake), zeros))
+        loss_d = F.binary_cross_entropy_with_logits(
+            discriminator(real), ones
+        ) + F.binary_cross_entropy_with_logits(discriminator(fake), zeros)
         loss_d.backward()
         opt_d.step()
         opt_g.zero_grad()

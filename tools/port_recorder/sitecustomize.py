@@ -138,7 +138,7 @@ class _Recorder:
     # -- backward and the optimizer
 
     def before_backward(self, tensor):
-        """The record of this backward pass, written by `after_backward` once the gradients are there."""
+        """This backward pass's record, written by `after_backward` once the gradients exist."""
         import torch
 
         if self.inside_backward or not isinstance(tensor, torch.Tensor) or tensor.grad_fn is None:
@@ -306,7 +306,7 @@ class _Recorder:
             )
 
     def label(self, module) -> str:
-        """The name of a model: its variable in the script, or its attribute in the LightningModule."""
+        """A model's name: its variable in the script, or its attribute in the LightningModule."""
         main = sys.modules.get("__main__")
         for name, value in list(vars(main).items()) if main else []:
             if value is module:
@@ -457,9 +457,14 @@ def _scheduler_step(recorder: _Recorder, step):
             state = self.state_dict()
         except Exception:  # a scheduler of the user's own making
             state = {}
-        settings = {key: _plain(value) for key, value in state.items()
-                    if not key.startswith("_") and key not in SCHEDULER_STATE}
-        recorder.write({"kind": "scheduler", "scheduler": type(self).__name__, "settings": settings})
+        settings = {
+            key: _plain(value)
+            for key, value in state.items()
+            if not key.startswith("_") and key not in SCHEDULER_STATE
+        }
+        recorder.write(
+            {"kind": "scheduler", "scheduler": type(self).__name__, "settings": settings}
+        )
         return result
 
     return recorded
