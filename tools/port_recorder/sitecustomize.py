@@ -116,6 +116,7 @@ class _Recorder:
         self.last_weights: list = []
         self.modules_called: list = []  # weak references to the outermost modules with parameters
         self.labels: dict[int, str] = {}  # id of such a module -> the name the script gives it
+        self.seen: set = set()
         self.reset()
 
     def reset(self) -> None:
@@ -162,7 +163,7 @@ class _Recorder:
             "signature": signature,
             "weights": [_digest([w]) for _, w in weights],
             "rng": self.rng,
-            "entries": self.entries,
+            "entries": self.settle(self.seen),
             "losses": self.losses,
             "where": self.where,
             "iterators": self.iterators,
@@ -171,6 +172,7 @@ class _Recorder:
         }
         self.last_weights = [w for _, w in weights]
         self.backwards += 1
+        self.seen: set = set()
         self.reset()
         return record
 
@@ -187,6 +189,7 @@ class _Recorder:
             if node is None or id(node) in seen:
                 continue
             seen.add(id(node))
+            self.seen = seen
             if hasattr(node, "variable"):
                 leaves.setdefault(id(node.variable), node.variable)
             stack.extend(next_node for next_node, _ in node.next_functions)
@@ -223,6 +226,7 @@ class _Recorder:
         )
 
     def final(self) -> None:
+        self.settle(set())  # evaluations after the last backward
         if self.last_weights:
             self.write({"kind": "final", "weights": [_digest([w]) for w in self.last_weights]})
         self.file.close()
@@ -288,22 +292,40 @@ class _Recorder:
                 }
             )
             self.where = self.last_fetch
+            if not module.training:  # evaluation without no_grad, unless the loss uses it
+                self.entries[-1]["_maybe_eval"] = (
+                    self.evaluation(module, first, output, outer),
+                    [t.grad_fn for t in _tensors(output)],
+                )
         else:
-            self.write(
-                {
-                    "kind": "eval",
-                    "after": self.backwards,
-                    "module": type(module).__name__,
-                    "data": _digest(_tensors(first)),
-                    "output": _digest(_tensors(output)),
-                    "size": _size(first),
-                    "training": module.training,
-                    "dropout_train": outer["dropout_train"],
-                    "sanity": self.sanity_checking(),
-                    "loader_pass": self.iterators_made,
-                    "weights": _digest(list(module.parameters())),
-                }
-            )
+            self.write(self.evaluation(module, first, output, outer))
+
+    def evaluation(self, module, first, output, outer) -> dict:
+        return {
+            "kind": "eval",
+            "after": self.backwards,
+            "module": type(module).__name__,
+            "data": _digest(_tensors(first)),
+            "output": _digest(_tensors(output)),
+            "size": _size(first),
+            "training": module.training,
+            "dropout_train": outer["dropout_train"],
+            "sanity": self.sanity_checking(),
+            "loader_pass": self.iterators_made,
+            "weights": _digest(list(module.parameters())),
+        }
+
+    def settle(self, seen: set) -> list:
+        """The entries since the last backward; those in eval mode that the loss did not use
+        (`seen`: its graph's nodes) are written as evaluations instead."""
+        kept = []
+        for entry in self.entries:
+            maybe = entry.pop("_maybe_eval", None)
+            if maybe is not None and not any(id(fn) in seen for fn in maybe[1] if fn is not None):
+                self.write(maybe[0])
+            else:
+                kept.append(entry)
+        return kept
 
     def label(self, module) -> str:
         """A model's name: its variable in the script, or its attribute in the LightningModule."""
