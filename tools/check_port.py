@@ -276,7 +276,7 @@ def first_difference(plain: dict, port: dict) -> int | None:
         if (
             a["loss"] != b["loss"]
             or a["weights"] != b["weights"]
-            or _signature(plain, a) != _signature(port, b)
+            or _shapes(_signature(plain, a)) != _shapes(_signature(port, b))
         ):
             return index
     return None
@@ -284,6 +284,11 @@ def first_difference(plain: dict, port: dict) -> int | None:
 
 def _signature(record: dict, step: dict) -> dict:
     return record["signatures"][step["signature"]]
+
+
+def _shapes(signature: dict) -> list:
+    """What must agree of two sets of weights: shapes and dtypes, in order (names may differ)."""
+    return [(list(shape), dtype) for shape, dtype in zip(signature["shapes"], signature["dtypes"])]
 
 
 def diagnose(plain: dict, port: dict, index: int) -> tuple[str, str, str, str]:
