@@ -256,6 +256,10 @@ def run_both(sides: list[Side], timeout: float | None) -> None:
                 except subprocess.TimeoutExpired:
                     side.stop(signal.SIGKILL)
         raise
+    except BaseException:  # a side that does not start, or a bug here: the other side stops too
+        for side in sides:
+            side.stop(signal.SIGKILL)
+        raise
     finally:
         for key in list(selector.get_map().values()):
             key.fileobj.close()
