@@ -1,115 +1,447 @@
 """`python -m tools.check_port` finds where a plain loop and its port part, and says why.
 
-The repository's own twins are the identical case, every step of the ladder. The broken
-pairs are tests/port_pairs/: a small plain loop and its Lightning port, each with `--trap`
-switches that put one classic porting mistake into one side. Each test asserts the
-diagnosis, not just "different".
+Three kinds of pairs. The repository's own twins, every step of the ladder: identical. The
+broken pairs of tests/port_pairs/: a small plain loop and its Lightning port, each with
+`--trap` switches that put one classic porting mistake into one side. And the gallery,
+tests/port_gallery/: twelve plain scripts in the styles people write (a loss module, no
+DataLoader, a hand-written update, an LSTM's hidden state, dict batches, two optimizers, a
+custom collate_fn, an IterableDataset, channels_last, accumulation, ReduceLROnPlateau with
+early stopping, validation in one batch), each with a correct port that must come out
+identical, and traps: one-line changes of the port (`python X_lightning.py TRAP`). Each test
+of a trap asserts the cause the verdict names, not just "different".
+
+The checks run two at a time (each check runs its two sides side by side); a check changes no
+bit of another (docs/parity.md: what may differ). All but a few cheap tests are slow.
 """
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.conftest import REPO
+from tools import check_port
 
 PAIRS = REPO / "tests" / "port_pairs"
+GALLERY = REPO / "tests" / "port_gallery"
 PLAIN = f"{sys.executable} {PAIRS / 'plain_loop.py'}"
 PORT = f"{sys.executable} {PAIRS / 'lightning_port.py'}"
 
 
 def check(plain: str, port: str, *extra: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.check_port", "--plain", plain, "--port", port, *extra],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.check_port", "--plain", plain, "--port", port, *extra],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
 
 
-LADDER = [  # (example, flags, steps)
-    ("mnist_feedforward", "--limit-train 300 --limit-val 100 --epochs 2", 6),
-    ("cnn_classifier", "--limit-train 200 --limit-val 60 --epochs 2 --batch-size 50", 8),
-    ("sum_dataset", "--num-samples 500 --epochs 2 --gradient-clip-val 0.05", 14),
+def run_checks(checks: list[tuple], folders) -> dict[tuple, subprocess.CompletedProcess]:
+    """Every check, two at a time, each in its own folder: (plain, port, *extra) -> result."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {args: pool.submit(check, *args, cwd=folders.mktemp("check")) for args in checks}
+    return {args: future.result() for args, future in futures.items()}
+
+
+def gallery(name: str, trap: str = "", *extra: str) -> tuple:
+    """The check of gallery pair `name`, its port run with `trap` (none: the correct port)."""
+    return (
+        f"{sys.executable} {GALLERY / name}_plain.py",
+        f"{sys.executable} {GALLERY / name}_lightning.py {trap}",
+        *extra,
+    )
+
+
+LADDER = [  # (example, flags, steps, validation passes)
+    ("mnist_feedforward", "--limit-train 300 --limit-val 100 --epochs 2", 6, 2),
+    ("cnn_classifier", "--limit-train 200 --limit-val 60 --epochs 2 --batch-size 50", 8, 2),
+    ("sum_dataset", "--num-samples 500 --epochs 2 --gradient-clip-val 0.05", 14, 2),
 ]
 
 
 def ladder_check(example: str, flags: str) -> tuple[str, str]:
     common = f"{flags} --no-progress --accelerator cpu"
-    return (f"{sys.executable} -m plain_pytorch.{example} {common}",
-            f"{sys.executable} -m lightning_version.{example} {common}")
+    return (
+        f"{sys.executable} -m plain_pytorch.{example} {common}",
+        f"{sys.executable} -m lightning_version.{example} {common}",
+    )
+
+
+METRIC = ("--metric", r"val_loss (\S+)")
+GALLERY_IDENTICAL = [  # (pair, extra flags, the verdict)
+    ("loss_module", METRIC, "identical: 16 training steps and 2 validation passes, bit for bit"),
+    ("no_dataloader", (), "identical: 10 training steps and no validation pass"),
+    ("hand_update", (), "identical: 12 training steps and no validation pass"),
+    ("lstm_hidden", (), "identical: 12 training steps and no validation pass"),
+    ("dict_batches", (), "identical: 10 training steps and no validation pass"),
+    ("two_optimizers", (), "identical: 16 training steps and no validation pass"),
+    ("custom_collate", (), "identical: 20 training steps and no validation pass"),
+    ("iterable_dataset", (), "identical: 12 training steps and no validation pass"),
+    ("channels_last", (), "identical: 10 training steps and no validation pass"),
+    ("accumulation", (), "identical: 16 training steps and no validation pass"),
+    ("plateau_early_stop", (), "identical: 28 training steps and 7 validation passes, bit for bit"),
+    (
+        "validation_batch",
+        METRIC,
+        "identical: 10 training steps and 2 validation passes, bit for bit",
+    ),
+]
+GALLERY_TRAPS = [  # (pair, trap, exit status, words the verdict must hold: the cause it names)
+    (
+        "loss_module",
+        "dropout-p",
+        1,
+        "a layer's settings or mode: call 5 inside the model is Dropout(p=0.25, "
+        "inplace=False) on the plain side, Dropout(p=0.5, inplace=False) on the port",
+    ),
+    (
+        "loss_module",
+        "reduction-sum",
+        1,
+        "cross_entropy's reduction is 'mean' on the plain side, 'sum' on the port "
+        "(the losses differ by a factor of 32, the batch size)",
+    ),
+    (
+        "loss_module",
+        "batchnorm",
+        1,
+        "the models differ: the plain side trains 4 parameter tensors, the port 6",
+    ),
+    (
+        "loss_module",
+        "precision-64",
+        1,
+        "the precision differs: the weights' dtype: plain model.features.0.weight "
+        "is float32, the port's float64",
+    ),
+    (
+        "no_dataloader",
+        "global-generator",
+        1,
+        "the DataLoader iterators that drew from it so far differ (plain 0, port 1)",
+    ),
+    ("hand_update", "lr", 1, "a hand-written update: neither side used torch.optim here"),
+    (
+        "lstm_hidden",
+        "no-carry",
+        1,
+        "a state carried across batches: the hidden state of an RNN or LSTM",
+    ),
+    ("dict_batches", "no-shuffle", 1, "the shuffling: the same number of DataLoader iterators"),
+    (
+        "two_optimizers",
+        "betas",
+        1,
+        "the optimizer's settings: betas is [0.5, 0.999] on the plain side, "
+        "[0.9, 0.999] on the port",
+    ),
+    (
+        "custom_collate",
+        "sorted",
+        1,
+        "another batch at step 0, with the same loss: the same samples in another "
+        "order (a collate_fn that sorts",
+    ),
+    ("iterable_dataset", "draw-before-model", 1, "the models start from different weights"),
+    (
+        "channels_last",
+        "dropout-first",
+        1,
+        "the layers run in another order: call 3 inside the model is MaxPool2d",
+    ),
+    (
+        "accumulation",
+        "no-accumulation",
+        1,
+        "accumulation: the plain side's backward got the loss divided by 2, "
+        "and the optimizer stepped 0 times after this backward on the plain "
+        "side, 1 on the port",
+    ),
+    (
+        "plateau_early_stop",
+        "patience",
+        1,
+        "the scheduler's settings: ReduceLROnPlateau's patience is 0 on the "
+        "plain side, 1 on the port",
+    ),
+    (
+        "validation_batch",
+        "val-batches",
+        1,
+        "training identical (10 steps, bit for bit); validation differs at "
+        "pass 1: the plain side evaluated 1 batch of 100, the port 5 batches "
+        "of 20",
+    ),
+    (
+        "validation_batch",
+        "crash",
+        2,
+        "the port command failed with status 1 after 5 training steps (its last "
+        "lines are above); its 5 steps agree with the plain side's first 5, bit for "
+        "bit",
+    ),
+]
+
+TRAPS = [  # (plain flags, port flags, the first differing step, words of the diagnosis)
+    ("--trap seed-late", "", 0, "initialisation: the seed is set at another point"),
+    (
+        "--trap no-validation",
+        "",
+        4,
+        "another iter(): DataLoader iterators created up to this step, plain 2, port 4",
+    ),
+    ("--noise", "--noise", 0, "Lightning's sanity check"),
+    (
+        "--trap eval-mode",
+        "",
+        0,
+        "train/eval mode: the plain side ran the model in eval mode, the port in training "
+        "mode (Dropout(p=0.5, inplace=False) among the layers that differ)",
+    ),
+    (
+        "--trap extra-draw",
+        "",
+        0,
+        "dropout drew other masks: the global generator was in another state",
+    ),
+    (
+        "--trap scheduler-per-batch",
+        "",
+        2,
+        "the learning rate: plain [0.05], port [0.1]: the scheduler had stepped "
+        "2 times by then on the plain side, 1 on the port",
+    ),
+    (
+        "--clip 0.05 --trap clip-one-layer",
+        "--clip 0.05",
+        1,
+        "gradient clipping (another threshold or algorithm, or other parameters",
+    ),
+    ("", "--trap accumulate", 0, "accumulation: the port's backward got the loss divided by 2"),
+]
+TENSORBOARD = [
+    (f"{PLAIN} --log-dir a", f"{PORT} --log-dir b", "--tensorboard", "a", "b"),
+    (f"{PLAIN} --trap val-mean --log-dir c", f"{PORT} --log-dir d", "--tensorboard", "c", "d"),
+]
+BAD_RUNS = [
+    (f"{PLAIN} --trap nope", PORT, "the plain command failed with status 2 after 0 training steps"),
+    (
+        PLAIN,
+        f"{sys.executable} -c 'import torch'",
+        "the port command ran but never called backward",
+    ),
+    (
+        f"{PLAIN} --epochs 1",
+        PORT,
+        "the plain side stopped after 4 steps (plain 4, port 8), all 4 identical",
+    ),
+    ("no-such-program", PORT, "the plain command does not start"),
+]
 
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory) -> dict[tuple, subprocess.CompletedProcess]:
-    """Every check of this file, run two at a time, each in its own folder: (plain, port, *extra) -> result.
+    """Every slow check of this file, run two at a time."""
+    checks = [ladder_check(example, flags) for example, flags, _, _ in LADDER]
+    checks += [
+        (f"{PLAIN} {plain_flags}", f"{PORT} {port_flags}")
+        for plain_flags, port_flags, _, _ in TRAPS
+    ]
+    checks += TENSORBOARD + [(plain, port) for plain, port, _ in BAD_RUNS]
+    checks += [gallery(name, "", *extra) for name, extra, _ in GALLERY_IDENTICAL]
+    checks += [gallery(name, trap) for name, trap, _, _ in GALLERY_TRAPS]
+    return run_checks(checks, tmp_path_factory)
 
-    A check is two fresh Python processes, one after the other, mostly spent starting up; two checks side by side
-    change no bit of either (docs/parity.md: what may differ).
-    """
-    checks = [ladder_check(example, flags) for example, flags, _ in LADDER]
-    checks += [(f"{PLAIN} {plain_flags}", f"{PORT} {port_flags}") for plain_flags, port_flags, _, _ in TRAPS]
-    checks += TENSORBOARD + [(plain, port) for plain, port, _ in BAD_INPUT]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {args: pool.submit(check, *args, cwd=tmp_path_factory.mktemp("check")) for args in checks}
-    return {args: future.result() for args, future in futures.items()}
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, extra, verdict", GALLERY_IDENTICAL, ids=[row[0] for row in GALLERY_IDENTICAL]
+)
+def test_each_gallery_port_is_identical(name, extra, verdict, checked):
+    """Each gallery script and its correct port: identical, training, validation, metric."""
+    done = checked[gallery(name, "", *extra)]
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert verdict in done.stdout
+    if extra:
+        assert "metric: identical: 2 values" in done.stdout
 
 
-@pytest.mark.parametrize("example, flags, steps", LADDER)
-def test_the_repositorys_own_twins_are_identical(example, flags, steps, checked):
-    """Each step of the ladder, checked the way a user checks their own port: identical, bit for bit."""
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, trap, status, cause", GALLERY_TRAPS, ids=[f"{r[0]}-{r[1]}" for r in GALLERY_TRAPS]
+)
+def test_each_gallery_trap_names_its_cause(name, trap, status, cause, checked):
+    """A one-line change of a port: the verdict names the cause that line put in."""
+    done = checked[gallery(name, trap)]
+    assert done.returncode == status, done.stdout + done.stderr[-2000:]
+    assert cause in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example, flags, steps, passes", LADDER)
+def test_the_repositorys_own_twins_are_identical(example, flags, steps, passes, checked):
+    """Each step of the ladder, checked as a user checks their own port: identical, bit for bit."""
     done = checked[ladder_check(example, flags)]
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
-    assert f"identical: {steps} steps, bit for bit" in done.stdout
+    assert (
+        f"identical: {steps} training steps and {passes} validation passes, bit for bit"
+        in done.stdout
+    )
 
 
-TRAPS = [  # (plain flags, port flags, the first differing step, words of the diagnosis)
-    ("--trap seed-late", "", 0, "initialisation: the seed is set at another point"),
-    ("--trap no-validation", "", 4, "another iter(): DataLoader iterators created up to this step, plain 2, port 4"),
-    ("--noise", "--noise", 0, "Lightning's sanity check"),
-    ("--trap eval-mode", "", 0, "train/eval mode: dropout ran in training mode 0 times on the plain side and 1"),
-    ("--trap extra-draw", "", 0, "dropout drew other masks: the global generator was in another state"),
-    ("--trap scheduler-per-batch", "", 2, "the learning rate: plain [0.05], port [0.1]: the scheduler steps"),
-    ("--clip 0.05 --trap clip-one-layer", "--clip 0.05", 1, "gradient clipping (another threshold or algorithm, or "
-                                                            "other parameters"),
-    ("", "--trap accumulate", 0, "accumulation: the port's backward got the loss divided by 2"),
-]
-
-
-@pytest.mark.parametrize("plain_flags, port_flags, step, diagnosis", TRAPS, ids=[t[0] or t[1] for t in TRAPS])
-def test_each_trap_is_found_at_its_step_and_diagnosed(plain_flags, port_flags, step, diagnosis, checked):
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "plain_flags, port_flags, step, diagnosis", TRAPS, ids=[t[0] or t[1] for t in TRAPS]
+)
+def test_each_trap_is_found_at_its_step_and_diagnosed(
+    plain_flags, port_flags, step, diagnosis, checked
+):
     """A broken pair exits 1 and names the first differing step and the cause behind it."""
     done = checked[(f"{PLAIN} {plain_flags}", f"{PORT} {port_flags}")]
     assert done.returncode == 1, done.stdout + done.stderr[-2000:]
     assert f"first difference at step {step} " in done.stdout
     assert diagnosis in done.stdout
-    assert "likely cause: " in done.stdout and "to confirm: " in done.stdout and "read: docs/" in done.stdout
+    assert (
+        "likely cause: " in done.stdout
+        and "to confirm: " in done.stdout
+        and "read: docs/" in done.stdout
+    )
 
 
-TENSORBOARD = [(f"{PLAIN} --log-dir a", f"{PORT} --log-dir b", "--tensorboard", "a", "b"),
-               (f"{PLAIN} --trap val-mean --log-dir c", f"{PORT} --log-dir d", "--tensorboard", "c", "d")]
-
-
+@pytest.mark.slow
 def test_tensorboard_scalars_are_compared_tag_by_tag(checked):
-    """Training steps can agree while a metric is averaged another way: the TensorBoard comparison finds it.
-
-    The first pair is the broken pairs above without their trap: identical, steps and scalars, so each
-    diagnosis above is its trap's."""
+    """Training can agree while a metric is averaged another way: the TensorBoard comparison sees
+    it."""
     same, other = (checked[args] for args in TENSORBOARD)
-    assert same.returncode == 0 and "identical: 8 steps, bit for bit" in same.stdout, same.stderr[-2000:]
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert "identical: 8 training steps and 2 validation passes, bit for bit" in same.stdout
     assert "tensorboard: identical: 3 tags, 20 points" in same.stdout
-    assert other.returncode == 1 and "identical: 8 steps, bit for bit" in other.stdout
+    assert (
+        other.returncode == 1
+        and "identical: 8 training steps and 2 validation passes" in other.stdout
+    )
     assert "tensorboard: first difference in val_loss: plain step 3 = " in other.stdout
 
 
-BAD_INPUT = [
-    (f"{PLAIN} --trap nope", PORT, "the plain command failed with status 2: plain_loop.py: error: argument --trap"),
-    (PLAIN, f"{sys.executable} -c 'import torch'", "the port command ran but never called backward"),
-    (f"{PLAIN} --epochs 1", PORT, "the plain side stopped after 4 steps (plain 4, port 8), all 4 identical"),
-    ("no-such-program", PORT, "the plain command does not start"),
-    ("", PORT, "--plain is empty"),
-]
-
-
-@pytest.mark.parametrize("plain, port, words", BAD_INPUT)
-def test_bad_input_is_one_line_and_exit_status_2(plain, port, words, checked):
-    """A command that fails, a script that never calls backward, runs of different lengths: one line, status 2."""
+@pytest.mark.slow
+@pytest.mark.parametrize("plain, port, words", BAD_RUNS)
+def test_a_run_that_cannot_be_compared_ends_in_status_2(plain, port, words, checked):
+    """A command that fails or never calls backward, runs of different lengths: status 2, one error
+    line
+    last."""
     done = checked[(plain, port)]
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and words in done.stderr, done.stderr[-2000:]
+    assert done.returncode == 2, done.stdout + done.stderr[-2000:]
+    assert (
+        done.stderr.splitlines()[-1].startswith("error: ") and words in done.stderr.splitlines()[-1]
+    )
+
+
+# -- quick: the check as a tool
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (
+            ["--plain", "python 'train.py", "--port", "python x.py"],
+            "--plain cannot be read: No closing quotation",
+        ),
+        (["--plain", "", "--port", "python x.py"], "--plain is empty"),
+        (
+            ["--plain", "a", "--port", "b", "--timeout", "0"],
+            "--timeout 0: give a number of seconds above 0",
+        ),
+        (["--plain", "a", "--port", "b", "--metric", "("], "--metric is not a regular expression"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(argv, words, capsys):
+    """An unclosed quote, an empty command, a bad timeout or pattern: one line, status 2, nothing
+    run."""
+    assert check_port.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and words in err
+
+
+def test_a_failing_side_shows_its_tail_and_stdin_is_closed(tmp_path):
+    """A side that reads stdin gets end-of-file at once (no hang); its last lines, then one error
+    line."""
+    reads = f"{sys.executable} -c \"print('prompt:'); input()\""
+    done = check(reads, f"{sys.executable} -c 'import time'", "--timeout", "60", cwd=tmp_path)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr
+    assert "  plain | prompt:" in lines and "  plain | EOFError: EOF when reading a line" in lines
+    assert lines[-1] == (
+        "error: the plain command failed with status 1 after 0 training steps (its last lines "
+        "are above); no training step to compare"
+    )
+
+
+def test_sigterm_and_a_timeout_stop_both_sides_and_say_so(tmp_path):
+    """SIGTERM to the check stops both children (their process groups), says so, exits 143;
+    --timeout stops a side that runs too long; a background child holding a pipe does not keep
+    the check waiting."""
+    marker = tmp_path / "alive"
+    sleeper = f"{sys.executable} -c \"import time; open('{marker}', 'w'); time.sleep(300)\""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.check_port", "--plain", sleeper, "--port", sleeper],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    for _ in range(300):
+        if marker.exists():
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err.splitlines()[-1] == (
+        "stopped by SIGTERM: both sides were stopped (plain after 0 steps, port after "
+        "0); nothing was compared"
+    )
+    left = subprocess.run(["pgrep", "-f", str(marker)], capture_output=True, text=True)
+    assert left.stdout == "", "a child outlived the check"
+
+    background = f"sh -c '{sys.executable} -c \"import time; time.sleep(300)\" & echo started'"
+    started = time.monotonic()
+    done = check(background, sleeper, "--timeout", "3", cwd=tmp_path)
+    assert time.monotonic() - started < 60
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "error: the port side did not finish within --timeout 3 seconds and "
+        "was stopped after 0 training steps; no training step to compare"
+    )
+
+
+def test_a_python_other_than_the_checks_is_warned_about(tmp_path):
+    """A command that runs another `python` gets a warning: its torch may be another version."""
+    other = tmp_path / "bin" / "python"
+    other.parent.mkdir()
+    other.write_text("#!/bin/sh\nexit 0\n")
+    other.chmod(0o755)
+    side = check_port.Side("plain", f"{other} train.py", None, tmp_path)
+    assert check_port.python_warning(side).startswith(
+        f"warning: the plain command runs {other}, not the Python"
+    )
+    assert (
+        check_port.python_warning(check_port.Side("port", f"{sys.executable} x.py", None, tmp_path))
+        is None
+    )
+
+
+def test_a_loop_without_torch_optim_and_its_port_are_identical(tmp_path):
+    """The gallery's hand-written update (`p.data.add_`, no torch.optim) and its port in manual
+    optimisation: equal losses and weights, through the last update, are identical (the quick tier's
+    gallery pair)."""
+    done = check(*gallery("hand_update"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert "identical: 12 training steps and no validation pass" in done.stdout
