@@ -68,10 +68,13 @@ LIGHTNING_EXTRAS_OFF = {  # measure name: the Trainer arguments that switch the 
                                       enable_checkpointing=False,
                                       fast_dev_run=False, callbacks=[]),
 }
-MEASURES = ["floor", "plain", "fabric", "lightning", *LIGHTNING_EXTRAS_OFF, "torchvision PIL transforms (data only)",
-            "start-up: plain --dry-run", "start-up: fabric --dry-run", "start-up: lightning --dry-run"]
+MEASURES = ["floor", "plain", "fabric", "lightning", *LIGHTNING_EXTRAS_OFF,
+            "torchvision PIL transforms (data only)",
+            "start-up: plain --dry-run", "start-up: fabric --dry-run",
+            "start-up: lightning --dry-run"]
 STARTING = {f"start-up: {twin.folder} --dry-run": twin.package for twin in TWINS}
-# On request (--measures), where the plain twin's own time over the floor goes: each of its extras off.
+# On request (--measures), where the plain twin's own time over the floor goes: each of its
+# extras off.
 PLAIN_EXTRAS_OFF = ["plain, no TensorBoard", "plain, no progress bar"]
 # On request too: what every twin pays once at start-up so that its bits cannot depend on free
 # memory.
@@ -90,7 +93,8 @@ def twin_flags(args: argparse.Namespace, out: str) -> list[str]:
 
 
 def floor_seconds(args: argparse.Namespace, example: str) -> float:
-    """(a): the twins' model, seed, optimizer and batch size on batches cut beforehand, and the validation pass."""
+    """(a): the twins' model, seed, optimizer and batch size on batches cut beforehand, and the
+    validation pass."""
     from shared.flags import DEFAULTS
     from shared.models import ConvNet, FeedForward
 
@@ -193,7 +197,8 @@ def transform_seconds(args: argparse.Namespace) -> float:
 
 
 def reserve_seconds() -> float:
-    """shared/blas.py's one product, in a process that has not run it yet (process_setup.in_place runs it first)."""
+    """shared/blas.py's one product, in a process that has not run it yet (process_setup.in_place
+    runs it first)."""
     from shared.blas import reserve_blas_workspace
 
     start = time.perf_counter()
@@ -237,8 +242,9 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
         command = [sys.executable, "-m", "tools.benchmark", "--measure", measure, "--model", model,
                    "--dataset",
                    args.dataset, "--data-dir", args.data_dir]
-        if measure == RESERVE:  # not under process_setup.in_place(), which would have reserved it already
-            command = [sys.executable, "-c", "import json, sys; from tools.benchmark import reserve_seconds; "
+        if measure == RESERVE:  # not under process_setup.in_place(), which would reserve it first
+            command = [sys.executable, "-c",
+                       "import json, sys; from tools.benchmark import reserve_seconds; "
                                              "print(json.dumps({'seconds': reserve_seconds()}))"]
         command += [f"--limit-train={args.limit_train}"] if args.limit_train else []
         command += [f"--limit-val={args.limit_val}"] if args.limit_val else []
@@ -298,7 +304,8 @@ def main() -> None:
                         help="measurements run at once; above 1 they share the CPU, so the times "
                              "only show that every row runs (what tests/test_benchmark.py checks), "
                              "not what it costs")
-    with run_end.in_one_line(), process_setup.in_place():  # a bad flag or missing data: one line, status 2
+    # a bad flag or missing data: one line on stderr, exit status 2
+    with run_end.in_one_line(), process_setup.in_place():
         args = parser.parse_args()
         if min(args.reps, args.jobs, args.limit_train or 1) < 1:
             raise BadInput("--reps, --jobs and --limit-train must be at least 1")

@@ -1,7 +1,7 @@
 """The promise under stress: every twin run again and again on a busy machine, compared bit for bit.
 
-    python -m tools.stress                                   # the long form: 20 runs of each twin of each step
-    python -m tools.stress --runs 3 --examples sum_dataset   # a quick look
+    python -m tools.stress                                  # 20 runs of each twin of each step
+    python -m tools.stress --runs 3 --examples sum_dataset  # a quick look
 
 It keeps the machine busy itself (`--load` processes spinning on the CPU, each stopping by
 itself after `--load-seconds` at most), then runs each twin of each step `--runs` times,
@@ -32,7 +32,8 @@ from shared.registry import EXAMPLE_NAMES, TWINS
 # Small but real runs: every feature the step teaches that changes the numbers is on.
 FLAGS = {
     "mnist_feedforward": ["--limit-train", "1000", "--limit-val", "300", "--epochs", "2"],
-    "cnn_classifier": ["--limit-train", "400", "--limit-val", "150", "--epochs", "2", "--batch-size", "50"],
+    "cnn_classifier": ["--limit-train", "400", "--limit-val", "150", "--epochs", "2",
+                       "--batch-size", "50"],
     "sum_dataset": ["--num-samples", "650", "--epochs", "3", "--gradient-clip-val", "0.05"],
 }
 PACKAGES = {twin.folder: twin.package for twin in TWINS}  # "plain": "plain_pytorch", ...
@@ -54,13 +55,16 @@ def run(example: str, twin: str, index: int, root: Path) -> dict:
                            f"{example}-{twin}-{index}")
     folder.mkdir(parents=True)
     log_dir = "logs-" + "x" * rng.randint(0, 150)  # an argument of varying length
-    env = dict(os.environ, STRESS_PADDING="p" * rng.randint(0, 20_000))  # an environment of varying size
-    command = [sys.executable, "-m", f"{PACKAGES[twin]}.{example}", *FLAGS[example], "--accelerator", "cpu",
-               "--no-progress", "--log-dir", log_dir, "--metrics-out", "m.json"]
+    # an environment of varying size
+    env = dict(os.environ, STRESS_PADDING="p" * rng.randint(0, 20_000))
+    command = [sys.executable, "-m", f"{PACKAGES[twin]}.{example}", *FLAGS[example],
+               "--accelerator", "cpu", "--no-progress", "--log-dir", log_dir,
+               "--metrics-out", "m.json"]
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
-        print(f"error: {command[2]} in {folder} failed with status {done.returncode}: {tail}", file=sys.stderr)
+        print(f"error: {command[2]} in {folder} failed with status {done.returncode}: {tail}",
+              file=sys.stderr)
         sys.exit(1)
     record = json.loads((folder / "m.json").read_text())
     return {key: record[key] for key in ("train_loss", "val_loss", "val_accuracy")}
@@ -75,15 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs of each twin of each step")
     parser.add_argument("--examples", nargs="+", choices=EXAMPLE_NAMES, default=list(EXAMPLE_NAMES))
-    parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="processes keeping the CPU busy")
-    parser.add_argument("--load-seconds", type=float, default=3600, help="the longest the load runs")
+    parser.add_argument("--load", type=int, default=os.cpu_count() or 2,
+                        help="processes keeping the CPU busy")
+    parser.add_argument("--load-seconds", type=float, default=3600,
+                        help="the longest the load runs")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.load < 0:
         parser.error("--runs must be at least 1 and --load at least 0")
-    load = [multiprocessing.Process(target=spin, args=(args.load_seconds,), daemon=True) for _ in range(args.load)]
+    load = [multiprocessing.Process(target=spin, args=(args.load_seconds,), daemon=True)
+            for _ in range(args.load)]
     for process in load:
         process.start()
-    print(f"{args.load} processes keep the CPU busy; {args.runs} runs of each twin of each step", flush=True)
+    print(f"{args.load} processes keep the CPU busy; {args.runs} runs of each twin of each step",
+          flush=True)
     start, odd_runs = time.monotonic(), []
     try:
         with tempfile.TemporaryDirectory() as root:
@@ -95,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 first, odd = results[0][2], differing(results)
                 odd_runs += [(example, twin, index) for twin, index in odd]
                 steps = len(first["train_loss"])
-                print(f"{example}: {len(results)} runs, {steps} steps each: "
-                      + ("all identical, bit for bit" if not odd else f"{len(odd)} differ: {odd}"), flush=True)
+                verdict = "all identical, bit for bit" if not odd else f"{len(odd)} differ: {odd}"
+                print(f"{example}: {len(results)} runs, {steps} steps each: {verdict}", flush=True)
     finally:
         for process in load:
             process.terminate()
