@@ -73,6 +73,10 @@ def stop_if_diverged(loss: torch.Tensor, step: int, lr: float, name: str = "trai
 
 
 class _ToStdout(logging.StreamHandler):
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Leave out the Trainer's one advert, "💡 Tip: ... try installing litlogger ..."."""
+        return not record.getMessage().startswith("💡 Tip") and super().filter(record)
+
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stdout  # looked up at each line: pytest and notebooks replace sys.stdout
         super().emit(record)
@@ -85,7 +89,8 @@ class _ToStdout(logging.StreamHandler):
 
 @contextlib.contextmanager
 def _lightning_info_on_stdout() -> Iterator[None]:
-    """While the run lasts, Lightning's INFO lines ("Seed set to 42", "GPU available: ...") go to stdout.
+    """While the run lasts, Lightning's INFO lines ("Seed set to 42", "GPU available: ...") go to stdout,
+    without the tip advertising Lightning's cloud logger that a Trainer logs as it starts.
 
     Lightning logs them to stderr, where they would stand above the one error line of a run
     refused inside the Trainer (say, step 2's DataModule finding no data). Put back at the end.
