@@ -1,5 +1,6 @@
 """README tells the truth about how to run things."""
 
+import json
 import os
 import re
 import shlex
@@ -235,3 +236,70 @@ def test_readme_twin_runs_either_way_and_the_reader_builds(tmp_path):
         done = as_a_reader_runs_it(line, cwd)
         assert done.returncode == 0, (line, done.stderr[-2000:])
     assert (clone / "site" / "index.html").is_file()
+
+
+# Every time the pages state is one that `python -m tools.timings` measures.
+
+TIME = re.compile(r"\d[\d,.]*\s?(?:s|ms|min|minutes?|seconds?)\b|half a minute|a minute|seconds|"
+                  r"minutes", flags=re.IGNORECASE)
+READ_TIME = re.compile(r"about \d+ minutes to read")  # how long reading takes: no machine measures it
+
+
+def stated_text(path: Path) -> str:
+    """A page's prose and tables, line breaks as spaces, inline code left out (`seconds` is a key)."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        text = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+    else:
+        text = path.read_text()
+    text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+    return " ".join(re.sub(r"`[^`\n]*`", " ", text).split())
+
+
+def test_every_time_the_pages_state_is_measured_by_tools_timings():
+    """Each time README, docs/ and the lessons state is in tools.timings' list, with the words
+    it is stated in; each listed place still states it; each listed measure exists."""
+    from tools.timings import MEASURES, STATED
+
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
+             *sorted((REPO / "notebooks").glob("*.ipynb"))]
+    unlisted = []
+    for page in pages:
+        name = str(page.relative_to(REPO))
+        text = READ_TIME.sub(" ", stated_text(page))
+        listed = [s for s in STATED if s.path == name]
+        if any(not s.words for s in listed):  # every time in the page comes from one tool
+            continue
+        spans = [m.span() for s in listed for m in re.finditer(re.escape(s.words), text)]
+        for found in TIME.finditer(text):
+            if not any(start <= found.start() and found.end() <= end for start, end in spans):
+                unlisted.append((name, text[max(0, found.start() - 50):found.end() + 10]))
+    assert unlisted == []
+    for stated in STATED:
+        assert stated.words in stated_text(REPO / stated.path), stated
+        assert stated.measure in MEASURES or stated.measure.startswith("command: python -m tools.")
+
+
+def test_tools_timings_lists_each_figure_and_gives_the_machine(capsys):
+    """`--list` names each figure and its place without running anything; the machine line gives
+    the cores, the CPU and the load average."""
+    from tools import timings
+
+    timings.main(["--list"])
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == len(timings.STATED)
+    assert 'stated in README.md, "(seconds, not minutes)"; measured by quick-parity' in listed[1]
+    header = timings.machine()
+    assert f"{os.cpu_count()} cores" in header and "load average " in header
+
+
+@pytest.mark.slow
+def test_tools_timings_measures_a_lesson_and_prints_it_with_its_load(tmp_path):
+    """`python -m tools.timings --only 01_pytorch_basics` prints the machine, then one figure."""
+    done = subprocess.run([sys.executable, "-m", "tools.timings", "--only", "01_pytorch_basics"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    machine, figure = done.stdout.splitlines()
+    assert machine.startswith(f"machine: {os.cpu_count()} cores, ")
+    assert re.fullmatch(r"01_pytorch_basics: \d+ s  \[lesson 01_pytorch_basics, run top to bottom; "
+                        r"stated in not stated; load before [\d. ]+\]", figure), figure
