@@ -33,7 +33,8 @@ IMAGE_DATASETS = {
     "fashion-mnist": ("FashionMNIST", "Fashion-MNIST", (0.2860, 0.3530)),
 }
 REPOSITORY_DATA = Path(__file__).resolve().parents[1] / "data"  # the default --data-dir
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
+# apt-get install dataset-fashion-mnist
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 # The published files' MD5 checksums: the .gz files as torchvision downloads them (its
 # datasets/mnist.py lists them), and the unzipped contents where we know them (Debian's
 # Fashion-MNIST .gz files are compressed anew, so only their contents match).
@@ -41,15 +42,21 @@ CHECKSUMS = {
     "f68b3c2dcbeaaa9fbdd348bbdeb94873": "mnist", "d53e105ee54ea40749a09fcbcd1e9432": "mnist",
     "9fb629c4189551a2d022fa330f9573f3": "mnist", "ec29112dd5afa0611ce80d1b7f02629c": "mnist",
     "2646ac647ad5339dbf082846283269ea": "mnist", "27ae3e4e09519cfbb04c329615203637": "mnist",
-    "8d4fb7e6c68d591d4c3dfef9ec88bf0d": "fashion-mnist", "25c81989df183df01b3e8a0aad5dffbe": "fashion-mnist",
-    "bef4ecab320f06d8554ea6380940ec79": "fashion-mnist", "bb300cfdad3c16e7a12a480ee83cd310": "fashion-mnist",
-    "f4a8712d7a061bf5bd6d2ca38dc4d50a": "fashion-mnist", "9018921c3c673c538a1fc5bad174d6f9": "fashion-mnist",
-    "8181f5470baa50b63fa0f6fddb340f0a": "fashion-mnist", "15d484375f8d13e6eb1aabb0c3f46965": "fashion-mnist",
+    "8d4fb7e6c68d591d4c3dfef9ec88bf0d": "fashion-mnist",
+    "25c81989df183df01b3e8a0aad5dffbe": "fashion-mnist",
+    "bef4ecab320f06d8554ea6380940ec79": "fashion-mnist",
+    "bb300cfdad3c16e7a12a480ee83cd310": "fashion-mnist",
+    "f4a8712d7a061bf5bd6d2ca38dc4d50a": "fashion-mnist",
+    "9018921c3c673c538a1fc5bad174d6f9": "fashion-mnist",
+    "8181f5470baa50b63fa0f6fddb340f0a": "fashion-mnist",
+    "15d484375f8d13e6eb1aabb0c3f46965": "fashion-mnist",
 }
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-FULL_VAL_SIZE = 5_000  # full MNIST: the last 5,000 training images validate, as in Lightning's tutorial
-CARVE_VAL_FRACTION = 5  # test split only: the last 1/5 validates (2,000 of 10,000), the first 4/5 train
+# full MNIST: the last 5,000 training images validate, as in Lightning's tutorial
+FULL_VAL_SIZE = 5_000
+# test split only: the last 1/5 validates (2,000 of 10,000), the first 4/5 train
+CARVE_VAL_FRACTION = 5
 
 
 class Splits(NamedTuple):
@@ -99,34 +106,40 @@ def read_idx(path: Path, found: dict[str, str] | None = None) -> torch.Tensor:
         stored = path.read_bytes()
         data = gzip.decompress(stored) if path.suffix == ".gz" else stored
     except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise DataError(f"cannot read {path}: {error}; replace the file with a fresh copy") from None
+        raise DataError(f"cannot read {path}: {error}; replace the file with a fresh "
+                        "copy") from None
     if found is not None:
         checksums = {hashlib.md5(blob).hexdigest() for blob in (stored, data)}
         found[path.name] = next((CHECKSUMS[c] for c in checksums if c in CHECKSUMS), "unknown")
     if len(data) < 4 or data[0:2] != b"\x00\x00" or data[2] != 0x08:
-        raise DataError(f"{path} is not an IDX file of unsigned bytes; replace it with a fresh copy")
+        raise DataError(f"{path} is not an IDX file of unsigned bytes; replace it with a fresh "
+                        "copy")
     ndim = data[3]
     if len(data) < 4 + 4 * ndim:
-        raise DataError(f"{path} is truncated inside its header ({ndim} sizes announced); replace it with a fresh copy")
+        raise DataError(f"{path} is truncated inside its header ({ndim} sizes announced); replace "
+                        "it with a fresh copy")
     shape = struct.unpack(f">{ndim}i", data[4 : 4 + 4 * ndim])
     body = data[4 + 4 * ndim :]
     if min(shape, default=0) < 0:
         raise DataError(f"{path} announces a negative size {shape}; replace it with a fresh copy")
     if len(body) != torch.Size(shape).numel():
         raise DataError(f"{path} is truncated: header says {shape}, body has {len(body)} bytes")
-    if not body:  # a valid but empty file; frombuffer refuses an empty buffer, the split check says why
+    # a valid but empty file; frombuffer refuses an empty buffer, the split check says why
+    if not body:
         return torch.empty(shape, dtype=torch.uint8)
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
 
 
 def _find(raw_dir: Path, name: str) -> Path | None:
-    """The file `name.gz` or `name` in `raw_dir`, whichever is there (the .gz, whose checksum is published, first)."""
+    """The file `name.gz` or `name` in `raw_dir`, whichever is there (the .gz, whose checksum is
+    published, first)."""
     for candidate in (raw_dir / f"{name}.gz", raw_dir / name):
         try:
             if candidate.is_file():
                 return candidate
         except OSError as error:  # a folder the user may not read: is_file raises PermissionError
-            raise DataError(f"cannot look in {raw_dir}: {error.strerror}; make it readable or pass another "
+            raise DataError(f"cannot look in {raw_dir}: {error.strerror}; make it readable or pass "
+                            "another "
                             "--data-dir") from None
     return None
 
@@ -188,7 +201,8 @@ def _way_out(dataset: str, error: Exception) -> str:
     if dataset == "mnist":
         return ("copy the four files there, or leave out --data-dir to train on the MNIST test "
                 "split this repository ships")
-    return "copy the four files there, or apt-get install dataset-fashion-mnist and leave out --data-dir"
+    return ("copy the four files there, or apt-get install dataset-fashion-mnist and leave out "
+            "--data-dir")
 
 
 def _normalise(images: torch.Tensor, labels: torch.Tensor, mean: float = MNIST_MEAN,
@@ -227,7 +241,8 @@ def _any_file(raw_dir: Path) -> bool:
     return any(_find(raw_dir, name) for name in TRAIN_FILES + TEST_FILES)
 
 
-def load_mnist(data_dir: Path | None = None, dataset: str = "mnist", download: bool = True) -> Splits:
+def load_mnist(data_dir: Path | None = None, dataset: str = "mnist",
+               download: bool = True) -> Splits:
     """MNIST or Fashion-MNIST (the same format) as (train, val, test, note); `note` says where from.
 
     All four files present: train = first 55,000 training images, val = the last 5,000,
@@ -259,12 +274,15 @@ def load_mnist(data_dir: Path | None = None, dataset: str = "mnist", download: b
         images, labels = (read_idx(p, found) for p in train_paths)
         _check_pair(images, labels, train_paths[0])
         split = len(images) - min(FULL_VAL_SIZE, len(images) // CARVE_VAL_FRACTION)
-        note = f"{title} from {raw_dir}: training split, first {split:,} train, last {len(images) - split:,} validate"
+        note = (f"{title} from {raw_dir}: training split, first {split:,} train, "
+                f"last {len(images) - split:,} validate")
     else:
         images, labels = test_images, test_labels
         split = len(images) - len(images) // CARVE_VAL_FRACTION
-        note = (f"{title} from {raw_dir}: no training split there, so train (first {split:,}) and validation (last "
-                f"{len(images) - split:,}, also used by --test) are carved from the {len(images):,}-image test split; "
+        note = (f"{title} from {raw_dir}: no training split there, so train (first {split:,}) and "
+                "validation (last "
+                f"{len(images) - split:,}, also used by --test) are carved from the "
+                f"{len(images):,}-image test split; "
                 "python -m tools.get_data fetches the rest")
         test_images, test_labels = images[split:], labels[split:]
     note += _recognised(found, dataset, raw_dir)
@@ -274,31 +292,39 @@ def load_mnist(data_dir: Path | None = None, dataset: str = "mnist", download: b
 
 
 def _recognised(found: dict[str, str], dataset: str, raw_dir: Path) -> str:
-    """Refuse the other dataset's files; for files of neither, return the words the note ends with."""
+    """Refuse the other dataset's files; for files of neither, return the words the note ends
+    with."""
     title = IMAGE_DATASETS[dataset][1]
     other = next(name for name in IMAGE_DATASETS if name != dataset)
     if other in found.values():
-        raise DataError(f"the files in {raw_dir} are {IMAGE_DATASETS[other][1]}'s, not {title}'s; pass --dataset "
+        raise DataError(f"the files in {raw_dir} are {IMAGE_DATASETS[other][1]}'s, not {title}'s; "
+                        "pass --dataset "
                         f"{other} to train on them, or a --data-dir that holds {title}")
     unknown = sorted(name for name, seen in found.items() if seen == "unknown")
     return f" (not the published {title} files: {', '.join(unknown)})" if unknown else ""
 
 
 def _check_pair(images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
-    """Images (N, 28, 28) with one label 0-9 each, N at least 5: else one line, not a crash in the loss."""
-    if images.dim() != 3 or images.shape[1:] != (28, 28) or labels.dim() != 1 or len(images) != len(labels):
-        raise DataError(f"{path} and its labels do not form an MNIST split; replace them with fresh copies")
+    """Images (N, 28, 28) with one label 0-9 each, N at least 5: else one line, not a crash in the
+    loss."""
+    if images.dim() != 3 or images.shape[1:] != (28, 28) or labels.dim() != 1 \
+            or len(images) != len(labels):
+        raise DataError(f"{path} and its labels do not form an MNIST split; replace them with "
+                        "fresh copies")
     if len(images) < CARVE_VAL_FRACTION:
-        raise DataError(f"{path} holds {len(images)} images, fewer than {CARVE_VAL_FRACTION}; replace it with a "
+        raise DataError(f"{path} holds {len(images)} images, fewer than {CARVE_VAL_FRACTION}; "
+                        "replace it with a "
                         "fresh copy")
     if labels.max() > 9:  # uint8, so never below 0; cross_entropy would fail deep inside the loss
-        raise DataError(f"the labels beside {path} go up to {int(labels.max())}, not 0-9; replace them with "
+        raise DataError(f"the labels beside {path} go up to {int(labels.max())}, not 0-9; replace "
+                        "them with "
                         "fresh copies")
 
 
 def _missing_message(raw_dir: Path, reason: str, folder: str = "MNIST") -> str:
     wanted = ", ".join(f"{name}[.gz]" for name in TEST_FILES + TRAIN_FILES)
-    return (f"{reason} in {raw_dir}; put {wanted} there (the two t10k files are enough), or pass --data-dir DIR "
+    return (f"{reason} in {raw_dir}; put {wanted} there (the two t10k files are enough), or pass "
+            "--data-dir DIR "
             f"for DIR/{folder}/raw/ or a folder holding the files")
 
 
@@ -314,7 +340,8 @@ class SumDataset(Dataset):
 
     def __init__(self, num_samples: int, num_features: int, generator: torch.Generator) -> None:
         self.features = torch.randn(num_samples, num_features, generator=generator)  # (N, F)
-        self.labels = (self.features.sum(dim=1) > 0).float()  # (N,) float targets for BCE-with-logits
+        # (N,) float targets for BCE-with-logits
+        self.labels = (self.features.sum(dim=1) > 0).float()
 
     def __len__(self) -> int:
         return len(self.features)
@@ -331,11 +358,13 @@ def make_sum_dataset(num_samples: int, num_features: int, seed: int) -> Splits:
     dataset = SumDataset(num_samples, num_features, torch.Generator().manual_seed(seed))
     split = num_samples - num_samples // CARVE_VAL_FRACTION
     note = f"sum dataset: {split:,} train, {num_samples - split:,} validate (seed {seed})"
-    return Splits(Subset(dataset, range(split)), Subset(dataset, range(split, num_samples)), None, note)
+    return Splits(Subset(dataset, range(split)), Subset(dataset, range(split, num_samples)), None,
+                  note)
 
 
 def first(dataset: Dataset, n: int | None) -> Dataset:
-    """The first `n` samples (all of them when `n` is None or larger): `--limit-train/--limit-val`."""
+    """The first `n` samples (all of them when `n` is None or larger):
+    `--limit-train/--limit-val`."""
     if n is None or n >= len(dataset):
         return dataset
     if isinstance(dataset, TensorDataset):  # slicing keeps it one tensor per field, and its class

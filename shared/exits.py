@@ -27,11 +27,13 @@ from shared.blas import reserve_blas_workspace
 
 
 class BadInput(Exception):
-    """A bad flag value, data file, checkpoint or output path. The message is one line: the problem and the fix."""
+    """A bad flag value, data file, checkpoint or output path. The message is one line: the problem
+    and the fix."""
 
 
 class Diverged(Exception):
-    """The training loss became nan or infinite. The message is one line: where, and what to change."""
+    """The training loss became nan or infinite. The message is one line: where, and what to
+    change."""
 
 
 # What a run that ends early must still do. RunRecord.start adds "write --metrics-out" to the
@@ -43,7 +45,8 @@ INTERRUPTED = "Detected KeyboardInterrupt, attempting graceful shutdown ..."  # 
 
 
 def global_rank() -> int:
-    """This process's rank among DDP's processes (0 when alone), read as Lightning's rank_zero_only reads it.
+    """This process's rank among DDP's processes (0 when alone), read as Lightning's rank_zero_only
+    reads it.
 
     torchrun sets RANK; Lightning's launcher sets LOCAL_RANK for the processes it starts.
     """
@@ -54,7 +57,8 @@ def global_rank() -> int:
 
 
 def stop_if_diverged(loss: torch.Tensor, step: int, lr: float, name: str = "train_loss") -> None:
-    """Stop the run if `loss`, the loss of optimizer step `step` (counted from 1), is nan or infinite.
+    """Stop the run if `loss`, the loss of optimizer step `step` (counted from 1), is nan or
+    infinite.
 
     Training on would only spread the nan through every weight. Both twins check after the
     step, so both record the same steps; the run ends before validating or saving a checkpoint,
@@ -67,7 +71,8 @@ def stop_if_diverged(loss: torch.Tensor, step: int, lr: float, name: str = "trai
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(diverged)  # how many processes diverged at this step
     if diverged.item() > 0:
-        where = f"is {loss.item()}" if not torch.isfinite(loss) else "is not finite in another process"
+        where = (f"is {loss.item()}" if not torch.isfinite(loss)
+                 else "is not finite in another process")
         raise Diverged(f"{name} {where} at step {step}: training diverged, so it stopped there; "
                        f"lower --lr (it was {lr:g})")
 
@@ -82,14 +87,16 @@ class _ToStdout(logging.StreamHandler):
         super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], OSError):  # stdout closed (`| head -1`): end as a print() would
+        # stdout closed (`| head -1`): end as a print() would
+        if isinstance(sys.exc_info()[1], OSError):
             raise
         super().handleError(record)
 
 
 @contextlib.contextmanager
 def _lightning_info_on_stdout() -> Iterator[None]:
-    """While the run lasts, Lightning's INFO lines ("Seed set to 42", "GPU available: ...") go to stdout,
+    """While the run lasts, Lightning's INFO lines ("Seed set to 42", "GPU available: ...") go to
+    stdout,
     without the tip advertising Lightning's cloud logger that a Trainer logs as it starts.
 
     Lightning logs them to stderr, where they would stand above the one error line of a run
@@ -97,7 +104,8 @@ def _lightning_info_on_stdout() -> Iterator[None]:
     Nothing to do in a plain twin: it never imports Lightning, so its loggers have no handler.
     """
     swapped = []
-    for name in ("lightning.pytorch", "lightning.fabric"):  # the two loggers Lightning gives a handler
+    # the two loggers Lightning gives a handler
+    for name in ("lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
             replacement = _ToStdout()
@@ -124,9 +132,11 @@ class _Interrupted:
 
 @contextlib.contextmanager
 def _interrupts_as_ctrl_c() -> Iterator[None]:
-    """While the run lasts, SIGTERM stops it as Ctrl-C does (Lightning's Trainer alone would exit 0)."""
+    """While the run lasts, SIGTERM stops it as Ctrl-C does (Lightning's Trainer alone would exit
+    0)."""
     _Interrupted.seen = False
-    before = {number: signal.signal(number, _Interrupted()) for number in (signal.SIGINT, signal.SIGTERM)}
+    before = {number: signal.signal(number, _Interrupted()) for number in (signal.SIGINT,
+                                                                           signal.SIGTERM)}
     try:
         yield
     finally:
@@ -151,9 +161,11 @@ def exit_on_bad_input() -> Iterator[None]:
     memory the machine has free.
     """
     with warnings.catch_warnings(), _lightning_info_on_stdout(), _interrupts_as_ctrl_c():
-        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                FutureWarning)
         try:
-            reserve_blas_workspace()  # so that memory short mid-run cannot change a bit (shared/blas.py)
+            # so that memory short mid-run cannot change a bit (shared/blas.py)
+            reserve_blas_workspace()
             yield
         except BadInput as error:
             _refused(str(error))
@@ -162,27 +174,33 @@ def exit_on_bad_input() -> Iterator[None]:
             if global_rank() == 0:
                 print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
-        except KeyboardInterrupt:  # the Lightning twins' Trainer catches it first, inside fit/test/predict
+        # the Lightning twins' Trainer catches it first, inside fit/test/predict
+        except KeyboardInterrupt:
             _stopped()
             print(f"\n{INTERRUPTED}")
             sys.exit(1)
         except SystemExit as exit_:
-            if _Interrupted.seen and exit_.code == 1:  # Lightning's Trainer stopped on Ctrl-C or SIGTERM
+            # Lightning's Trainer stopped on Ctrl-C or SIGTERM
+            if _Interrupted.seen and exit_.code == 1:
                 _stopped()
             raise
         except BrokenPipeError:  # stdout went to a program that stopped reading, as `| head` does
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-            print("error: the output was closed before the run ended (piped into head?); it stopped there",
+            # no second error at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            print("error: the output was closed before the run ended (piped into head?); it "
+                  "stopped there",
                   file=sys.stderr)
             sys.exit(1)
         except OSError as error:  # a full disk, a folder that vanished, ...
-            where = f" ({error.filename})" if error.filename and str(error.filename) not in str(error) else ""
+            named = error.filename and str(error.filename) not in str(error)
+            where = f" ({error.filename})" if named else ""
             print(f"error: {error.strerror or error}{where}", file=sys.stderr)
             sys.exit(1)
         except (MemoryError, RuntimeError) as error:
             if not isinstance(error, MemoryError) and "can't allocate memory" not in str(error):
                 raise  # a real bug: keep its traceback
-            _refused("not enough memory for these sizes; lower --hidden-size, --num-features, --num-samples or "
+            _refused("not enough memory for these sizes; lower --hidden-size, --num-features, "
+                     "--num-samples or "
                      "--batch-size")
 
 

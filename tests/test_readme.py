@@ -15,7 +15,8 @@ from tests.conftest import PACKAGES, REPO, twin
 
 
 def readme_commands() -> list[str]:
-    return re.findall(r"^(python3 -m venv .*)$", (REPO / "README.md").read_text(), flags=re.MULTILINE)
+    return re.findall(r"^(python3 -m venv .*)$", (REPO / "README.md").read_text(),
+                      flags=re.MULTILINE)
 
 
 def test_ci_runs_readme_test_command_word_for_word():
@@ -31,7 +32,8 @@ def test_readme_main_job_runs_the_comparison():
 
 
 def test_readme_one_liner_table_is_what_the_code_counts():
-    """README's "The one-liner and what it does" table is exactly what tools/one_liners.py counts now."""
+    """README's "The one-liner and what it does" table is exactly what tools/one_liners.py counts
+    now."""
     from tools.ladder import doc_block
     from tools.one_liners import table
 
@@ -39,27 +41,31 @@ def test_readme_one_liner_table_is_what_the_code_counts():
 
 
 def test_readme_ladder_table_is_what_the_code_counts():
-    """README's ladder table (steps, flags, code lines of each twin) is exactly what tools/ladder.py counts now."""
+    """README's ladder table (steps, flags, code lines of each twin) is exactly what tools/ladder.py
+    counts now."""
     from tools.ladder import doc_block, table
 
     assert doc_block("ladder") == table()
 
 
 def test_readme_main_job_table_has_the_step_counts_the_defaults_give():
-    """The steps column of README's main-job table is what each example's defaults give on 8,000 training samples."""
+    """The steps column of README's main-job table is what each example's defaults give on 8,000
+    training samples."""
     import math
 
     from shared.flags import EXAMPLES
     from tools.ladder import doc_block
 
-    expected = {name: defaults["epochs"] * math.ceil(8000 / defaults["batch_size"]) for name, defaults in EXAMPLES.items()}
+    expected = {name: defaults["epochs"] * math.ceil(8000 / defaults["batch_size"])
+                for name, defaults in EXAMPLES.items()}
     rows = [line.split("|") for line in doc_block("main-job").splitlines() if line.startswith("| ")]
     found = {cells[1].strip(): int(cells[2]) for cells in rows if cells[1].strip() in EXAMPLES}
     assert found == expected
 
 
 def test_which_one_code_line_table_is_what_the_code_counts():
-    """docs/which-one.md's table (each twin's code lines, with the by_hand/ files it imports) is what tools/ladder.py counts now."""
+    """docs/which-one.md's table (each twin's code lines, with the by_hand/ files it imports) is
+    what tools/ladder.py counts now."""
     from tools.ladder import code_lines_table, doc_block
 
     assert doc_block("code-lines") == code_lines_table()
@@ -110,7 +116,8 @@ def python_invocation(words: list[str]) -> tuple[str, list[str]] | None:
 
 
 def test_every_readme_code_block_is_commands_or_the_layout():
-    """Each fenced block of README is either commands (each line starts with a runner) or the map."""
+    """Each fenced block of README is either commands (each line starts with a runner) or the
+    map."""
     for above, block in code_blocks():
         if block[0].startswith(LAYOUT):
             parent = REPO
@@ -145,7 +152,8 @@ def test_each_readme_command_names_files_and_flags_that_exist():
                         assert pins[name] == version, word  # the CPU build of the pinned versions
                 continue
             invocation = python_invocation(words)
-            if invocation is None or invocation[0] == "venv":  # python3 -m venv: the standard library
+            # python3 -m venv: the standard library
+            if invocation is None or invocation[0] == "venv":
                 continue
             module, flags = invocation
             assert find_spec(module) is not None, line
@@ -155,7 +163,8 @@ def test_each_readme_command_names_files_and_flags_that_exist():
             elif module.startswith("tools."):
                 if module not in help_of:
                     help_of[module] = subprocess.run([sys.executable, "-m", module, "--help"],
-                                                     capture_output=True, text=True, cwd=REPO).stdout
+                                                     capture_output=True, text=True,
+                                                     cwd=REPO).stdout
                 for flag in (f for f in flags if f.startswith("--")):
                     assert f" {flag}" in help_of[module], (line, flag)
 
@@ -171,12 +180,14 @@ def test_readme_mentions_of_python_m_name_modules_that_exist():
 
 
 def test_lightning_twin_prints_no_tip_and_no_model_summary(mnist_dir, capfd):
-    """A Lightning twin's output holds its epochs, not Lightning's litlogger tip or model summary."""
+    """A Lightning twin's output holds its epochs, not Lightning's litlogger tip or model
+    summary."""
     from shared.exits import exit_on_bad_input
 
     with exit_on_bad_input():
         twin("lightning_version", "mnist_feedforward").main(
-            ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "64", "--limit-val", "64",
+            ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "64", "--limit-val",
+             "64",
              "--no-progress"])
     out, err = capfd.readouterr()
     assert "epoch 0: val_loss" in out
@@ -230,7 +241,8 @@ def test_readme_twin_runs_either_way_and_the_reader_builds(tmp_path):
     (any_folder, from_root), = [[re.sub(r"\s+# .*$", "", line) for line in block]
                                 for above, block in code_blocks() if "any twin runs" in above]
     lines = [(any_folder, elsewhere), (from_root, clone)]
-    lines += [(line, clone) for line in command_lines() if line == "python -m tools.reader --out site"]
+    lines += [(line,
+               clone) for line in command_lines() if line == "python -m tools.reader --out site"]
     assert len(lines) == 3
     for line, cwd in lines:
         done = as_a_reader_runs_it(line, cwd)
@@ -242,14 +254,17 @@ def test_readme_twin_runs_either_way_and_the_reader_builds(tmp_path):
 
 TIME = re.compile(r"\d[\d,.]*\s?(?:s|ms|min|minutes?|seconds?)\b|half a minute|a minute|seconds|"
                   r"minutes", flags=re.IGNORECASE)
-READ_TIME = re.compile(r"about \d+ minutes to read")  # how long reading takes: no machine measures it
+# how long reading takes: no machine measures it
+READ_TIME = re.compile(r"about \d+ minutes to read")
 
 
 def stated_text(path: Path) -> str:
-    """A page's prose and tables, line breaks as spaces, inline code left out (`seconds` is a key)."""
+    """A page's prose and tables, line breaks as spaces, inline code left out (`seconds` is a
+    key)."""
     if path.suffix == ".ipynb":
         cells = json.loads(path.read_text())["cells"]
-        text = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+        text = "\n".join("".join(cell["source"]) for cell in cells
+                         if cell["cell_type"] == "markdown")
     else:
         text = path.read_text()
     text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)

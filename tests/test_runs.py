@@ -9,22 +9,27 @@ import pytest
 
 from tests.conftest import EXAMPLES, FOLDERS, PACKAGES, REPO, twin
 
-SCHEMA = {"example", "implementation", "config", "train_loss", "val_loss", "val_accuracy", "seconds", "test", "predictions"}
+SCHEMA = {"example", "implementation", "config", "train_loss", "val_loss", "val_accuracy",
+          "seconds", "test", "predictions"}
 
 
 def run(args: list[str], cwd) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     # The timeout only stops a hung run; it is not a speed test.
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
 
 
 @pytest.mark.parametrize("package", PACKAGES)
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_dry_run_finishes_and_writes_nothing(example, package, mnist_dir, tmp_path, capsys):
-    """`--dry-run` runs one batch each way and leaves the working folder empty, --metrics-out included."""
-    twin(package, example).main(["--dry-run", "--data-dir", str(mnist_dir), "--metrics-out", "m.json"])
+    """`--dry-run` runs one batch each way and leaves the working folder empty, --metrics-out
+    included."""
+    twin(package,
+         example).main(["--dry-run", "--data-dir", str(mnist_dir), "--metrics-out", "m.json"])
     assert "1 steps" in capsys.readouterr().out
-    assert list(tmp_path.iterdir()) == []  # the test's working folder: no metrics, no lightning_logs/, no checkpoints
+    # the test's working folder: no metrics, no lightning_logs/, no checkpoints
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_metrics_json_has_one_schema_for_every_twin(tmp_path):
@@ -32,49 +37,67 @@ def test_metrics_json_has_one_schema_for_every_twin(tmp_path):
     runs = {}
     for package in PACKAGES:
         out = tmp_path / f"{package}.json"
-        done = run(["-m", f"{package}.sum_dataset", "--num-samples", "300", "--epochs", "2", "--metrics-out", str(out)], tmp_path)
+        done = run(["-m", f"{package}.sum_dataset", "--num-samples", "300", "--epochs", "2",
+                    "--metrics-out", str(out)], tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
         runs[package] = json.loads(out.read_text())
     plain, fabric, lightning = runs.values()
     assert set(plain) == set(fabric) == set(lightning) == SCHEMA
-    assert [record["implementation"] for record in runs.values()] == ["plain", "fabric", "lightning"]
-    assert len({record["config"].pop("metrics_out") for record in runs.values()}) == 3  # the one flag we varied
-    assert plain["config"] == fabric["config"] == lightning["config"] and plain["config"]["num_samples"] == 300
-    assert len(plain["train_loss"]) == 2 * 4 and len(plain["val_accuracy"]) == 2  # 240 samples / batch 64
+    assert [record["implementation"] for record in runs.values()] == ["plain", "fabric",
+                                                                      "lightning"]
+    # the one flag we varied
+    assert len({record["config"].pop("metrics_out") for record in runs.values()}) == 3
+    assert plain["config"] == fabric["config"] == lightning["config"]
+    assert plain["config"]["num_samples"] == 300
+    # 240 samples / batch 64
+    assert len(plain["train_loss"]) == 2 * 4 and len(plain["val_accuracy"]) == 2
     assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
 
 
-def test_a_diverged_run_stops_at_the_same_step_in_every_twin_and_keeps_its_steps(mnist_dir, tmp_path):
-    """At --lr 1e6 the CNN's loss turns NaN: every twin stops after that step with the same one line and exit
-    status 1, before validating; --metrics-out keeps the steps that ran, as standard JSON (null for NaN)."""
+def test_a_diverged_run_stops_at_the_same_step_in_every_twin_and_keeps_its_steps(mnist_dir,
+                                                                                 tmp_path):
+    """At --lr 1e6 the CNN's loss turns NaN: every twin stops after that step with the same one line
+    and exit
+    status 1, before validating; --metrics-out keeps the steps that ran, as standard JSON (null for
+    NaN)."""
     def refuse(constant):
         raise ValueError(f"not standard JSON: {constant}")
 
     runs, errors = [], []
     for package in PACKAGES:
         out = tmp_path / f"{package}.json"
-        done = run(["-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir), "--limit-train", "200",
-                    "--limit-val", "100", "--epochs", "2", "--lr", "1e6", "--accelerator", "cpu", "--no-progress",
+        done = run(["-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir),
+                    "--limit-train", "200",
+                    "--limit-val", "100", "--epochs", "2", "--lr", "1e6", "--accelerator", "cpu",
+                    "--no-progress",
                     "--metrics-out", str(out), "--checkpoint-dir", f"ck-{package}"], tmp_path)
-        assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stdout, done.stderr
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert "Traceback" not in done.stdout, done.stderr
         runs.append(json.loads(out.read_text(), parse_constant=refuse))
         errors.append(done.stderr)
-        assert not list((tmp_path / f"ck-{package}").rglob("*.ckpt"))  # no checkpoint of NaN weights
+        # no checkpoint of NaN weights
+        assert not list((tmp_path / f"ck-{package}").rglob("*.ckpt"))
     plain, fabric, lightning = runs
-    assert errors[0] == errors[1] == errors[2] and f"nan at step {len(plain['train_loss'])}:" in errors[0] and "--lr" in errors[0]
-    assert plain["train_loss"][-1] is None and None not in plain["train_loss"][:-1]  # it stopped at the first NaN
-    assert len(plain["train_loss"]) < 4 and plain["val_loss"] == []  # 4 steps an epoch (200 / 64); no validation
+    assert errors[0] == errors[1] == errors[2]
+    assert f"nan at step {len(plain['train_loss'])}:" in errors[0] and "--lr" in errors[0]
+    # it stopped at the first NaN
+    assert plain["train_loss"][-1] is None and None not in plain["train_loss"][:-1]
+    # 4 steps an epoch (200 / 64); no validation
+    assert len(plain["train_loss"]) < 4 and plain["val_loss"] == []
     assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert fabric["val_loss"] == lightning["val_loss"] == []
 
 
 def test_main_job_prints_the_table(mnist_dir, tmp_path):
-    """`python -m tools.compare` runs all nine files and prints one row per example, all identical."""
-    flags = ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "200", "--limit-val", "100", "--num-samples", "200"]
+    """`python -m tools.compare` runs all nine files and prints one row per example, all
+    identical."""
+    flags = ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "200", "--limit-val",
+             "100", "--num-samples", "200"]
     done = run(["-m", "tools.compare", *flags], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "example" not in line and "---" not in line]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")
+            and "example" not in line and "---" not in line]
     assert [row.split("|")[1].strip() for row in rows] == EXAMPLES
     assert all(row.split("|")[3].strip() == "0" for row in rows)  # max abs(Δloss)
     assert "bit-identical (train_loss, val_loss, val_accuracy): yes" in done.stdout
@@ -85,10 +108,13 @@ def test_main_job_prints_the_table(mnist_dir, tmp_path):
             announced = done.stdout.index(f"twin {twin} of 9: python -m {package}.{example} ")
             lines = done.stdout[announced:].splitlines()
             assert (" s left)" in lines[0]) == (twin > 1)  # an estimate once a twin has run
-            assert lines[1].startswith("    this run writes to ") and lines[2].startswith("    epoch 0: val_loss ")
-    pictures = [tmp_path / "runs" / "compare" / f"{example}.png" for example in EXAMPLES]  # the default --plot-dir
+            assert lines[1].startswith("    this run writes to "
+                                       "") and lines[2].startswith("    epoch 0: val_loss ")
+    # the default --plot-dir
+    pictures = [tmp_path / "runs" / "compare" / f"{example}.png" for example in EXAMPLES]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pictures)
-    assert all(str(p.relative_to(tmp_path)) in done.stdout for p in pictures)  # it says where it wrote them
+    # it says where it wrote them
+    assert all(str(p.relative_to(tmp_path)) in done.stdout for p in pictures)
 
 
 def test_main_job_estimate_counts_each_waiting_twin_as_its_example_ran_so_far():
@@ -102,41 +128,51 @@ def test_main_job_estimate_counts_each_waiting_twin_as_its_example_ran_so_far():
 
 
 def test_loss_chart_title_gives_the_largest_difference():
-    """The main job's chart overlays the three curves and its title names the largest |difference| from plain."""
+    """The main job's chart overlays the three curves and its title names the largest |difference|
+    from plain."""
     from tools.plots import plot_losses
 
     plain = {"example": "x", "train_loss": [1.0, 0.5, 0.25]}
-    figure = plot_losses(plain, dict(plain, train_loss=[1.0, 0.75, 0.25]), dict(plain, train_loss=[1.0, 0.5, 0.3]))
+    figure = plot_losses(plain, dict(plain, train_loss=[1.0, 0.75, 0.25]),
+                         dict(plain, train_loss=[1.0, 0.5, 0.3]))
     ax = figure.axes[0]
     assert ax.get_title() == "x: 3 steps, largest |difference| 0.25"
-    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[1.0, 0.5, 0.25], [1.0, 0.75, 0.25], [1.0, 0.5, 0.3]]
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[1.0, 0.5, 0.25],
+                                                                   [1.0, 0.75, 0.25],
+                                                                   [1.0, 0.5, 0.3]]
     assert plot_losses(plain, plain).axes[0].get_title() == "x: 3 steps, largest |difference| 0"
 
 
 def test_installed_project_runs_from_any_folder_and_by_path(mnist_dir, tmp_path):
-    """After README's setup (`pip install -e .`): `python -m` works outside the repository, `python FILE` from its root."""
-    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}  # only the install helps
+    """After README's setup (`pip install -e .`): `python -m` works outside the repository, `python
+    FILE` from its root."""
+    # only the install helps
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     flags = ["--dry-run", "--no-progress", "--data-dir", str(mnist_dir)]
     for args, cwd in ((["-m", "plain_pytorch.mnist_feedforward"], tmp_path),
                       (["-m", "fabric_version.mnist_feedforward"], tmp_path),
                       (["lightning_version/mnist_feedforward.py"], REPO)):
-        done = subprocess.run([sys.executable, *args, *flags], cwd=cwd, env=env, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, *args, *flags], cwd=cwd, env=env,
+                              capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "1 steps" in done.stdout
 
 
 def test_importing_the_shared_modules_changes_nothing_global():
-    """Importing what the twins import leaves torch's collate table, Lightning's log handlers and the warning filters as they were."""
+    """Importing what the twins import leaves torch's collate table, Lightning's log handlers and
+    the warning filters as they were."""
     code = """
 import logging, warnings
 import lightning
 from torch.utils.data._utils.collate import default_collate_fn_map
 def state():
-    handlers = {name: [type(h) for h in logging.getLogger(name).handlers] for name in ("lightning.pytorch", "lightning.fabric")}
+    handlers = {name: [type(h) for h in logging.getLogger(name).handlers]
+                for name in ("lightning.pytorch", "lightning.fabric")}
     return len(default_collate_fn_map), handlers, list(warnings.filters)
 before = state()
-import shared.checkpoint_files, shared.data, shared.exits, shared.flags, shared.lightning_callbacks, shared.models
+import shared.checkpoint_files, shared.data, shared.exits, shared.flags, shared.lightning_callbacks
+import shared.models
 import shared.run_folders, shared.run_record, shared.seeding
 assert state() == before, (before, state())
 import shared.data

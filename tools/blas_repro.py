@@ -26,9 +26,11 @@ from shared.exits import BadInput, exit_on_bad_input
 from shared.flags import OneLineParser
 
 SHIM = Path(__file__).resolve().parent / "blas_repro_shim" / "failing_malloc.c"
-WORKSPACE_SIZES = (100_000, 16_000_000)  # MKL's workspaces are 0.1 to 4.8 MB; torch's tensors are not malloc'd
+# MKL's workspaces are 0.1 to 4.8 MB; torch's tensors are not malloc'd
+WORKSPACE_SIZES = (100_000, 16_000_000)
 # (m, k, n) of the products in the twins' layers, forward and backward, batch 64.
-SHAPES = [(64, 784, 500), (64, 500, 10), (500, 64, 784), (64, 4608, 128), (128, 64, 4608), (64, 128, 4608),
+SHAPES = [(64, 784, 500), (64, 500, 10), (500, 64, 784), (64, 4608, 128), (128, 64, 4608),
+          (64, 128, 4608),
           (64, 32, 256), (64, 256, 256), (256, 64, 256), (64, 256, 1), (256, 64, 32), (64, 1, 256)]
 
 CHILD = r"""
@@ -37,7 +39,8 @@ import torch
 from shared.blas import reserve_blas_workspace
 shim = ctypes.CDLL(None)
 shim.failing_malloc_asked.restype = ctypes.c_ulong
-shapes, reserve, refuse, out = json.loads(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4]
+shapes, out = json.loads(sys.argv[1]), sys.argv[4]
+reserve, refuse = sys.argv[2] == "1", sys.argv[3] == "1"
 seconds = None
 if reserve:
     start = time.perf_counter()
@@ -45,7 +48,8 @@ if reserve:
     seconds = time.perf_counter() - start
 torch.manual_seed(0)
 pairs = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in shapes]
-shim.failing_malloc_set(ctypes.c_size_t(LOW), ctypes.c_size_t(HIGH))  # counts, and refuses if asked to
+# counts, and refuses if asked to
+shim.failing_malloc_set(ctypes.c_size_t(LOW), ctypes.c_size_t(HIGH))
 if not refuse:
     shim.failing_malloc_set(ctypes.c_size_t(0), ctypes.c_size_t(0))
 products = [a @ b for a, b in pairs]
@@ -61,7 +65,8 @@ def build_shim(folder: Path) -> Path:
     if compiler is None:
         raise BadInput("no C compiler to build the failing malloc (apt-get install gcc, or set CC)")
     library = folder / "failing_malloc.so"
-    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(SHIM), "-ldl"], check=True)
+    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(SHIM), "-ldl"],
+                   check=True)
     return library
 
 
@@ -69,10 +74,12 @@ def products(library: Path, folder: Path, reserve: bool, refuse: bool) -> tuple[
     """The products, computed in a fresh process, with MKL's workspace mallocs refused or not."""
     out = folder / f"products-{int(reserve)}-{int(refuse)}.pt"
     env = dict(os.environ, LD_PRELOAD=str(library))
-    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(SHAPES), str(int(reserve)), str(int(refuse)),
+    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(SHAPES), str(int(reserve)),
+                           str(int(refuse)),
                            str(out)], env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise BadInput(f"the product process failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise BadInput("the product process failed: "
+                       f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
     import torch
 
     return torch.load(out), json.loads(done.stdout.strip().splitlines()[-1])
@@ -86,13 +93,16 @@ def compare(usual: list, refused: list) -> tuple[int, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=5, help="fresh processes that time the reserved workspace")
+    parser.add_argument("--reps", type=int, default=5,
+                        help="fresh processes that time the reserved workspace")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         library = build_shim(folder)
-        print(f"MKL sgemm, {len(SHAPES)} products of the shapes the twins' layers use, each computed once as usual "
-              f"and once with every malloc of {WORKSPACE_SIZES[0]:,} to {WORKSPACE_SIZES[1]:,} bytes refused:")
+        print(f"MKL sgemm, {len(SHAPES)} products of the shapes the twins' layers use, each "
+              "computed once as usual "
+              f"and once with every malloc of {WORKSPACE_SIZES[0]:,} to {WORKSPACE_SIZES[1]:,} "
+              "bytes refused:")
         results = {}
         for reserve in (False, True):
             usual, _ = products(library, folder, reserve, refuse=False)
@@ -100,11 +110,15 @@ def main(argv: list[str] | None = None) -> int:
             results[reserve] = compare(usual, refused)
             count, largest = results[reserve]
             how = "with reserve_blas_workspace() first" if reserve else "as torch alone does it"
-            verdict = (f"{count} of {len(SHAPES)} products differ (largest difference {largest:.3g})" if count
+            verdict = (f"{count} of {len(SHAPES)} products differ (largest difference "
+                       f"{largest:.3g})" if count
                        else f"all {len(SHAPES)} identical")
-            print(f"  {how}: {verdict}; MKL asked for {info['refused']} workspace(s) while memory was short")
-        seconds = [products(library, folder, True, refuse=False)[1]["seconds"] for _ in range(args.reps)]
-    print(f"reserve_blas_workspace() took {statistics.median(seconds):.3f} s (median of {args.reps} processes, "
+            print(f"  {how}: {verdict}; MKL asked for {info['refused']} workspace(s) while memory "
+                  "was short")
+        seconds = [products(library, folder, True,
+                            refuse=False)[1]["seconds"] for _ in range(args.reps)]
+    print(f"reserve_blas_workspace() took {statistics.median(seconds):.3f} s (median of "
+          f"{args.reps} processes, "
           f"{min(seconds):.3f}-{max(seconds):.3f}), once per process")
     if results[False][0] == 0:
         print("this torch's BLAS gave the same bits either way here: nothing to reserve against")

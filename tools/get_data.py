@@ -19,7 +19,8 @@ from shared.flags import OneLineParser
 
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=list(IMAGE_DATASETS), default="mnist", help="which dataset")
+    parser.add_argument("--dataset", choices=list(IMAGE_DATASETS), default="mnist",
+                        help="which dataset")
     parser.add_argument("--data-dir", default=str(REPOSITORY_DATA), help="where DATASET/raw/ goes")
     args = parser.parse_args(argv)
     fetch(args.data_dir, args.dataset)
