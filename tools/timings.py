@@ -21,6 +21,7 @@ status 1 if any failed.
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -98,9 +99,9 @@ def readme_command(contains: str) -> list[str]:
     """README's code line that holds `contains`, split into words, run with this Python."""
     text = (REPO / "README.md").read_text()
     (line,) = [line for line in text.splitlines() if contains in line and "python" in line]
-    words = re.sub(r"\s+# .*$", "", line).split()
+    words = shlex.split(re.sub(r"\s+# .*$", "", line))
     start = words.index("-m")
-    return [sys.executable, *[w.strip('"') for w in words[start:]]]
+    return [sys.executable, *words[start:]]
 
 
 def main_job(out: Path) -> str:
