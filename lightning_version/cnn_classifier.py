@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
         logger=TensorBoardLogger(f"{args.log_dir}/{EXAMPLE}", "lightning", version=run.version,
                                  default_hp_metric=False),  # version_N, claimed above
         log_every_n_steps=1,
-        enable_progress_bar=not args.no_progress,
+        enable_progress_bar=not args.no_progress, enable_model_summary=False,  # no layer table
         enable_checkpointing=bool(args.checkpoint_dir),
         callbacks=callbacks,
         plugins=[CheckedCheckpointIO(model, args)],  # adds run_flags; checks --resume against them

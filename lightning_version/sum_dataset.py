@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
         logger=TensorBoardLogger(f"{args.log_dir}/{EXAMPLE}", "lightning", version=run.version,
                                  default_hp_metric=False),  # version_N, claimed above
         log_every_n_steps=1,
-        enable_progress_bar=not args.no_progress,
+        enable_progress_bar=not args.no_progress, enable_model_summary=False,  # no layer table
         enable_checkpointing=False,  # checkpoints are step 2's lesson
         callbacks=callbacks,
     )

@@ -4,7 +4,7 @@
 writes and reads each checkpoint file: `ModelCheckpoint` and `trainer.fit(ckpt_path=...)`,
 `fabric.save` and `fabric.load` all call it. `CheckedCheckpointIO` is Lightning's own
 `TorchCheckpointIO`, made to write and read the way the plain twin does by hand
-(plain_pytorch/by_hand/checkpointing.py, shared/checkpoint_files.py):
+(by_hand/checkpointing.py, shared/checkpoint_files.py):
 - saving, it adds the flags a checkpoint fixes (`run_flags`: --lr, --momentum, --lr-step-gamma,
   --batch-size, --seed, --dataset) under "run_flags", as the plain twin's `make_checkpoint`
   does, and writes the file beside its target and renames it into place;

@@ -17,6 +17,7 @@ import shutil
 import struct
 from pathlib import Path
 from typing import NamedTuple
+from urllib.error import HTTPError, URLError
 
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
@@ -140,28 +141,64 @@ def _find(raw_dir: Path, name: str) -> Path | None:
 
 
 def fetch(data_dir: Path, dataset: str = "mnist") -> None:
-    """Let torchvision download all four files into `data_dir/MNIST/raw/` (or FashionMNIST/raw/).
+    """Download the four files into `data_dir/MNIST/raw/` (or `.../FashionMNIST/raw/`).
 
-    A download that fails (offline, a proxy, a full disk) raises `DataError` and leaves no
-    folder it made behind.
+    torchvision's own mirrors and checksums, one file at a time; torchvision's `download=True`
+    would do the same but fold each mirror's error into one long message. A download that
+    fails raises `DataError` saying why (no network, the server's answer, the OS error of a
+    folder it cannot write) and leaves no folder it made behind.
     """
     from torchvision.datasets import MNIST, FashionMNIST
+    from torchvision.datasets.utils import download_and_extract_archive
 
+    source = FashionMNIST if dataset == "fashion-mnist" else MNIST
     folder, title, _ = IMAGE_DATASETS[dataset]
+    raw = Path(data_dir) / folder / "raw"
     made = [p for p in (Path(data_dir), Path(data_dir) / folder) if not p.exists()]
     try:
-        for train in (True, False):
-            torchvision_dataset = FashionMNIST if dataset == "fashion-mnist" else MNIST
-            torchvision_dataset(root=str(data_dir), train=train, download=True)
-    except Exception as error:  # no network, a proxy, a full disk: all end the same way
+        raw.mkdir(parents=True, exist_ok=True)
+        for filename, md5 in source.resources:
+            for mirror in source.mirrors:
+                try:
+                    download_and_extract_archive(f"{mirror}{filename}", str(raw), filename=filename,
+                                                 md5=md5)
+                    break
+                except (URLError, RuntimeError) as error:  # this mirror failed: try the next one
+                    failure = error
+            else:
+                raise failure
+    except (OSError, RuntimeError) as error:  # URLError is an OSError too
         if made:  # the outermost folder it made: everything in it came from this download
             shutil.rmtree(made[0], ignore_errors=True)
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        way_out = ("leave out --data-dir to train on the MNIST test split this repository ships"
-                   if dataset == "mnist"
-                   else "apt-get install dataset-fashion-mnist and leave out --data-dir")
-        raise DataError(f"downloading {title} into {Path(data_dir) / folder / 'raw'} failed "
-                        f"(offline? {reason}); copy the four files there, or {way_out}") from None
+        raise DataError(f"downloading {title} into {raw} failed: {_why(error)}; "
+                        f"{_way_out(dataset, error)}") from None
+
+
+def _why(error: Exception) -> str:
+    """A download's failure in a few words: no network, the server's answer, or the OS error."""
+    if isinstance(error, HTTPError):
+        return f"the server answered {error.code} {error.reason}"
+    if isinstance(error, URLError):  # urllib wraps the socket's error: the network is not there
+        reason = error.reason
+        detail = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
+        return f"no network ({detail})"
+    if isinstance(error, (TimeoutError, ConnectionError)):  # the network went away mid-file
+        return f"no network ({error.strerror or type(error).__name__})"
+    if isinstance(error, OSError):  # a folder it cannot write into, a full disk
+        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _way_out(dataset: str, error: Exception) -> str:
+    """What to do instead: somewhere writable, or the files copied by hand, or the shipped data."""
+    if isinstance(error, OSError) and not isinstance(error, (URLError, TimeoutError,
+                                                               ConnectionError)):
+        return "pass a --data-dir you can write into"
+    if dataset == "mnist":
+        return ("copy the four files there, or leave out --data-dir to train on the MNIST test "
+                "split this repository ships")
+    return ("copy the four files there, or apt-get install dataset-fashion-mnist and leave out "
+            "--data-dir")
 
 
 def _normalise(images: torch.Tensor, labels: torch.Tensor, mean: float = MNIST_MEAN,

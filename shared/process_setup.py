@@ -3,7 +3,8 @@
 - MKL's matrix-product workspace is reserved (shared/blas.py), so that the run's bits do not
   depend on how much memory the machine has free.
 - Lightning's INFO lines ("Seed set to 42", "GPU available: ...") go to stdout, so that
-  stderr holds only the one line of a run that ends early (shared/run_end.py).
+  stderr holds only the one line of a run that ends early (shared/run_end.py), and without
+  the tip advertising Lightning's cloud logger that a Trainer logs as it starts.
 - One FutureWarning that torch 2.14 raises inside Lightning 2.6's own code (`LeafSpec`, in
   lightning/pytorch/utilities/_pytree.py, nothing a learner can change) is not shown.
 
@@ -33,6 +34,10 @@ def in_place() -> Iterator[None]:
 
 
 class _ToStdout(logging.StreamHandler):
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Leave out the Trainer's one advert, "💡 Tip: ... try installing litlogger ..."."""
+        return not record.getMessage().startswith("💡 Tip") and super().filter(record)
+
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stdout  # looked up at each line: pytest and notebooks replace sys.stdout
         super().emit(record)

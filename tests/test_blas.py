@@ -10,7 +10,6 @@ import pytest
 from tests.conftest import EXAMPLES, PACKAGES, REPO
 
 
-
 @pytest.mark.slow  # compiles a C shim and runs four processes
 def test_a_refused_workspace_changes_the_bits_and_the_reserved_workspace_keeps_them():
     """Without shared/blas.py's reserve, refusing MKL's workspace mallocs changes products' last

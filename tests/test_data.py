@@ -4,6 +4,7 @@ These tests write their own small IDX files, gzipped and raw, so they need no do
 """
 
 import hashlib
+import socket
 import struct
 import urllib.error
 
@@ -57,19 +58,48 @@ def test_missing_data_names_the_flag_and_the_files(tmp_path):
     assert "--data-dir" in message and "t10k-images-idx3-ubyte" in message and "\n" not in message
 
 
-def test_failed_download_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
-    """A twin run with no data where the download fails (no network) prints one line and exits 2."""
+def _no_network(request, *args, **kwargs):
+    """What urllib raises offline: the name of the server cannot be resolved."""
+    raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
 
-    def no_network(root, train, download):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr("torchvision.datasets.MNIST", no_network)
+def test_failed_download_exits_2_with_one_line_saying_no_network(tmp_path, monkeypatch, capsys):
+    """Offline, a twin run with no data prints one line saying "no network" and the way out, exits
+    2."""
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)  # never contacts the internet
     with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
         twin("plain_pytorch", "mnist_feedforward").main(["--data-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "failed (offline?" in err and "--data-dir" in err
+    assert err.count("\n") == 1
+    assert "failed: no network (Temporary failure in name resolution); " in err
+    assert "leave out --data-dir" in err
     assert list(tmp_path.iterdir()) == []  # the MNIST/ folder the download made is gone again
+
+
+def test_download_into_a_folder_it_cannot_make_gives_the_os_error(tmp_path, monkeypatch):
+    """A --data-dir that cannot be made (below a file) names the OS error, not the network."""
+    # never reached: the folder fails first
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(data.DataError) as error:
+        data.fetch(tmp_path / "a-file" / "data", "fashion-mnist")
+    message = str(error.value)
+    assert "failed: Not a directory: " in message and "no network" not in message
+    assert message.endswith("; pass a --data-dir you can write into") and "\n" not in message
+
+
+def test_tools_get_data_offline_exits_2_with_the_reason(tmp_path, monkeypatch, capsys):
+    """`python -m tools.get_data --data-dir DIR` offline: one line, "no network", exit 2."""
+    from tools import get_data
+
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+        get_data.main(["--data-dir", str(tmp_path / "new")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no network (Temporary failure in name resolution)" in err
+    assert not (tmp_path / "new").exists()
 
 
 def test_truncated_idx_file_is_a_data_error(tmp_path):

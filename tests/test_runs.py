@@ -97,10 +97,13 @@ def test_main_job_prints_the_table(mnist_dir, tmp_path):
     assert [row.split("|")[1].strip() for row in rows] == EXAMPLES
     assert all(row.split("|")[3].strip() == "0" for row in rows)  # max abs(Δloss)
     assert "bit-identical (train_loss, val_loss, val_accuracy): yes" in done.stdout
-    for example in EXAMPLES:  # progress while it runs: which example, which twin, its epochs
-        for package, name in FOLDERS.items():
-            announced = done.stdout.index(f"{example}, {name} twin: python -m {package}.{example}")
+    twin = 0
+    for example in EXAMPLES:  # progress while it runs: twin K of 9, its command, its epochs
+        for package in FOLDERS:
+            twin += 1
+            announced = done.stdout.index(f"twin {twin} of 9: python -m {package}.{example} ")
             lines = done.stdout[announced:].splitlines()
+            assert (" s left)" in lines[0]) == (twin > 1)  # an estimate once a twin has run
             assert lines[1].startswith("    this run writes to ")
             assert lines[2].startswith("    epoch 0: val_loss ")
     # the default --plot-dir
@@ -110,9 +113,19 @@ def test_main_job_prints_the_table(mnist_dir, tmp_path):
     assert all(str(p.relative_to(tmp_path)) in done.stdout for p in pictures)
 
 
+def test_main_job_estimate_counts_each_waiting_twin_as_its_example_ran_so_far():
+    """The estimate before a twin: its example's own twins' mean, else the mean of all that ran."""
+    from tools.compare import seconds_left
+
+    assert seconds_left({}, [("a", "plain")]) == ""  # nothing ran: no estimate
+    took = {("a", "plain"): 2.0, ("a", "fabric"): 4.0, ("b", "plain"): 12.0}
+    waiting = [("b", "fabric"), ("b", "lightning"), ("c", "plain")]
+    assert seconds_left(took, waiting) == f" (about {12 + 12 + 6:.0f} s left)"
+
+
 def test_loss_chart_title_gives_the_largest_difference():
-    """The main job's chart overlays the three curves and its title names the largest
-    |difference| from plain."""
+    """The main job's chart overlays the three curves and its title names the largest |difference|
+    from plain."""
     from tools.plots import plot_losses
 
     plain = {"example": "x", "train_loss": [1.0, 0.5, 0.25]}

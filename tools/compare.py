@@ -1,4 +1,4 @@
-"""The main job: run every example three ways (plain, Fabric, Lightning) and print how closely they agree.
+"""The main job: run every example three ways (plain, Fabric, Lightning), print how they agree.
 
     python -m tools.compare [any flag the examples take]
 
@@ -6,13 +6,16 @@ Each of the nine files runs in its own process, exactly as a learner would run i
 `--metrics-out`; the JSON files are then compared, and each step's three loss curves are
 drawn on one chart, `PLOT_DIR/EXAMPLE.png` (`--plot-dir`, default runs/compare). Other flags
 go to every example that has them (`--epochs 3` to all nine, `--num-samples 2000` to the
-sum twins only). Exit status 1 if any twin's numbers differ, 2 for a flag no example knows.
+sum twins only). Before each twin it prints "twin K of 9", the command, and how long the
+rest should take, judged from the twins that ran. Exit status 1 if any twin's numbers
+differ, 2 for a flag no example knows.
 """
 
 import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from shared import process_setup, run_end
@@ -29,7 +32,8 @@ def run_twin(package: str, example: str, flags: list[str], out: Path) -> dict:
     While it runs, its epoch lines (and where it writes) are passed on, indented, so the main
     job shows which twin is at which epoch; the progress bar is left out.
     """
-    command = [sys.executable, "-m", f"{package}.{example}", *flags, "--no-progress", "--metrics-out", str(out)]
+    command = [sys.executable, "-m", f"{package}.{example}", *flags, "--no-progress",
+               "--metrics-out", str(out)]
     with tempfile.TemporaryFile("w+") as errors, \
             subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True) as process:
         for line in process.stdout:
@@ -40,7 +44,8 @@ def run_twin(package: str, example: str, flags: list[str], out: Path) -> dict:
         stderr = errors.read()
     if process.returncode != 0:
         tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
-        print(f"{' '.join(command[2:])} failed with status {process.returncode}: {tail}", file=sys.stderr)
+        print(f"{' '.join(command[2:])} failed with status {process.returncode}: {tail}",
+              file=sys.stderr)
         sys.exit(process.returncode)
     return json.loads(out.read_text())
 
@@ -57,14 +62,28 @@ def flags_for(example: str, flags: list[str]) -> list[str]:
     return kept
 
 
+def seconds_left(took: dict[tuple[str, str], float], waiting: list[tuple[str, str]]) -> str:
+    """" (about N s left)": each waiting twin as long as its example's twins took so far, or,
+    for an example not started yet, as the twins that ran took on average; "" before any ran.
+    """
+    if not took:
+        return ""
+    def guess(example: str) -> float:
+        same = [seconds for (done, _), seconds in took.items() if done == example]
+        return sum(same or took.values()) / len(same or took)
+    return f" (about {sum(guess(example) for example, _ in waiting):.0f} s left)"
+
+
 def compare(plain: dict, *others: dict) -> list[str]:
-    """One table row: example, steps, max |Δloss| from plain to the others, val accuracy and seconds of each."""
+    """One table row: example, steps, max |Δloss| from plain to the others, each one's val
+    accuracy and seconds."""
     runs = (plain, *others)
     steps = [len(run["train_loss"]) for run in runs]
     if len(set(steps)) > 1:
         delta = "step counts differ"
     else:
-        differences = (abs(a - b) for other in others for a, b in zip(plain["train_loss"], other["train_loss"]))
+        differences = (abs(a - b) for other in others
+                       for a, b in zip(plain["train_loss"], other["train_loss"]))
         delta = f"{max(differences, default=0.0):.3g}"
     return [
         plain["example"],
@@ -83,11 +102,13 @@ def main() -> None:
         known, flags = parser.parse_known_args()
     everywhere = {opt for example in EXAMPLE_NAMES for opt in flags_for(example, flags) if opt.startswith("--")}
     unknown = [f for f in flags if f.startswith("--") and f not in everywhere]
-    if "--dry-run" in flags:  # a dry run writes no --metrics-out, so there would be nothing to compare
-        print("error: tools.compare runs full examples; drop --dry-run (or run one twin with it)", file=sys.stderr)
+    if "--dry-run" in flags:  # a dry run writes no --metrics-out: there would be nothing to compare
+        print("error: tools.compare runs full examples; drop --dry-run (or run one twin with it)",
+              file=sys.stderr)
         sys.exit(2)
     if unknown:
-        print(f"error: no example takes {unknown[0]} (see python -m plain_pytorch.sum_dataset --help)", file=sys.stderr)
+        print(f"error: no example takes {unknown[0]} "
+              "(see python -m plain_pytorch.sum_dataset --help)", file=sys.stderr)
         sys.exit(2)
     header = ["example", "steps", "max abs(Δloss)", "val accuracy plain / Fabric / Lightning",
               "seconds plain / Fabric / Lightning"]
@@ -96,19 +117,27 @@ def main() -> None:
     try:
         plot_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        print(f"error: cannot write into --plot-dir {plot_dir}: {error.strerror or error}; pick a writable folder",
-              file=sys.stderr)
+        print(f"error: cannot write into --plot-dir {plot_dir}: {error.strerror or error}; "
+              "pick a writable folder", file=sys.stderr)
         sys.exit(2)
+    queue = [(example, twin.folder) for example in known.examples for twin in TWINS]
+    took: dict[tuple[str, str], float] = {}  # (example, twin): wall seconds, start-up included
     with tempfile.TemporaryDirectory() as tmp:
         for example in known.examples:
             runs = {}
             for name, package in ((twin.folder, twin.package) for twin in TWINS):
                 own_flags = flags_for(example, flags)
-                print(f"{example}, {name} twin: python -m {' '.join([f'{package}.{example}', *own_flags])}", flush=True)
-                runs[name] = run_twin(package, example, own_flags, Path(tmp) / f"{example}-{name}.json")
+                command = " ".join([f"{package}.{example}", *own_flags])
+                print(f"twin {len(took) + 1} of {len(queue)}: python -m {command}"
+                      f"{seconds_left(took, queue[len(took):])}", flush=True)
+                started = time.perf_counter()
+                runs[name] = run_twin(package, example, own_flags,
+                                      Path(tmp) / f"{example}-{name}.json")
+                took[example, name] = time.perf_counter() - started
             rows.append(compare(*runs.values()))
             plots.append(plot_dir / f"{example}.png")
-            plot_losses(*runs.values(), path=plots[-1], labels=("plain PyTorch", "Fabric", "Lightning"))
+            plot_losses(*runs.values(), path=plots[-1],
+                        labels=("plain PyTorch", "Fabric", "Lightning"))
             identical &= all(runs["plain"][k] == run[k] for run in runs.values() for k in KEYS)
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:

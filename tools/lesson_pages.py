@@ -1,6 +1,7 @@
-"""The lessons as web pages: every notebook run offline, top to bottom, and written with its outputs and plots.
+"""The lessons as web pages: every notebook run offline, top to bottom, with outputs and plots.
 
-    python -m tools.reader --out site --lessons   # the reader's pages, then every lesson (about 2 minutes)
+    python -m tools.reader --out site --lessons   # the reader's pages, then every lesson (about 2
+    minutes)
 
 Each notebook in notebooks/ runs as a learner runs it: in notebooks/, on the data the repository
 ships, with no network. Its page, LESSON.html, sits beside the reader's pair pages and shows every
@@ -28,11 +29,13 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 60em; color: #222; line-height: 1.45; }
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 60em; color: #222;
+  line-height: 1.45; }
 nav { margin: 0.5em 0 1.5em; }
 code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; }
-div.input_area { background: #f6f8fa; border-left: 3px solid #c8d1dc; padding: 0.5em 0.8em; margin: 0.8em 0 0.3em; }
+div.input_area { background: #f6f8fa; border-left: 3px solid #c8d1dc; padding: 0.5em 0.8em;
+  margin: 0.8em 0 0.3em; }
 div.output_area { padding: 0.2em 0.8em; }
 div.output_stderr { background: #fff3f0; }
 div.output_area img { max-width: 100%; }
@@ -58,14 +61,16 @@ class LessonFailed(Exception):
 
 
 def execute(path: Path, after: list[str] = ()) -> nbformat.NotebookNode:
-    """Run the lesson top to bottom as a kernel in notebooks/ would, then the code cells `after`, if any."""
+    """Run the lesson top to bottom as a kernel in notebooks/ would, then the code cells `after`, if
+    any."""
     notebook = nbformat.read(path, as_version=4)
     notebook.cells += [nbformat.v4.new_code_cell(source) for source in after]
     try:
         NotebookClient(notebook, timeout=900, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     except CellExecutionError as error:
-        raise LessonFailed(f"{path.name} stopped with {error.ename}: {error.evalue}; open it in Jupyter "
+        raise LessonFailed(f"{path.name} stopped with {error.ename}: {error.evalue}; open it in "
+                           "Jupyter "
                            "(.venv/bin/jupyter lab notebooks/) to see the cell") from None
     return notebook
 
@@ -85,14 +90,17 @@ def _link(target: str, out: Path) -> str:
 
 def render(notebook: nbformat.NotebookNode, name: str, out: Path, neighbours: tuple) -> list[Path]:
     """Write `name`.html and its plots into `out`; return the files written."""
-    exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
-    exporter.register_preprocessor("nbconvert.preprocessors.ExtractOutputPreprocessor", enabled=True)
+    exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    exporter.register_preprocessor("nbconvert.preprocessors.ExtractOutputPreprocessor",
+                                   enabled=True)
     body, resources = exporter.from_notebook_node(notebook, resources={"unique_key": name})
     written = []
     for file_name, data in resources.get("outputs", {}).items():  # the plots, as PNG files
         written.append(out / file_name)
         written[-1].write_bytes(data)
-    body = re.sub(r'href="([^"]+)"', lambda m: f'href="{html.escape(_link(html.unescape(m.group(1)), out))}"', body)
+    body = re.sub(r'href="([^"]+)"',
+                  lambda m: f'href="{html.escape(_link(html.unescape(m.group(1)), out))}"', body)
     previous, following = neighbours
     links = ['<a href="index.html">all steps and lessons</a>']
     if previous:
@@ -109,16 +117,19 @@ def render(notebook: nbformat.NotebookNode, name: str, out: Path, neighbours: tu
     return written
 
 
-def build(out: Path, executed: dict[str, nbformat.NotebookNode] | None = None) -> list[tuple[str, str]]:
+def build(out: Path,
+          executed: dict[str, nbformat.NotebookNode] | None = None) -> list[tuple[str, str]]:
     """Run every lesson (or take `executed`, name -> run notebook) and write its page into `out`.
 
     Returns (name, title) for each lesson, in order, for the index.
     """
     runs = executed or {}
-    notebooks = {path.stem: runs.get(path.stem) or execute(path) for path in lessons()}  # all run, then written
+    # all run, then written
+    notebooks = {path.stem: runs.get(path.stem) or execute(path) for path in lessons()}
     out.mkdir(parents=True, exist_ok=True)
     listed = [(name, title(notebook)) for name, notebook in notebooks.items()]
     for index, (name, notebook) in enumerate(notebooks.items()):
-        neighbours = (listed[index - 1] if index else None, listed[index + 1] if index + 1 < len(listed) else None)
+        neighbours = (listed[index - 1] if index else None,
+                      listed[index + 1] if index + 1 < len(listed) else None)
         render(notebook, name, out, neighbours)
     return listed

@@ -1,7 +1,7 @@
 """Lightning 1.x calls that classic tutorials use, what the installed Lightning does with them now.
 
     python -m tools.lightning_1x           # prints the table of docs/lightning-1x.md
-    python -m tools.lightning_1x --update  # writes it into docs/lightning-1x.md, between its markers
+    python -m tools.lightning_1x --update  # writes it into docs/lightning-1x.md (its markers)
 
 Each row is tried for real by `try_call`: an error, a warning, or silence. Lesson 8
 (notebooks/08_from_lightning_1x_to_2x.ipynb) runs every row and its 2.x replacement;
@@ -110,7 +110,8 @@ class OldTrainingEpochEnd(TinyModule):
 
 def quiet_trainer(**kwargs) -> L.Trainer:
     """A Trainer that writes and prints nothing of its own: only what a row provokes shows."""
-    settings = dict(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+    settings = dict(max_epochs=1, accelerator="cpu", devices=1, logger=False,
+                    enable_checkpointing=False,
                     enable_progress_bar=False, enable_model_summary=False)
     return L.Trainer(**(settings | kwargs))
 
@@ -131,7 +132,8 @@ def fit(module: L.LightningModule, ckpt_path: str | None = None, **trainer_args)
 def tuned(method: str, **search) -> object:
     from lightning.pytorch.tuner import Tuner
 
-    trainer = quiet_trainer(max_epochs=10, default_root_dir=_temporary_folder())  # its temporary checkpoint
+    # its temporary checkpoint
+    trainer = quiet_trainer(max_epochs=10, default_root_dir=_temporary_folder())
     return getattr(Tuner(trainer), method)(TinyModule(), **search)
 
 
@@ -143,7 +145,8 @@ def _temporary_folder() -> str:
 
 def _ddp_on_one_device():
     trainer = fit(TinyModule(), strategy="ddp")
-    torch.distributed.destroy_process_group()  # else every later Trainer in this process thinks it is distributed
+    # else every later Trainer in this process thinks it is distributed
+    torch.distributed.destroy_process_group()
     return trainer.strategy
 
 
@@ -160,32 +163,45 @@ def _model_summary():
 
 
 ROWS = [
-    Row("`Trainer(gpus=1)`", lambda: quiet_trainer(gpus=1), "error", "unexpected keyword argument 'gpus'",
-        "`Trainer(accelerator=\"gpu\", devices=1)` (here: `\"cpu\"`)", lambda: fit(TinyModule(), accelerator="cpu")),
+    Row("`Trainer(gpus=1)`",
+        lambda: quiet_trainer(gpus=1), "error", "unexpected keyword argument 'gpus'",
+        "`Trainer(accelerator=\"gpu\", devices=1)` (here: `\"cpu\"`)",
+        lambda: fit(TinyModule(), accelerator="cpu")),
     Row("`Trainer(auto_lr_find=True)`", lambda: quiet_trainer(auto_lr_find=True), "error",
         "unexpected keyword argument 'auto_lr_find'", "`Tuner(trainer).lr_find(model)`",
         lambda: tuned("lr_find", num_training=20).suggestion()),
-    Row("`Trainer(auto_scale_batch_size=\"power\")`", lambda: quiet_trainer(auto_scale_batch_size="power"),
+    Row("`Trainer(auto_scale_batch_size=\"power\")`",
+        lambda: quiet_trainer(auto_scale_batch_size="power"),
         "error", "unexpected keyword argument 'auto_scale_batch_size'",
         "`Tuner(trainer).scale_batch_size(model, mode=\"power\")`",
         lambda: tuned("scale_batch_size", mode="power", max_trials=3)),
     Row("`trainer.tune(model)`", lambda: quiet_trainer().tune(TinyModule()), "error",
-        "'Trainer' object has no attribute 'tune'", "`Tuner(trainer)`, then `lr_find` or `scale_batch_size`",
+        "'Trainer' object has no attribute 'tune'",
+        "`Tuner(trainer)`, then `lr_find` or `scale_batch_size`",
         lambda: tuned("lr_find", num_training=20).suggestion()),
-    Row("`Trainer(resume_from_checkpoint=PATH)`", lambda: quiet_trainer(resume_from_checkpoint="last.ckpt"),
-        "error", "unexpected keyword argument 'resume_from_checkpoint'", "`trainer.fit(model, ckpt_path=PATH)`",
+    Row("`Trainer(resume_from_checkpoint=PATH)`",
+        lambda: quiet_trainer(resume_from_checkpoint="last.ckpt"),
+        "error", "unexpected keyword argument 'resume_from_checkpoint'",
+        "`trainer.fit(model, ckpt_path=PATH)`",
         lambda: resume_from_a_checkpoint(_temporary_folder()).current_epoch),
-    Row("`Trainer(progress_bar_refresh_rate=10)`", lambda: quiet_trainer(progress_bar_refresh_rate=10), "error",
+    Row("`Trainer(progress_bar_refresh_rate=10)`",
+        lambda: quiet_trainer(progress_bar_refresh_rate=10), "error",
         "unexpected keyword argument 'progress_bar_refresh_rate'",
-        "`Trainer(callbacks=[TQDMProgressBar(refresh_rate=10)])`, or `enable_progress_bar=False`", _progress_bar),
+        "`Trainer(callbacks=[TQDMProgressBar(refresh_rate=10)])`, or `enable_progress_bar=False`",
+        _progress_bar),
     Row("`Trainer(weights_summary=\"top\")`", lambda: quiet_trainer(weights_summary="top"), "error",
         "unexpected keyword argument 'weights_summary'",
-        "`Trainer(callbacks=[ModelSummary(max_depth=1)])`, or `enable_model_summary=False`", _model_summary),
-    Row("`Trainer(checkpoint_callback=False)`", lambda: quiet_trainer(checkpoint_callback=False), "error",
-        "unexpected keyword argument 'checkpoint_callback'", "`Trainer(enable_checkpointing=False)`",
+        "`Trainer(callbacks=[ModelSummary(max_depth=1)])`, or `enable_model_summary=False`",
+        _model_summary),
+    Row("`Trainer(checkpoint_callback=False)`",
+        lambda: quiet_trainer(checkpoint_callback=False), "error",
+        "unexpected keyword argument 'checkpoint_callback'",
+        "`Trainer(enable_checkpointing=False)`",
         lambda: fit(TinyModule(), enable_checkpointing=False)),
-    Row("`Trainer(distributed_backend=\"ddp\")`", lambda: quiet_trainer(distributed_backend="ddp"), "error",
-        "unexpected keyword argument 'distributed_backend'", "`Trainer(strategy=\"ddp\")` (here on 1 device)",
+    Row("`Trainer(distributed_backend=\"ddp\")`",
+        lambda: quiet_trainer(distributed_backend="ddp"), "error",
+        "unexpected keyword argument 'distributed_backend'",
+        "`Trainer(strategy=\"ddp\")` (here on 1 device)",
         _ddp_on_one_device),
     Row("`validation_epoch_end(self, outputs)`", lambda: fit(OldValidationEpochEnd()), "error",
         "Support for `validation_epoch_end` has been removed in v2.0.0",
@@ -193,11 +209,14 @@ ROWS = [
         lambda: fit(WithValidation()).logged_metrics),
     Row("`training_epoch_end(self, outputs)`", lambda: fit(OldTrainingEpochEnd()), "error",
         "Support for `training_epoch_end` has been removed in v2.0.0",
-        "`on_train_epoch_end(self)`, with what it needs kept on `self`", lambda: fit(WithTrainEpochEnd()).logged_metrics),
-    Row("`return {\"loss\": loss, \"log\": {...}}`", lambda: fit(OldLogging()).logged_metrics, "silence", "",
+        "`on_train_epoch_end(self)`, with what it needs kept on `self`",
+        lambda: fit(WithTrainEpochEnd()).logged_metrics),
+    Row("`return {\"loss\": loss, \"log\": {...}}`",
+        lambda: fit(OldLogging()).logged_metrics, "silence", "",
         "`self.log(\"train_loss\", loss)`; `return loss`", lambda: fit(TinyModule()).logged_metrics,
         returns={}, result="it trains and ignores the `\"log\"` dict: nothing is logged"),
-    Row("`Trainer(precision=16)` on a CPU", lambda: quiet_trainer(precision=16).precision, "warning",
+    Row("`Trainer(precision=16)` on a CPU",
+        lambda: quiet_trainer(precision=16).precision, "warning",
         "`precision=16` is supported for historical reasons",
         "`Trainer(precision=\"16-mixed\")` on CUDA, `\"bf16-mixed\"` on a CPU",
         lambda: fit(TinyModule(), precision="bf16-mixed").precision,
@@ -213,7 +232,8 @@ def try_call(call: Callable[[], object]) -> tuple[Outcome, object]:
             result = call()
         except Exception as error:  # the point is to show any error the old call raises
             return Outcome("error", f"{type(error).__name__}: {error}"), None
-    ours = [w for w in caught if "LeafSpec" not in str(w.message)]  # Lightning's own torch-deprecation note
+    # Lightning's own torch-deprecation note
+    ours = [w for w in caught if "LeafSpec" not in str(w.message)]
     if ours:
         return Outcome("warning", " / ".join(str(w.message) for w in ours)), result
     return Outcome("silence", ""), result
@@ -223,8 +243,10 @@ WHAT = {"error": "an error", "warning": "a warning", "silence": "silence"}
 
 
 def table() -> str:
-    """README's table: each 1.x call, what the installed Lightning does with it, and its replacement."""
-    rows = ["| classic tutorial (1.x) | what Lightning " + L.__version__ + " does with it | here (2.x) |",
+    """README's table: each 1.x call, what the installed Lightning does with it, and its
+    replacement."""
+    rows = ["| classic tutorial (1.x) | what Lightning " + L.__version__
+            + " does with it | here (2.x) |",
             "|---|---|---|"]
     for row in ROWS:
         said = "; ".join(filter(None, (row.says and f"“{row.says}”", row.result)))

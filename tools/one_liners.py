@@ -34,18 +34,22 @@ class Feature(NamedTuple):
 
 
 FEATURES = [
-    Feature("TensorBoard logging", "mnist_feedforward", "`self.log(...)` + `TensorBoardLogger(...)`",
+    Feature("TensorBoard logging", "mnist_feedforward",
+            "`self.log(...)` + `TensorBoardLogger(...)`",
             r"TensorBoardLogger|log_every_n_steps", r"writer|SummaryWriter",
             fabric_call="`fabric.log_dict(...)` + `TensorBoardLogger(...)`",
             fabric=r"TensorBoardLogger|log_dict|loggers|finalize", everywhere=True),
-    Feature("progress bar", "mnist_feedforward", "default `TQDMProgressBar`", r"enable_progress_bar",
+    Feature("progress bar", "mnist_feedforward", "default `TQDMProgressBar`",
+            r"enable_progress_bar",
             r"\bbar\b|tqdm", everywhere=True),
-    Feature("one-batch dry run", "mnist_feedforward", "`Trainer(fast_dev_run=True)`", r"fast_dev_run",
+    Feature("one-batch dry run", "mnist_feedforward", "`Trainer(fast_dev_run=True)`",
+            r"fast_dev_run",
             r"dry_run", everywhere=True),
     Feature("LR scheduler", "cnn_classifier", "`configure_optimizers` returning a `StepLR`",
             r"scheduler|StepLR", r"scheduler|StepLR"),
     Feature("checkpoints and resume", "cnn_classifier",
-            '`ModelCheckpoint(monitor="val_loss")` and `ModelCheckpoint(filename="last")`, `fit(ckpt_path=...)`, '
+            '`ModelCheckpoint(monitor="val_loss")` and `ModelCheckpoint(filename="last")`, '
+            '`fit(ckpt_path=...)`, '
             '`load_from_checkpoint`',
             r"ModelCheckpoint|save_hyperparameters|ckpt_path|enable_checkpointing|RngInCheckpoint|"
             r"load_from_checkpoint|checkpoint|folder|\[best, last\]",
@@ -60,9 +64,11 @@ FEATURES = [
             fabric_call='`Fabric(strategy="ddp", devices=N)`, `fabric.launch()`, `fabric.all_reduce(...)`',
             fabric=r"\bddp\b|strategy=|devices=args|num_nodes=|launch\(|all_reduce|broadcast|is_global_zero"),
     Feature("test and predict", "cnn_classifier", "`trainer.test`, `trainer.predict`",
-            r"test_step|predict_step|loss_and_accuracy|test_dataloader|predict_dataloader|trainer\.test|"
-            r"trainer\.predict|args\.test|args\.predict|self\.log\(\"test|show_predictions",
-            r"args\.test|args\.predict|test_loss|def predict|predict\(|predictions|show_predictions|"
+            r"test_step|predict_step|loss_and_accuracy|test_dataloader|predict_dataloader|"
+            r"trainer\.test|trainer\.predict|args\.test|args\.predict|self\.log\(\"test|"
+            r"show_predictions",
+            r"args\.test|args\.predict|test_loss|def "
+            r"predict|predict\(|predictions|show_predictions|"
             r"predict_set"),
     Feature("seeding and determinism", "sum_dataset",
             "`seed_everything(seed, workers=True)`, `Trainer(deterministic=True)`",
@@ -70,7 +76,8 @@ FEATURES = [
             ("shared/seeding.py",), fabric_call="`fabric.seed_everything(seed, workers=True)`",
             fabric=r"seed_everything|deterministic",
             fabric_files=("shared/seeding.py:use_deterministic_algorithms",)),
-    Feature("early stopping", "sum_dataset", '`EarlyStopping(monitor="val_loss", patience=..., min_delta=...)`',
+    Feature("early stopping", "sum_dataset",
+            '`EarlyStopping(monitor="val_loss", patience=..., min_delta=...)`',
             r"EarlyStopping|early_stopping|patience=|min_delta=", r"early_stopping|EarlyStopping",
             ("by_hand/early_stopping.py",),
             fabric_files=("by_hand/early_stopping.py",)),
@@ -110,7 +117,8 @@ def code_lines(path: str) -> dict[int, str]:
 
 
 def matching(path: str, pattern: str) -> list[int]:
-    """Code lines that match `pattern`, and every line of an `if args.flag`/`if name` block that matches it."""
+    """Code lines that match `pattern`, and every line of an `if args.flag`/`if name` block that
+    matches it."""
     lines = code_lines(path)
     chosen = {number for number, line in lines.items() if re.search(pattern, line.split("  #")[0])}
     for node in ast.walk(ast.parse((REPO / path).read_text())):
@@ -137,16 +145,20 @@ def table() -> str:
     rows = ["| feature | step | Lightning | Fabric | hand-written twin (file: lines) | "
             "code lines by hand / Fabric / Lightning |", "|---|---|---|---|---|---|"]
     for feature in FEATURES:
-        plain_file, lightning_file = f"plain_pytorch/{feature.example}.py", f"lightning_version/{feature.example}.py"
+        plain_file = f"plain_pytorch/{feature.example}.py"
+        lightning_file = f"lightning_version/{feature.example}.py"
         lightning = len(matching(lightning_file, feature.lightning))
         plain_numbers = matching(plain_file, feature.plain)
         where = [f"`{plain_file}`: {ranges(plain_numbers)}"] if plain_numbers else []
         where += [f"`{f}`: all {len(code_lines(f))}" for f in feature.files]
         written = len(plain_numbers) + sum(len(code_lines(f)) for f in feature.files)
-        fabric = len(matching(f"fabric_version/{feature.example}.py", feature.fabric or feature.plain))
+        fabric = len(matching(f"fabric_version/{feature.example}.py",
+                              feature.fabric or feature.plain))
         fabric += sum(len(code_lines(f)) for f in feature.fabric_files)
-        rows.append(f"| {feature.name} | {step_of[feature.example]} `{feature.example}` | {feature.one_liner} | "
-                    f"{feature.fabric_call} | {'; '.join(where)} | {written} / {fabric} / {lightning} |")
+        rows.append(f"| {feature.name} | {step_of[feature.example]} `{feature.example}` | "
+                    f"{feature.one_liner} | "
+                    f"{feature.fabric_call} | {'; '.join(where)} | {written} / {fabric} / "
+                    f"{lightning} |")
     return "\n".join(rows)
 
 

@@ -1,4 +1,4 @@
-"""Loss curves of several runs on one chart: the main job draws one per step, and the lessons use it."""
+"""Loss curves of several runs on one chart: the main job draws one per step; the lessons too."""
 
 from pathlib import Path
 
@@ -7,7 +7,8 @@ STYLES = [dict(linewidth=3, alpha=0.6), dict(linestyle="--", color="black", line
           dict(linestyle=":", color="tab:red", linewidth=1.5)]
 
 
-def plot_losses(plain: dict, *others: dict, path: str | Path | None = None, labels: tuple[str, ...] | None = None):
+def plot_losses(plain: dict, *others: dict, path: str | Path | None = None,
+                labels: tuple[str, ...] | None = None):
     """The twins' per-step training losses on one chart; the title gives the largest difference.
 
     `plain` and each of `others` (one or two) are metrics records (`--metrics-out` JSON, or
@@ -20,12 +21,14 @@ def plot_losses(plain: dict, *others: dict, path: str | Path | None = None, labe
     from matplotlib.figure import Figure
 
     if labels is None:
-        labels = ("plain PyTorch", "Lightning") if len(others) == 1 else ("plain PyTorch", "Fabric", "Lightning")
+        labels = ("plain PyTorch", "Lightning") if len(others) == 1 else ("plain PyTorch",
+                                                                          "Fabric", "Lightning")
     if len(labels) != 1 + len(others):
         raise ValueError(f"{1 + len(others)} curves need as many labels, not {len(labels)}")
     steps = len(plain["train_loss"])
     same_length = all(steps == len(other["train_loss"]) for other in others)
-    largest = max((abs(a - b) for other in others for a, b in zip(plain["train_loss"], other["train_loss"])),
+    largest = max((abs(a - b) for other in others for a, b in zip(plain["train_loss"],
+                                                                  other["train_loss"])),
                   default=0.0)
     figure = Figure(figsize=(7, 3.5), layout="constrained")
     ax = figure.subplots()

@@ -1,8 +1,9 @@
-"""The side-by-side reader: any two of a step's three twins on one static web page, built from the code.
+"""The side-by-side reader: two of a step's three twins on one static web page, from the code.
 
     python -m tools.reader --out site                               # site/index.html + the pages
     python -m tools.reader --out site --screenshot docs/reader.png  # and a picture of step 1's page
-    python -m tools.reader --out site --lessons                     # and every lesson, run, as a page
+    python -m tools.reader --out site --lessons                     # and every lesson, run, as a
+    page
 
 Each step has three twins (plain PyTorch, Lightning Fabric, the Lightning Trainer) and three
 pages, one for each two of them: EXAMPLE.html (plain ⟷ Lightning), EXAMPLE-plain-fabric.html
@@ -55,8 +56,10 @@ SECTIONS = {  # key: heading, in page order
     "main": "main(): putting it together",
 }
 FUNCTION_SECTIONS = {"training_loss": "loop", "train_one_epoch": "loop", "training_step": "loop",
-                     "evaluate": "evaluation", "predict": "evaluation", "validation_step": "evaluation",
-                     "test_step": "evaluation", "predict_step": "evaluation", "loss_and_accuracy": "evaluation",
+                     "evaluate": "evaluation", "predict": "evaluation",
+                     "validation_step": "evaluation",
+                     "test_step": "evaluation", "predict_step": "evaluation",
+                     "loss_and_accuracy": "evaluation",
                      "configure_optimizers": "optimisation", "__init__": "model", "main": "main"}
 TAKES_OVER = re.compile(r"Lightning|Trainer|Fabric|fast_dev_run")  # a comment naming what the other side does
 COLUMN_TITLES = {twin.package: twin.title for twin in TWINS}  # "plain PyTorch, by hand", ...
@@ -80,9 +83,12 @@ def section_of(node: ast.stmt, first: bool) -> str:
     if isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign)):
         return "imports"
     if isinstance(node, ast.FunctionDef):
-        return FUNCTION_SECTIONS.get(node.name, "data" if node.name.endswith("dataloader") or node.name == "setup"
+        return FUNCTION_SECTIONS.get(node.name,
+                                     "data" if node.name.endswith("dataloader")
+                                     or node.name == "setup"
                                      else "main")
-    if isinstance(node, ast.ClassDef) and any("DataModule" in ast.unparse(base) for base in node.bases):
+    if isinstance(node,
+                  ast.ClassDef) and any("DataModule" in ast.unparse(base) for base in node.bases):
         return "data"
     return "main"  # `if __name__ == "__main__":` and anything else
 
@@ -104,7 +110,8 @@ def sections(path: str) -> dict[str, list[int]]:
             taken = node.end_lineno
             continue
         methods = [item for item in node.body if isinstance(item, ast.FunctionDef)]
-        header_end = methods[0].lineno - 1 - len(methods[0].decorator_list) if methods else node.end_lineno
+        header_end = (methods[0].lineno - 1 - len(methods[0].decorator_list) if methods
+                      else node.end_lineno)
         groups["model"] += range(taken + 1, header_end + 1)
         taken = header_end
         for method in methods:
@@ -116,7 +123,8 @@ def sections(path: str) -> dict[str, list[int]]:
 
 
 def highlighted_lines(source: str) -> list[str]:
-    """Each line of `source` as HTML, coloured by pygments' token classes; no span crosses a line."""
+    """Each line of `source` as HTML, coloured by pygments' token classes; no span crosses a
+    line."""
     lines: list[list[str]] = [[]]
     for token_type, value in lex(source, PythonLexer(stripnl=False, ensurenl=False)):
         kind = token_type
@@ -154,7 +162,7 @@ def section_rows(left: list[int], right: list[int], left_lines: list[str], right
     left_keys = [code_key(left_lines[n - 1]) for n in left]
     right_keys = [code_key(right_lines[n - 1]) for n in right]
     matcher = difflib.SequenceMatcher(None, left_keys, right_keys, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for _tag, i1, i2, j1, j2 in matcher.get_opcodes():
         for a, b in paired(left[i1:i2], right[j1:j2], left_keys[i1:i2], right_keys[j1:j2]):
             yield a, b, key(left_lines, a, left_code) != key(right_lines, b, right_code)
 
@@ -162,7 +170,8 @@ def section_rows(left: list[int], right: list[int], left_lines: list[str], right
 def paired(left: list[int], right: list[int], left_keys: list[str], right_keys: list[str]):
     """Rows for one difflib block: the most similar two lines (ratio above 0.6) share a row, then
     the lines above them and the lines below them are paired the same way; lines with no
-    similar partner stand side by side as they come, as `diff` pairs a changed line with its old self."""
+    similar partner stand side by side as they come, as `diff` pairs a changed line with its old
+    self."""
     best, where = 0.6, None
     for i, a in enumerate(left_keys):
         for j, b in enumerate(right_keys):
@@ -183,9 +192,11 @@ def cell(package: str, number: int | None, lines: list[str], raw: list[str], sid
     if number is None:
         return f'<td class="n"></td><td class="code {package} {side} gap"></td>'
     note = " takeover" if ' note"' in lines[number - 1] else ""  # the line holds a highlighted note
-    return (f'<td class="n">{number}</td><td class="code {package} {side}{note}" data-line="{number}">'
+    return (f'<td class="n">{number}</td><td class="code {package} {side}{note}" '
+            f'data-line="{number}">'
             f"{lines[number - 1]}</td>") if raw[number - 1] else (
-            f'<td class="n">{number}</td><td class="code {package} {side} blank" data-line="{number}"></td>')
+            f'<td class="n">{number}</td><td class="code {package} {side} blank" '
+            f'data-line="{number}"></td>')
 
 
 def pair_page(step: Step, pair: tuple[str, str] = ("plain_pytorch", "lightning_version")) -> str:
@@ -206,72 +217,93 @@ def pair_page(step: Step, pair: tuple[str, str] = ("plain_pytorch", "lightning_v
                                           code[left_package], code[right_package]):
             tinted, rows_shown = tinted + differs, rows_shown + 1
             rows.append(f'<tr class="{"differs" if differs else "same"}">'
-                        f'{cell(left_package, a, coloured[left_package], raw[left_package], "left")}'
-                        f'{cell(right_package, b, coloured[right_package], raw[right_package], "right")}</tr>')
+                        + cell(left_package, a, coloured[left_package], raw[left_package], "left")
+                        + cell(right_package, b, coloured[right_package], raw[right_package],
+                               "right") + "</tr>")
         for package, lines in ((left_package, left), (right_package, right)):
             if not lines:
                 where = "in main()" if key != "model" else "from shared/models.py, built in main()"
-                rows.append(f'<tr class="absent"><td colspan="4">{COLUMN_TITLES[package]}: nothing here; '
+                rows.append(f'<tr class="absent"><td colspan="4">{COLUMN_TITLES[package]}: nothing '
+                            'here; '
                             f"this twin does it {where}</td></tr>")
         table = '<table class="pair">\n' + "\n".join(rows) + "\n</table>"
         if key == "about":  # the docstrings, folded: the first screen shows code
             first_lines = " ⟷ ".join(html.escape(raw[p][0].strip('"')) for p in pair)
-            body.append(f'<details id="{key}"><summary>{heading}: the two docstrings (click to unfold)<br>'
+            body.append(f'<details id="{key}"><summary>{heading}: the two docstrings (click to '
+                        'unfold)<br>'
                         f'<span class="first">{first_lines}</span></summary>\n{table}\n</details>')
         else:
             body.append(f'<h2 id="{key}">{heading}</h2>\n{table}')
     steps = {s.number: s for s in STEPS}
     links = ['<a href="index.html">all steps</a>']
     if step.number - 1 in steps:
-        links.append(f'<a href="{steps[step.number - 1].example}.html">← step {step.number - 1}</a>')
+        links.append(f'<a href="{steps[step.number - 1].example}.html">← step '
+                     f'{step.number - 1}</a>')
     if step.number + 1 in steps:
-        links.append(f'<a href="{steps[step.number + 1].example}.html">step {step.number + 1} →</a>')
+        links.append(f'<a href="{steps[step.number + 1].example}.html">step {step.number + 1} '
+                     '→</a>')
     choices = [f"<b>{SHORT_NAMES[a]} ⟷ {SHORT_NAMES[b]}</b>" if (a, b) == pair else
-               f'<a href="{page_name(step.example, (a, b))}">{SHORT_NAMES[a]} ⟷ {SHORT_NAMES[b]}</a>'
+               f'<a href="{page_name(step.example, (a, b))}">{SHORT_NAMES[a]} ⟷ '
+               f'{SHORT_NAMES[b]}</a>'
                for a, b in PAIRS]
-    counts = " · ".join(f"{COLUMN_TITLES[p]}: <code>{paths[p]}</code> ({code_lines(paths[p])} code lines)"
+    counts = " · ".join(f"{COLUMN_TITLES[p]}: <code>{paths[p]}</code> ({code_lines(paths[p])} code "
+                        "lines)"
                         for p in PACKAGES)
     head = (f"<h1>Step {step.number}: <code>{step.example}</code>, {html.escape(step.title)}</h1>\n"
             f'<nav>{" · ".join(links)}</nav>\n<p class="teaches">{inline_code(step.teaches)}</p>\n'
             f'<p class="files">The step\'s three twins: {counts}</p>\n'
             f'<nav class="choose">Put side by side: {" · ".join(choices)}</nav>\n'
             '<table class="pair heading"><tr>'
-            + "".join(f'<th colspan="2">{COLUMN_TITLES[p]}: <code>{paths[p]}</code></th>' for p in pair)
+            + "".join(f'<th colspan="2">{COLUMN_TITLES[p]}: <code>{paths[p]}</code></th>'
+                      for p in pair)
             + "</tr></table>\n"
-            f'<p class="legend"><span class="differs">code differs</span> ({tinted} of {rows_shown} rows; '
+            f'<p class="legend"><span class="differs">code differs</span> ({tinted} of '
+            f'{rows_shown} rows; '
             'comments, blank lines and docstrings never count) '
-            '<span class="note">comment: what Lightning, Fabric or the Trainer takes over</span></p>')
-    title = f"Step {step.number}: {step.example}, {SHORT_NAMES[left_package]} ⟷ {SHORT_NAMES[right_package]}"
+            '<span class="note">comment: what Lightning, Fabric or the Trainer takes '
+            'over</span></p>')
+    title = (f"Step {step.number}: {step.example}, "
+             f"{SHORT_NAMES[left_package]} ⟷ {SHORT_NAMES[right_package]}")
     return page(title, head + "\n" + "\n".join(body))
 
 
 def inline_code(text: str) -> str:
     """Markdown's `code` spans as <code>, the rest escaped."""
-    return re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
+    return re.sub(r"`([^`]+)`",
+                  lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
 
 
 def index_page(lessons: list[tuple[str, str]] = ()) -> str:
     """The ladder's steps in order, then the lessons (name, title) when their pages were built."""
     items = []
     for step in STEPS:
-        counts = ", ".join(f"<code>{twin_path(p, step.example)}</code> {code_lines(twin_path(p, step.example))}"
+        counts = ", ".join(f"<code>{twin_path(p, step.example)}</code> "
+                           f"{code_lines(twin_path(p, step.example))}"
                            for p in PACKAGES)
-        pages = " · ".join(f'<a href="{page_name(step.example, (a, b))}">{SHORT_NAMES[a]} ⟷ {SHORT_NAMES[b]}</a>'
+        pages = " · ".join(f'<a href="{page_name(step.example, (a, b))}">{SHORT_NAMES[a]} ⟷ '
+                           f'{SHORT_NAMES[b]}</a>'
                            for a, b in PAIRS)
-        items.append(f'<li><h2><a href="{step.example}.html">Step {step.number}: <code>{step.example}</code></a>, '
+        items.append(f'<li><h2><a href="{step.example}.html">Step {step.number}: '
+                     f'<code>{step.example}</code></a>, '
                      f"{html.escape(step.title)}</h2>\n<p>{inline_code(step.teaches)}</p>\n"
                      f"<p>With Fabric: {inline_code(step.fabric)}</p>\n"
-                     f'<p class="counts">code lines (no blanks, comments or docstrings): {counts}</p>\n'
+                     '<p class="counts">code lines (no blanks, comments or docstrings): '
+                     f'{counts}</p>\n'
                      f'<p class="pages">Side by side: {pages}</p></li>')
-    intro = ("<h1>PyTorch ⟷ PyTorch Lightning, side by side</h1>\n<p>Each example is written three times: "
-             "a hand-written loop, the same loop with Lightning Fabric, and a LightningModule with the "
-             "Trainer; the three give the same losses, bit for bit. Read the steps in order: each teaches "
+    intro = ("<h1>PyTorch ⟷ PyTorch Lightning, side by side</h1>\n<p>Each example is written three "
+             "times: "
+             "a hand-written loop, the same loop with Lightning Fabric, and a LightningModule with "
+             "the "
+             "Trainer; the three give the same losses, bit for bit. Read the steps in order: each "
+             "teaches "
              "its own part of Lightning. Any two twins of a step can stand side by side.</p>")
     lesson_list = ""
     if lessons:
-        lesson_list = ("\n<h1>Lessons</h1>\n<p>The notebooks in <code>notebooks/</code>, run from top to bottom, "
+        lesson_list = ("\n<h1>Lessons</h1>\n<p>The notebooks in <code>notebooks/</code>, run from "
+                       "top to bottom, "
                        "with what each cell printed and drew.</p>\n<ol>\n"
-                       + "\n".join(f'<li><a href="{name}.html">{html.escape(title)}</a></li>' for name, title in lessons)
+                       + "\n".join(f'<li><a href="{name}.html">{html.escape(title)}</a></li>'
+                                   for name, title in lessons)
                        + "\n</ol>")
     return page("PyTorch ⟷ Lightning, side by side",
                 intro + '\n<ol class="steps">\n' + "\n".join(items) + "\n</ol>" + lesson_list)
@@ -281,10 +313,10 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 code, td.code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 table.pair { border-collapse: collapse; width: 100%; table-layout: fixed; }
-table.pair td.n { width: 3em; text-align: right; color: #999; padding-right: 0.5em; vertical-align: top;
-  font-size: 12px; font-family: monospace; }
-table.pair td.code { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12.5px; padding: 0 0.5em;
-  vertical-align: top; }
+table.pair td.n { width: 3em; text-align: right; color: #999; padding-right: 0.5em;
+  vertical-align: top; font-size: 12px; font-family: monospace; }
+table.pair td.code { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12.5px;
+  padding: 0 0.5em; vertical-align: top; }
 table.pair td.right { border-left: 1px solid #ccc; }
 details { margin: 1em 0; }
 details summary { cursor: pointer; color: #555; }
@@ -305,12 +337,14 @@ ol.steps li { margin-bottom: 1em; }
 
 def page(title: str, body: str) -> str:
     colours = HtmlFormatter(style="default").get_style_defs("td.code")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+    return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta '
+            f'charset="utf-8">\n<title>{html.escape(title)}</title>\n'
             f"<style>{STYLE}{colours}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
 
 
 def build(out: Path, lessons: list[tuple[str, str]] = ()) -> list[Path]:
-    """Write index.html (listing `lessons`, whose pages are built) and, for each step, one page per two of its
+    """Write index.html (listing `lessons`, whose pages are built) and, for each step, one page per
+    two of its
     twins into `out`; return the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "index.html"]
@@ -334,11 +368,13 @@ def chromium() -> str | None:
 
 def run_chromium(args: list[str], page_file: Path) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:  # a new, empty profile each time
-        command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page_file.resolve().as_uri()]
+        command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args,
+                   page_file.resolve().as_uri()]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
-def screenshot(page_file: Path, png: Path, width: int = 1500, height: int = 2500, scale: float = 0.6) -> None:
+def screenshot(page_file: Path, png: Path, width: int = 1500, height: int = 2500,
+               scale: float = 0.6) -> None:
     """Render `page_file` in headless Chromium and save its top as `png`.
 
     A tall window at 0.6 scale: on step 1's page that reaches the loop and its
@@ -373,14 +409,16 @@ def main() -> None:
                 sys.exit(2)
         written = build(Path(args.out), lessons)
     except OSError as error:
-        print(f"error: cannot write into {args.out}: {error.strerror or error}; pick a folder you can write to",
+        print(f"error: cannot write into {args.out}: {error.strerror or error}; pick a folder you "
+              "can write to",
               file=sys.stderr)
         sys.exit(2)
     print("\n".join(f"wrote {path}" for path in written))
     print("\n".join(f"wrote {Path(args.out) / name}.html ({title})" for name, title in lessons))
     if args.screenshot:
         if chromium() is None:
-            print("error: --screenshot needs Chromium; install it (apt-get install chromium)", file=sys.stderr)
+            print("error: --screenshot needs Chromium; install it (apt-get install chromium)",
+                  file=sys.stderr)
             sys.exit(2)
         screenshot(written[1], Path(args.screenshot))
         print(f"wrote {args.screenshot}")

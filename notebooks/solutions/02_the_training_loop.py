@@ -25,6 +25,7 @@ def val_loss_like_lightning(model, loader):
     model.eval()
     loss_sum, seen = torch.tensor(0.0), 0  # a float32 tensor, as self.log keeps its sums
     for images, labels in loader:
-        loss_sum = loss_sum + F.cross_entropy(model(images), labels) * len(labels)  # weighted by size
+        # weighted by size
+        loss_sum = loss_sum + F.cross_entropy(model(images), labels) * len(labels)
         seen += len(labels)
     return (loss_sum / seen).item()

@@ -16,7 +16,8 @@ def train_clipped(epochs=3):
             optimizer.zero_grad()
             loss = F.binary_cross_entropy_with_logits(model(features), labels)
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)  # after backward, before step
+            # after backward, before step
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
             clipped += int(norm > 0.5)  # the norm before clipping: was this step changed?
             optimizer.step()
             losses.append(loss.item())
@@ -31,7 +32,8 @@ def validate_bf16(model, val_loader):
     model.eval()
     loss_sum, seen = torch.tensor(0.0), 0
     for features, labels in val_loader:
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # the Trainer validates under autocast too
+        # the Trainer validates under autocast too
+        with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = F.binary_cross_entropy_with_logits(model(features), labels)
         loss_sum = loss_sum + loss.float() * len(labels)
         seen += len(labels)

@@ -21,7 +21,8 @@ def train_accumulating(epochs=2, accumulate=3):
             if batch_idx % accumulate == 0:  # a window starts
                 optimizer.zero_grad()
             window_ends = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == len(train_loader)
-            with fabric.no_backward_sync(model, enabled=not window_ends):  # DDP: sync at the end only
+            # DDP: sync at the end only
+            with fabric.no_backward_sync(model, enabled=not window_ends):
                 loss = F.cross_entropy(model(images), labels)
                 fabric.backward(loss / accumulate)  # the window's gradients add up to their mean
             if window_ends:
@@ -49,7 +50,8 @@ def train_clipped(epochs=2):
             optimizer.zero_grad()
             loss = F.cross_entropy(model(images), labels)
             fabric.backward(loss)
-            fabric.clip_gradients(model, optimizer, max_norm=0.5, error_if_nonfinite=False)  # then step
+            # then step
+            fabric.clip_gradients(model, optimizer, max_norm=0.5, error_if_nonfinite=False)
             optimizer.step()
             losses.append(loss.item())
         val_losses.append(evaluate_on_fabric(model, val_loader, fabric))
