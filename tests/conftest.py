@@ -6,6 +6,7 @@ The parity tests use the real MNIST test split that the repository ships in `dat
 (`CI=true`), so a CI run can never pass by skipping it.
 """
 
+import contextlib
 import gzip
 import importlib
 import os
@@ -17,7 +18,7 @@ import lightning  # noqa: F401  (see below)
 import pytest
 import torch
 
-from shared import registry
+from shared import process_setup, registry, run_end
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # so `import shared` works however pytest is started
@@ -37,6 +38,14 @@ FOLDERS = dict(registry.FOLDERS)  # package -> folder: runs/EXAMPLE/FOLDER/versi
 def twin(package: str, example: str):
     """The module `package.example`, e.g. twin("plain_pytorch", "cnn_classifier")."""
     return importlib.import_module(f"{package}.{example}")
+
+
+@contextlib.contextmanager
+def as_a_command():
+    """What every twin's `__main__` runs `main()` inside (the end of any twin shows it): one
+    line and an exit status however it ends, and the process set up as for a real run."""
+    with run_end.in_one_line(), process_setup.in_place():
+        yield
 
 
 def run_all(example: str, argv: list[str]) -> list:

@@ -11,9 +11,8 @@ import sys
 import pytest
 import torch
 
-from shared import process_setup, run_end
 from shared.flags import DEFAULTS, build_parser
-from tests.conftest import EXAMPLES, FOLDERS, PACKAGES, REPO, twin
+from tests.conftest import EXAMPLES, FOLDERS, PACKAGES, REPO, as_a_command, twin
 
 BAD_VALUES = [
     ["--batch-size", "0"],
@@ -46,7 +45,7 @@ TOO_LARGE = {
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_bad_value_exits_2_with_one_line(example, package, bad, capsys):
     """Every file rejects every bad value with one line naming the flag, and status 2."""
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin(package, example).main(bad)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
@@ -60,7 +59,7 @@ def test_bad_value_exits_2_with_one_line(example, package, bad, capsys):
 def test_a_size_too_large_is_refused_at_its_flag(example, bad, package, capsys):
     """Each of these used to end in a traceback (or try to start 10**9 workers); now one line
     names the flag."""
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin(package, example).main(bad)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and bad[0] in err
@@ -74,7 +73,7 @@ def test_running_out_of_memory_is_one_line_naming_the_size_flags(capsys):
         # what a too-large layer or dataset asks the allocator for
         torch.empty(2**62, dtype=torch.uint8)
 
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         allocation_fails()
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--hidden-size" in err
@@ -82,7 +81,7 @@ def test_running_out_of_memory_is_one_line_naming_the_size_flags(capsys):
 
 def test_other_runtime_errors_keep_their_traceback():
     """Only the allocator's failure is turned into a line; a real bug still shows where it is."""
-    with pytest.raises(RuntimeError, match="a real bug"), run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(RuntimeError, match="a real bug"), as_a_command():
         raise RuntimeError("a real bug")
 
 
@@ -99,7 +98,7 @@ def test_gpu_without_a_gpu_exits_2(monkeypatch, capsys):
     """--accelerator gpu on a machine where torch sees no GPU is bad input, not a crash."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin("lightning_version", "sum_dataset").main(["--accelerator", "gpu"])
     assert exit_info.value.code == 2 and "--accelerator cpu" in capsys.readouterr().err
 
@@ -108,7 +107,7 @@ def test_unwritable_metrics_out_exits_2(tmp_path, capsys):
     """A --metrics-out path that cannot be written is reported in one line, before the run."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin("plain_pytorch", "sum_dataset").main(["--num-samples", "20", "--epochs", "1",
                                                    "--metrics-out", str(blocker / "m.json")])
     assert exit_info.value.code == 2 and "--metrics-out" in capsys.readouterr().err
@@ -122,7 +121,7 @@ def test_unwritable_metrics_out_exits_2(tmp_path, capsys):
 def test_an_output_path_the_kernel_refuses_is_found_before_training(flags, package, capsys):
     """/proc passes os.access for root but refuses every write; a folder is no --metrics-out
     file: one line, at once."""
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         # refused before the data
         twin(package, "cnn_classifier").main(flags + ["--data-dir", "/nonexistent"])
     err = capsys.readouterr().err
@@ -150,7 +149,7 @@ def test_every_twin_of_a_step_prints_the_same_help(capsys):
 
 def test_another_steps_flag_is_refused_with_one_line(capsys):
     """Step 1 does not take step 3's --precision: one line, status 2 (one step per feature)."""
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin("plain_pytorch", "mnist_feedforward").main(["--precision", "bf16-mixed"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--precision" in err
@@ -206,7 +205,7 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         ("lightning_version", fabric_checkpoint,
          "a fabric twin's checkpoint; resume it with the fabric twin"),
     ]:
-        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+        with pytest.raises(SystemExit) as exit_info, as_a_command():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2", "--resume", str(path)])
         err = capsys.readouterr().err  # Lightning's INFO lines went to stdout: one line here
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err
@@ -220,7 +219,7 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         stripped = tmp_path / f"stripped-{package}.ckpt"
         saved = torch.load(path, weights_only=True)
         torch.save({k: v for k, v in saved.items() if k != key}, stripped)
-        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+        with pytest.raises(SystemExit) as exit_info, as_a_command():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "2",
                                                           "--resume", str(stripped)])
         err = capsys.readouterr().err
@@ -230,14 +229,14 @@ def test_resume_refuses_missing_unsafe_and_foreign_checkpoints(mnist_dir, tmp_pa
         # each twin's own checkpoint carries the flags it fixes (the plain twin writes them, the
         # others' checkpoint plugin adds them), so resuming with another value is one line
         for flag, value, saved in [("--batch-size", "32", "64"), ("--seed", "7", "42")]:
-            with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+            with pytest.raises(SystemExit) as exit_info, as_a_command():
                 twin(package, "cnn_classifier").main(flags + ["--epochs", "2",
                                                               "--resume", str(path), flag, value])
             err = capsys.readouterr().err
             words = f"{flag} {value}: {path} was trained with {flag} {saved}"
             assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err
         # --epochs 1 from a checkpoint that finished epoch 1: the twins used to train nothing
-        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+        with pytest.raises(SystemExit) as exit_info, as_a_command():
             twin(package, "cnn_classifier").main(flags + ["--epochs", "1", "--resume", str(path)])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and "ends after epoch 1" in err
@@ -310,7 +309,7 @@ def test_unwritable_output_folder_exits_2(flag, tmp_path, capsys):
     """An output path below a regular file is refused before any work starts."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin("lightning_version", "cnn_classifier").main([flag, str(blocker / "sub" / "x")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and flag in err
@@ -325,7 +324,7 @@ def test_another_steps_flag_names_the_step_it_belongs_to(example, flag, owner, c
     """A flag of another step is refused with the step that teaches it, not argparse's
     "unrecognized arguments"."""
     value = ["x"] if "=" not in flag and flag != "--find-lr" else []
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin("plain_pytorch", example).main([flag, *value])
     err = capsys.readouterr().err
     name = flag.split("=")[0]
@@ -336,7 +335,7 @@ def test_another_steps_flag_names_the_step_it_belongs_to(example, flag, owner, c
 @pytest.mark.parametrize("package", PACKAGES)
 def test_another_steps_flag_names_the_command_of_the_twin_that_was_run(package, capsys):
     """`--find-lr` given to a twin of step 1 names step 3's file in the same twin's package."""
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin(package, "mnist_feedforward").main(["--find-lr"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
@@ -396,7 +395,7 @@ def test_a_lightning_checkpoint_with_wrong_contents_is_refused_by_the_lightning_
                            ({"run_flags": saved["run_flags"] | {"momentum": 0.5}},
                             "--momentum 0.9: x.ckpt was trained with --momentum 0.5")]:
         torch.save(saved | changes, "x.ckpt")
-        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+        with pytest.raises(SystemExit) as exit_info, as_a_command():
             lightning.main(flags + ["--epochs", "2", "--resume", "x.ckpt"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err
@@ -423,7 +422,7 @@ def test_a_fabric_checkpoint_with_wrong_contents_is_refused_by_the_fabric_twin(
                            ({"run_flags": saved["run_flags"] | {"lr": 0.5}},
                             "--lr 0.01: x.ckpt was trained with --lr 0.5")]:
         torch.save(saved | changes, "x.ckpt")
-        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+        with pytest.raises(SystemExit) as exit_info, as_a_command():
             fabric.main(flags + ["--epochs", "2", "--resume", "x.ckpt"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from shared import data, process_setup, run_end
-from tests.conftest import fake_split, twin, write_idx
+from shared import data
+from tests.conftest import as_a_command, fake_split, twin, write_idx
 
 
 @pytest.mark.parametrize("suffix", [".gz", ""])
@@ -67,7 +67,7 @@ def test_failed_download_exits_2_with_one_line_saying_no_network(tmp_path, monke
     """Offline, a twin run with no data prints one line saying "no network" and the way out, exits
     2."""
     monkeypatch.setattr("urllib.request.urlopen", _no_network)  # never contacts the internet
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin("plain_pytorch", "mnist_feedforward").main(["--data-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
@@ -94,7 +94,7 @@ def test_tools_get_data_offline_exits_2_with_the_reason(tmp_path, monkeypatch, c
     from tools import get_data
 
     monkeypatch.setattr("urllib.request.urlopen", _no_network)
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         get_data.main(["--data-dir", str(tmp_path / "new")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
@@ -145,8 +145,9 @@ def test_a_spoiled_file_is_one_line_and_exit_2_not_a_crash(tmp_path, capsys, spo
     raw = tmp_path / "MNIST" / "raw"
     fake_split(raw, "t10k", count=50, seed=0)
     spoil(raw)
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
-        twin("plain_pytorch", "mnist_feedforward").main(["--data-dir", str(tmp_path), "--no-progress"])
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
+        twin("plain_pytorch", "mnist_feedforward").main(["--data-dir", str(tmp_path),
+                                                         "--no-progress"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and says in err and "t10k-" in err
 

@@ -18,10 +18,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from by_hand.checkpointing import load_checkpoint_unchecked
-from shared import process_setup, run_end
 from shared.data import first, load_mnist
 from shared.models import ConvNet
-from tests.conftest import FOLDERS, PACKAGES, REPO, twin
+from tests.conftest import FOLDERS, PACKAGES, REPO, as_a_command, twin
 
 # 301 validation images: 151 a process, so the sampler pads one (repeats the first image).
 FLAGS = ["--limit-train", "512", "--limit-val", "301", "--batch-size", "32", "--accelerator", "cpu",
@@ -253,7 +252,7 @@ def test_both_twins_on_two_processes_stop_at_the_same_step_when_the_loss_diverge
 def test_the_plain_twin_without_torchrun_says_how_to_launch_it(capsys, monkeypatch):
     """--devices 2 run with plain `python`: one line naming the torchrun command, exit status 2."""
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin("plain_pytorch", "cnn_classifier").main(["--devices", "2", "--data-dir", "nowhere"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
@@ -262,8 +261,9 @@ def test_the_plain_twin_without_torchrun_says_how_to_launch_it(capsys, monkeypat
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_test_and_predict_stay_on_one_process(package, capsys):
-    """--devices 2 with --test: refused in one line (DDP's sampler would count a few images twice)."""
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    """--devices 2 with --test: refused in one line (DDP's sampler would count a few images
+    twice)."""
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin(package, "cnn_classifier").main(["--devices", "2", "--test"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--devices 1" in err

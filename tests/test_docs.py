@@ -16,8 +16,10 @@ from tests.conftest import REPO
 
 PAGES = [REPO / "README.md", REPO / "data" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 TWINS = {f"{package}.{example}" for package in PACKAGES for example in EXAMPLE_NAMES}
-TWIN_FLAGS = {flag for example in EXAMPLE_NAMES for flag in build_parser(example)._option_string_actions}
-TABLE_WRITERS = {"tools.ladder", "tools.one_liners", "tools.lightning_1x"}  # they take --update alone
+TWIN_FLAGS = {flag for example in EXAMPLE_NAMES
+              for flag in build_parser(example)._option_string_actions}
+# they take --update alone
+TABLE_WRITERS = {"tools.ladder", "tools.one_liners", "tools.lightning_1x"}
 # Flags of other programs that the pages use: torchrun, pip, pytest, tensorboard, jupyter.
 OTHER_PROGRAMS = {"--standalone", "--nproc-per-node", "--nnodes", "--rdzv-backend",
                   "--rdzv-endpoint",

@@ -125,7 +125,8 @@ def test_checkpoints_test_and_predict_match(mnist_dir, tmp_path):
     assert set(plain.test) == {"test_loss", "test_accuracy"} and len(plain.predictions) == 12
     for name in ("best.ckpt", "last.ckpt"):
         plain_file, fabric_file, lightning_file = (
-            load_checkpoint_unchecked(tmp_path / "ckpt/cnn_classifier" / folder / "version_0" / name)
+            load_checkpoint_unchecked(tmp_path / "ckpt/cnn_classifier" / folder / "version_0"
+                                      / name)
             for folder in FOLDERS.values())
         assert plain_file["epoch"] == fabric_file["epoch"] == lightning_file["epoch"]
         assert (plain_file["global_step"] == fabric_file["global_step"]

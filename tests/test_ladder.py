@@ -44,7 +44,8 @@ FEATURES = {
     "scheduler": ("cnn_classifier", r"StepLR|lr_scheduler", r"StepLR|scheduler\.step",
                   r"StepLR|scheduler\.step"),
     "checkpoints and resume": ("cnn_classifier", r"ModelCheckpoint|ckpt_path|load_from_checkpoint",
-                               r"Checkpoints\(|resume\(|load_checkpoint_unchecked", r"Checkpoints\(|fabric\.load|resume"),
+                               r"Checkpoints\(|resume\(|load_checkpoint_unchecked",
+                               r"Checkpoints\(|fabric\.load|resume"),
     "DataModule": ("cnn_classifier", r"LightningDataModule|datamodule", None, None),
     "DDP": ("cnn_classifier", r"strategy=|sync_dist",
             r"DistributedDataParallel|DistributedSampler|join_process_group",
@@ -93,7 +94,8 @@ def test_twin_is_lean(package, example):
 
 @pytest.mark.parametrize("path", sorted(p.name for p in (REPO / "by_hand").glob("*.py")))
 def test_by_hand_files_keep_the_twins_line_limit(path):
-    """The longer hand-written features are read beside the twins, so their lines stay within 100 characters too."""
+    """The longer hand-written features are read beside the twins, so their lines stay within
+    100 characters too."""
     text = (REPO / "by_hand" / path).read_text()
     assert [n for n, line in enumerate(text.splitlines(), 1) if len(line) > MAX_LINE_LENGTH] == []
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PACKAGES, REPO, twin
+from tests.conftest import PACKAGES, REPO, as_a_command, twin
 
 
 def readme_commands() -> list[str]:
@@ -182,9 +182,8 @@ def test_readme_mentions_of_python_m_name_modules_that_exist():
 def test_lightning_twin_prints_no_tip_and_no_model_summary(mnist_dir, capfd):
     """A Lightning twin's output holds its epochs, not Lightning's litlogger tip or model
     summary."""
-    from shared import process_setup, run_end
 
-    with run_end.in_one_line(), process_setup.in_place():
+    with as_a_command():
         twin("lightning_version", "mnist_feedforward").main(
             ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "64", "--limit-val",
              "64",

@@ -20,7 +20,7 @@ from by_hand.checkpointing import load_checkpoint_unchecked, network_weights
 from shared.run_end import INTERRUPTED
 from shared.run_folders import claim_version
 from tests.conftest import FOLDERS as FOLDER
-from tests.conftest import PACKAGES, REPO, twin
+from tests.conftest import PACKAGES, REPO, as_a_command, twin
 
 # 24 steps an epoch
 SLICE = ["--limit-train", "1536", "--limit-val", "128", "--accelerator", "cpu", "--no-progress"]
@@ -93,7 +93,8 @@ def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(
         out, err = finish(process)
         assert process.returncode == 0, err[-2000:]
     # a new version
-    final = load_checkpoint_unchecked(tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_1/last.ckpt")
+    final = load_checkpoint_unchecked(
+        tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_1/last.ckpt")
     expected = load_checkpoint_unchecked(
         tmp_path / f"whole/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")
     assert final["epoch"] == expected["epoch"] == 2
@@ -251,11 +252,10 @@ def test_a_path_that_cannot_work_is_refused_in_one_line_before_training(package,
     """An empty path, a URL, a name too long, a symlink to nothing or in a loop, a pipe as
     --metrics-out, an output that is an input (--metrics-out over the --resume file, or the log
     folder): one line, status 2, nothing run."""
-    from shared import process_setup, run_end
 
     monkeypatch.chdir(tmp_path)
     for flags, words in bad_paths(tmp_path):
-        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+        with pytest.raises(SystemExit) as exit_info, as_a_command():
             twin(package, "cnn_classifier").main(flags + ["--no-progress", "--limit-train", "10"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, (flags, err)
@@ -294,7 +294,6 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_t
     """The third save (epoch 1) fails halfway, as on a full disk: one line, status 1, last.ckpt
     still epoch 0."""
     import shared.checkpoint_files
-    from shared import process_setup, run_end
 
     monkeypatch.chdir(tmp_path)
     real_save, saves = torch.save, []
@@ -307,7 +306,7 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_leaves_no_t
         raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 1024 vs 512")
 
     monkeypatch.setattr(shared.checkpoint_files.torch, "save", fills_the_disk)
-    with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+    with pytest.raises(SystemExit) as exit_info, as_a_command():
         twin(package, "cnn_classifier").main(["--data-dir", str(mnist_dir), "--limit-train", "64",
                                               "--limit-val", "32",
                                               "--epochs", "3", "--checkpoint-dir", "ck",
@@ -370,7 +369,6 @@ def test_distributed_flags_that_no_launcher_can_serve_are_refused_in_one_line(pa
                                                                               monkeypatch, capsys):
     """--num-nodes 2 with no launcher would wait forever for a machine; a launcher's count other
     than --devices fails."""
-    from shared import process_setup, run_end
 
     monkeypatch.chdir(tmp_path)
     for env, flags, words in [({}, ["--num-nodes", "2"],
@@ -379,7 +377,7 @@ def test_distributed_flags_that_no_launcher_can_serve_are_refused_in_one_line(pa
                                "the launcher started 2 processes")]:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        with pytest.raises(SystemExit) as exit_info, run_end.in_one_line(), process_setup.in_place():
+        with pytest.raises(SystemExit) as exit_info, as_a_command():
             twin(package, "cnn_classifier").main(flags)
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err

@@ -44,9 +44,12 @@ def test_metrics_json_has_one_schema_for_every_twin(tmp_path):
     plain, fabric, lightning = runs.values()
     assert set(plain) == set(fabric) == set(lightning) == SCHEMA
     assert [record["implementation"] for record in runs.values()] == list(FOLDERS.values())
-    assert len({record["config"].pop("metrics_out") for record in runs.values()}) == 3  # the one flag we varied
-    assert plain["config"] == fabric["config"] == lightning["config"] and plain["config"]["num_samples"] == 300
-    assert len(plain["train_loss"]) == 2 * 4 and len(plain["val_accuracy"]) == 2  # 240 samples / batch 64
+    # the one flag we varied
+    assert len({record["config"].pop("metrics_out") for record in runs.values()}) == 3
+    assert plain["config"] == fabric["config"] == lightning["config"]
+    assert plain["config"]["num_samples"] == 300
+    # 240 samples / batch 64
+    assert len(plain["train_loss"]) == 2 * 4 and len(plain["val_accuracy"]) == 2
     assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
 
@@ -167,8 +170,9 @@ def state():
                 for name in ("lightning.pytorch", "lightning.fabric")}
     return len(default_collate_fn_map), handlers, list(warnings.filters)
 before = state()
-import shared.blas, shared.checkpoint_files, shared.data, shared.divergence, shared.flags, shared.lightning_callbacks
-import shared.machine_checks, shared.models, shared.process_setup, shared.ranks, shared.registry, shared.run_end
+import shared.blas, shared.checkpoint_files, shared.checkpoint_plugin, shared.data
+import shared.divergence, shared.flags, shared.lightning_callbacks, shared.machine_checks
+import shared.models, shared.process_setup, shared.ranks, shared.registry, shared.run_end
 import shared.run_folders, shared.run_record, shared.seeding
 assert state() == before, (before, state())
 import shared.data

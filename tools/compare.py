@@ -97,10 +97,12 @@ def compare(plain: dict, *others: dict) -> list[str]:
 def main() -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", nargs="+", choices=EXAMPLE_NAMES, default=list(EXAMPLE_NAMES))
-    parser.add_argument("--plot-dir", default="runs/compare", help="where each pair's loss-curve PNG goes")
+    parser.add_argument("--plot-dir", default="runs/compare",
+                        help="where each pair's loss-curve PNG goes")
     with run_end.in_one_line(), process_setup.in_place():
         known, flags = parser.parse_known_args()
-    everywhere = {opt for example in EXAMPLE_NAMES for opt in flags_for(example, flags) if opt.startswith("--")}
+    everywhere = {opt for example in EXAMPLE_NAMES for opt in flags_for(example, flags)
+                  if opt.startswith("--")}
     unknown = [f for f in flags if f.startswith("--") and f not in everywhere]
     if "--dry-run" in flags:  # a dry run writes no --metrics-out: there would be nothing to compare
         print("error: tools.compare runs full examples; drop --dry-run (or run one twin with it)",

@@ -61,7 +61,8 @@ FUNCTION_SECTIONS = {"training_loss": "loop", "train_one_epoch": "loop", "traini
                      "test_step": "evaluation", "predict_step": "evaluation",
                      "loss_and_accuracy": "evaluation",
                      "configure_optimizers": "optimisation", "__init__": "model", "main": "main"}
-TAKES_OVER = re.compile(r"Lightning|Trainer|Fabric|fast_dev_run")  # a comment naming what the other side does
+# a comment naming what the other side does
+TAKES_OVER = re.compile(r"Lightning|Trainer|Fabric|fast_dev_run")
 COLUMN_TITLES = {twin.package: twin.title for twin in TWINS}  # "plain PyTorch, by hand", ...
 SHORT_NAMES = {twin.package: twin.label for twin in TWINS}  # "plain", "Fabric", "Lightning"
 # The two files of each page, and the page's name: the first pair, the first twin beside the
@@ -393,8 +394,10 @@ def rendered_dom(page_file: Path) -> str:
 def main() -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for index.html and the pair pages")
-    parser.add_argument("--screenshot", metavar="PNG", help="also save a picture of step 1's page (needs chromium)")
-    parser.add_argument("--lessons", action="store_true", help="also run every lesson notebook into a page (minutes)")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="also save a picture of step 1's page (needs chromium)")
+    parser.add_argument("--lessons", action="store_true",
+                        help="also run every lesson notebook into a page (minutes)")
     with run_end.in_one_line(), process_setup.in_place():
         args = parser.parse_args()
     try:

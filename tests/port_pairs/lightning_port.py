@@ -42,7 +42,9 @@ L.seed_everything(0, verbose=False)
 net = Port()
 train_set, val_set = datasets(args.noise)
 logger = TensorBoardLogger(args.log_dir, name="", version="") if args.log_dir else False
-trainer = L.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, logger=logger, log_every_n_steps=1,
-                    enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                    gradient_clip_val=args.clip, accumulate_grad_batches=2 if args.trap == "accumulate" else 1)
-trainer.fit(net, DataLoader(train_set, batch_size=16, shuffle=True), DataLoader(val_set, batch_size=12))
+trainer = L.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, logger=logger,
+                    log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
+                    enable_checkpointing=False, gradient_clip_val=args.clip,
+                    accumulate_grad_batches=2 if args.trap == "accumulate" else 1)
+trainer.fit(net, DataLoader(train_set, batch_size=16, shuffle=True),
+            DataLoader(val_set, batch_size=12))

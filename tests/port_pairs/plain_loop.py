@@ -1,4 +1,4 @@
-"""A plain training loop, for tests/test_check_port.py; `--trap` puts one porting mistake into it."""
+"""A plain training loop, for tests/test_check_port.py; `--trap` puts one porting mistake in it."""
 
 import argparse
 
@@ -9,8 +9,9 @@ from torch.utils.tensorboard import SummaryWriter
 from toy import datasets, model
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--trap", default="none", choices=["none", "seed-late", "no-validation", "eval-mode", "extra-draw",
-                                                       "scheduler-per-batch", "clip-one-layer", "val-mean"])
+parser.add_argument("--trap", default="none",
+                    choices=["none", "seed-late", "no-validation", "eval-mode", "extra-draw",
+                             "scheduler-per-batch", "clip-one-layer", "val-mean"])
 parser.add_argument("--noise", action="store_true")
 parser.add_argument("--clip", type=float)
 parser.add_argument("--log-dir")

@@ -1,4 +1,4 @@
-"""The data and model both toy scripts share, as a project shared between a loop and its port would."""
+"""The data and model both toy scripts share, as a loop and its port in one project would."""
 
 import torch
 from torch import nn
@@ -6,7 +6,8 @@ from torch.utils.data import Dataset
 
 
 class Points(Dataset):
-    """Seeded points in 8 dimensions, label 1 when their sum is positive; `noise` adds jitter from a generator of its own."""
+    """Seeded points in 8 dimensions, label 1 when their sum is positive; `noise` adds jitter
+    from a generator of its own."""
 
     def __init__(self, count: int, seed: int, noise: torch.Generator | None = None) -> None:
         self.x = torch.randn(count, 8, generator=torch.Generator().manual_seed(seed))
