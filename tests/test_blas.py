@@ -23,6 +23,7 @@ def test_a_refused_workspace_changes_the_bits_and_the_reserved_workspace_keeps_t
     assert reserved in done.stdout
 
 
+@pytest.mark.slow  # runs processes: the full tier
 def test_every_twin_reserves_the_workspace_before_main():
     """Every twin's `__main__` runs `main()` inside `process_setup.in_place()`, which reserves the
     workspace before the twin's first product."""

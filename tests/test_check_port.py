@@ -369,6 +369,7 @@ def test_bad_input_is_one_line_and_exit_status_2(argv, words, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and words in err
 
 
+@pytest.mark.slow  # both sides run as processes: the full tier
 def test_a_failing_side_shows_its_tail_and_stdin_is_closed(tmp_path):
     """A side that reads stdin gets end-of-file at once (no hang); its last lines, then one error
     line."""
@@ -383,6 +384,7 @@ def test_a_failing_side_shows_its_tail_and_stdin_is_closed(tmp_path):
     )
 
 
+@pytest.mark.slow  # both sides run as processes: the full tier
 def test_sigterm_and_a_timeout_stop_both_sides_and_say_so(tmp_path):
     """SIGTERM to the check stops both children (their process groups), says so, exits 143;
     --timeout stops a side that runs too long; a background child holding a pipe does not keep
@@ -438,6 +440,7 @@ def test_a_python_other_than_the_checks_is_warned_about(tmp_path):
     )
 
 
+@pytest.mark.slow  # both sides run as processes: the full tier
 def test_a_loop_without_torch_optim_and_its_port_are_identical(tmp_path):
     """The gallery's hand-written update (`p.data.add_`, no torch.optim) and its port in manual
     optimisation: equal losses and weights, through the last update, are identical (the quick tier's

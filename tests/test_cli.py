@@ -256,7 +256,7 @@ def crafted(changes: dict) -> dict:
     model = ConvNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
-    flags = run_flags(parse_args("cnn_classifier", []))
+    flags = run_flags(parse_args("cnn_classifier", "plain", []))
     checkpoint = make_checkpoint(0, 10, model, optimizer, scheduler, flags)
     for key, value in changes.items():  # the flags changed one by one; anything else replaced whole
         flags_changed = isinstance(value, dict) and key == "run_flags"

@@ -32,6 +32,7 @@ def test_dry_run_finishes_and_writes_nothing(example, package, mnist_dir, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # runs processes: the full tier
 def test_metrics_json_has_one_schema_for_every_twin(tmp_path):
     """Every twin writes the same keys; config holds every flag's value; the numbers match."""
     runs = {}
@@ -54,6 +55,7 @@ def test_metrics_json_has_one_schema_for_every_twin(tmp_path):
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
 
 
+@pytest.mark.slow  # runs processes: the full tier
 def test_a_diverged_run_stops_at_the_same_step_in_every_twin_and_keeps_its_steps(mnist_dir,
                                                                                  tmp_path):
     """At --lr 1e6 the CNN's loss turns NaN: every twin stops after that step with the same one
@@ -142,6 +144,7 @@ def test_loss_chart_title_gives_the_largest_difference():
     assert plot_losses(plain, plain).axes[0].get_title() == "x: 3 steps, largest |difference| 0"
 
 
+@pytest.mark.slow  # runs processes: the full tier
 def test_installed_project_runs_from_any_folder_and_by_path(mnist_dir, tmp_path):
     """After README's setup (`pip install -e .`): `python -m` works outside the repository,
     `python FILE` from its root."""
@@ -158,6 +161,7 @@ def test_installed_project_runs_from_any_folder_and_by_path(mnist_dir, tmp_path)
         assert "1 steps" in done.stdout
 
 
+@pytest.mark.slow  # runs processes: the full tier
 def test_importing_the_shared_modules_changes_nothing_global():
     """Importing what the twins import leaves torch's collate table, Lightning's log handlers and
     the warning filters as they were."""

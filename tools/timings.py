@@ -21,7 +21,6 @@ status 1 if any failed.
 import os
 import platform
 import re
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -50,8 +49,10 @@ HALF_A_MINUTE = "half a minute to run"
 STATED = [
     Stated("README.md", "seconds plain / Fabric / Lightning",
            "the main job's table: each twin's training seconds", "main-job"),
-    Stated("README.md", "(seconds, not minutes)",
-           "the quick parity command's wall time", "quick-parity"),
+    Stated("README.md", "about 15 minutes on 2 CPU cores",
+           "the full suite's wall time, README's test command", "full-tier"),
+    Stated("README.md", "about 3 minutes on 2 CPU cores",
+           "the quick tier's wall time, plain pytest", "quick-tier"),
     Stated("README.md", "in about 2 minutes on 2 CPU cores",
            "the lesson pages' build, every lesson run", "lesson-pages"),
     *(Stated(f"notebooks/{lesson}.ipynb", HALF_A_MINUTE, f"lesson {lesson}'s run time", lesson)
@@ -95,15 +96,6 @@ def timed(command: list[str], cwd: Path) -> tuple[float, subprocess.CompletedPro
     return time.perf_counter() - started, done
 
 
-def readme_command(contains: str) -> list[str]:
-    """README's code line that holds `contains`, split into words, run with this Python."""
-    text = (REPO / "README.md").read_text()
-    (line,) = [line for line in text.splitlines() if contains in line and "python" in line]
-    words = shlex.split(re.sub(r"\s+# .*$", "", line))
-    start = words.index("-m")
-    return [sys.executable, *words[start:]]
-
-
 def main_job(out: Path) -> str:
     seconds, done = timed([sys.executable, "-m", "tools.compare", "--plot-dir", str(out)], out)
     if done.returncode != 0:
@@ -131,8 +123,6 @@ def lesson_seconds(lesson: str) -> str:
 MEASURES = {  # name: (what is timed, how, given a scratch folder)
     "main-job": ("python -m tools.compare, each twin's seconds plain / Fabric / Lightning",
                  main_job),
-    "quick-parity": ("README's parity command",
-                     lambda out: command_seconds(readme_command("tests/test_parity.py"), REPO)),
     "quick-tier": ("python -m pytest -q (the quick tier)",
                    lambda out: command_seconds([sys.executable, "-m", "pytest", "-q"], REPO)),
     "full-tier": ("python -m pytest -q --full (asked for by --full)",
