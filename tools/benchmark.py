@@ -8,11 +8,14 @@ the training split (Fashion-MNIST by default: 55,000 train, 5,000 validate), mea
   (a) floor: the same model, seed and optimizer, forward + backward + step over batches
       sliced from the tensors beforehand, plus the same validation pass; nothing else;
   (b) plain: the plain twin as its lesson runs it (progress bar, TensorBoard every step);
-      its own clock, `RunRecord.seconds`: the training and validation loop;
+      its own clock, `RunRecord.seconds`: from the record's start to its finish (the run
+      folders, the TensorBoard writer, the training and validation loop);
   (c) fabric: the Fabric twin as its lesson runs it, the same loop as (b) with Fabric's
       wrappers (the model, optimizer and loaders set up, `fabric.backward`, `fabric.log_dict`);
-      its own clock, the same loop; and lightning: the Lightning twin as its lesson runs it;
-      its clock is `trainer.fit`, so it includes the sanity check and the model summary;
+      its own clock, the same span; and lightning: the Lightning twin as its lesson runs it;
+      its clock spans building the Trainer and `trainer.fit`, so it includes the sanity check
+      (the twins already leave out the model summary, so row (d)'s "summary off" changes
+      nothing);
   (d) lightning with each per-step extra switched off in turn (TensorBoard every step ->
       every 50th, the progress bar, the sanity check, the model summary; checkpointing is
       already off unless `--checkpoint-dir`), all four off, and `Trainer(barebones=True)`
