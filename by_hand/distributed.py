@@ -26,11 +26,13 @@ import atexit
 import builtins
 import datetime
 import os
+import re
 import sys
 
 import torch
 import torch.distributed as dist
 
+from shared.ranks import peer_lost
 from shared.run_end import BadInput
 
 JOIN_TIMEOUT = datetime.timedelta(minutes=10)  # how long a process waits for the others, then fails
@@ -45,9 +47,11 @@ def join_process_group(args: argparse.Namespace) -> None:
     world = args.devices * args.num_nodes
     if world == 1:
         return
+    if "WORLD_SIZE" not in os.environ and "SLURM_NTASKS" in os.environ:  # started by SLURM's srun
+        take_slurms_variables()
     # started without torchrun, or with another count
     if os.environ.get("WORLD_SIZE") != str(world):
-        launcher = f"torchrun --standalone --nproc-per-node {args.devices}"
+        launcher = f"torchrun --standalone --nproc-per-node {args.devices}"  # or srun
         if args.num_nodes > 1:
             launcher = (f"torchrun --nnodes {args.num_nodes} --nproc-per-node {args.devices} "
                         "--rdzv-endpoint HOST:PORT")
@@ -69,13 +73,29 @@ def join_process_group(args: argparse.Namespace) -> None:
         args.no_progress = True
 
 
+def take_slurms_variables() -> None:
+    """Set what torchrun would have set from what srun set, as Lightning's SLURMEnvironment
+    reads it: the rank and count of the tasks, and the first machine of the job as the one
+    they meet at, on a port taken from the job's number (so that two jobs do not collide)."""
+    first_node = re.sub(r"\[(\d+).*\]", r"\1", os.environ["SLURM_NODELIST"]).split(",")[0]
+    os.environ.update(RANK=os.environ["SLURM_PROCID"], LOCAL_RANK=os.environ["SLURM_LOCALID"],
+                      WORLD_SIZE=os.environ["SLURM_NTASKS"],
+                      MASTER_ADDR=os.environ.get("MASTER_ADDR", first_node),
+                      MASTER_PORT=os.environ.get("MASTER_PORT",
+                                                 str(15000 + int(os.environ["SLURM_JOB_ID"][-4:]))))
+
+
 def leave_process_group() -> None:
     """At exit, however the run ended: wait for the other processes, then leave the group.
 
     Lightning also leaves it at exit (lightning/fabric/utilities/distributed.py). Without the
     wait, a process that finished first and tore down its connections while rank 0 was still
     saving sometimes aborted in gloo's threads ("terminate called without an active exception").
+    After another process died (shared/ranks.py: `lost_a_peer`), there is no one to wait for.
     """
+    if peer_lost():
+        dist.destroy_process_group()
+        return
     try:
         # gloo's barrier can time out and name a process that never came
         if dist.get_backend() == "gloo":

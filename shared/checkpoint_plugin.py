@@ -37,16 +37,18 @@ class CheckedCheckpointIO(TorchCheckpointIO):
     """
 
     def __init__(self, model: torch.nn.Module, args: argparse.Namespace,
-                 twin: str = "lightning") -> None:
+                 twin: str = "lightning", vocabulary: str | None = None) -> None:
         super().__init__()
         self.model, self.args, self.twin = model, args, twin
+        self.vocabulary = vocabulary  # step 4: the characters its model knows, saved and checked
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
         if self.args.resume and Path(path).resolve() == Path(self.args.resume).resolve():
-            return load_checkpoint_checked(path, self.twin, self.model, self.args)
+            return load_checkpoint_checked(path, self.twin, self.model, self.args, self.vocabulary)
         # Another file: the Fabric twin's own best.ckpt, reloaded for --test and --predict.
         return super().load_checkpoint(path, map_location, weights_only=True)
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(path, checkpoint | {"run_flags": run_flags(self.args)})
+        extra = {"vocabulary": self.vocabulary} if self.vocabulary is not None else {}
+        atomic_save(path, checkpoint | {"run_flags": run_flags(self.args)} | extra)

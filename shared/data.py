@@ -1,4 +1,4 @@
-"""Datasets for the three examples, loaded once into in-memory tensors.
+"""Datasets for steps 1-3, loaded once into in-memory tensors (step 4 reads text: shared/text.py).
 
 MNIST and Fashion-MNIST (`--dataset`, the same format) are read from torchvision's folder
 layout, `DATA_DIR/MNIST/raw/*-ubyte[.gz]` or `DATA_DIR/FashionMNIST/raw/...`, so a folder

@@ -1,4 +1,4 @@
-"""The command-line flags of all nine files, defined once: the flag table and its parser.
+"""The command-line flags of every twin, defined once: the flag table and its parser.
 
 `parse_args("cnn_classifier", "plain")` gives the three twins of that example the same flags
 with the same defaults, so "the same flags" always means the same run. Every step takes the
@@ -17,8 +17,9 @@ import torch
 
 from shared import machine_checks
 from shared.data import IMAGE_DATASETS
+from shared.one_line_parser import OneLineParser
 from shared.registry import EXAMPLES, FOLDERS, TWINS, twin_named
-from shared.run_end import BadInput
+from shared.run_folders import newest_last_checkpoint
 
 # Each example's own defaults (shared/registry.py lists the examples, in ladder order).
 DEFAULTS: dict[str, dict] = {
@@ -28,19 +29,16 @@ DEFAULTS: dict[str, dict] = {
     "cnn_classifier": dict(epochs=2, batch_size=64, lr=0.01, momentum=0.9, lr_step_gamma=0.7),
     "sum_dataset": dict(epochs=5, batch_size=64, lr=1e-3, hidden_size=256, num_features=32,
                         num_samples=10_000),
+    # nanoGPT's shakespeare_char recipe, cut down to run in seconds on a CPU
+    # small enough to learn visibly on 2 CPU cores in well under a minute
+    "tiny_gpt": dict(max_steps=300, batch_size=16, lr=6e-3, context=64, warmup_steps=30,
+                     weight_decay=0.1, eval_interval=100, eval_batches=8),
 }
 MAX_SEED = 2**32 - 1  # NumPy's limit, and so Lightning's seed_everything's
 FLOAT32_MAX = torch.finfo(torch.float32).max  # the optimizers cast lr to the float32 weights' type
 MAX_SIZE = 2**20  # --hidden-size, --num-features: a 784 x 2**20 layer is already 3 GB
 MAX_SAMPLES = 10**8  # --num-samples
 MAX_WORKERS = 64  # --num-workers: each one is a whole process
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse prints the whole usage before an error; we raise one line (exit status 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise BadInput(f"{message} (see --help)")
 
 
 class _ShowDefaults(argparse.HelpFormatter):
@@ -87,15 +85,22 @@ def build_parser(example: str, package: str | None = None,
                            description=about.strip().splitlines()[0] if about else None,
                            formatter_class=_ShowDefaults)
     add = parser.add_argument
-    add("--epochs", type=_at_least(1, int), help="passes over the training set")
+    by_steps = example == "tiny_gpt"  # step 4 counts optimizer steps, not passes over the data
+    if not by_steps:
+        add("--epochs", type=_at_least(1, int), help="passes over the training set")
     add("--batch-size", type=_at_least(1, int), help="samples per optimizer step")
     add("--lr", type=_positive_float, help="learning rate")
     add("--seed", type=_at_least(0, int), default=42, help=f"0..{MAX_SEED}")
-    add("--data-dir", help="holds MNIST/raw/ or FashionMNIST/raw/ (torchvision's layout), or the "
-        "files flat (default: the repository's data/; for Fashion-MNIST, also Debian's "
-        "/usr/share/datasets/fashion-mnist)")
-    add("--limit-train", type=_at_least(1, int), help="use the first N training samples")
-    add("--limit-val", type=_at_least(1, int), help="use the first N validation samples")
+    if by_steps:
+        add("--data-dir", help="holds devils_dictionary.txt, the default --corpus (default: the "
+            "repository's data/)")
+    else:
+        add("--data-dir", help="holds MNIST/raw/ or FashionMNIST/raw/ (torchvision's layout), or "
+            "the files flat (default: the repository's data/; for Fashion-MNIST, also Debian's "
+            "/usr/share/datasets/fashion-mnist)")
+    if not by_steps:
+        add("--limit-train", type=_at_least(1, int), help="use the first N training samples")
+        add("--limit-val", type=_at_least(1, int), help="use the first N validation samples")
     add("--dry-run", action="store_true", help="one train and one val batch, write nothing")
     add("--accelerator", choices=["auto", "cpu", "gpu"], default="auto",
         help="where to train: auto picks a CUDA or MPS GPU when there is one")
@@ -113,7 +118,8 @@ def build_parser(example: str, package: str | None = None,
         add("--lr-step-gamma", type=_positive_float,
             help="StepLR: multiply the lr by this each epoch")
         add("--checkpoint-dir", help="save best.ckpt (lowest val_loss) and last.ckpt here")
-        add("--resume", metavar="PATH", help="continue training from this twin's checkpoint")
+        add("--resume", metavar="PATH", help="continue training from this twin's checkpoint; "
+            "auto: from its newest last.ckpt in --checkpoint-dir, if any")
         add("--test", action="store_true", help="after training, evaluate on the test split")
         add("--predict", type=_at_least(1, int), metavar="N", help="then predict N test images")
         add("--devices", type=_at_least(1, int, MAX_WORKERS), default=1,
@@ -144,6 +150,30 @@ def build_parser(example: str, package: str | None = None,
             help="mixed precision: bf16-mixed on CPU, 16-mixed on CUDA")
         add("--accumulate-grad-batches", type=_at_least(1, int), default=1,
             help="batches per optimizer step")
+    if example == "tiny_gpt":  # step 4: how people train models today
+        add("--max-steps", type=_at_least(1, int, MAX_SAMPLES), help="optimizer steps to train")
+        add("--corpus", metavar="FILE", help="a UTF-8 text to train on (default: "
+            "devils_dictionary.txt in --data-dir)")
+        add("--context", type=_at_least(1, int, 4096), help="characters the model reads at once")
+        add("--warmup-steps", type=_at_least(0, int), help="the lr rises linearly over these steps")
+        add("--weight-decay", type=_at_least(0.0, float), help="AdamW's, on the linear weights")
+        add("--eval-interval", type=_at_least(1, int), help="validate every N steps")
+        add("--eval-batches", type=_at_least(1, int), help="validation batches each time")
+        add("--checkpoint-dir", help="save a checkpoint every --checkpoint-every steps here")
+        add("--checkpoint-every", type=_at_least(1, int), default=100, metavar="N",
+            help="steps between checkpoints")
+        add("--resume", metavar="PATH", help="continue training from this twin's checkpoint")
+        add("--precision", choices=["32-true", "bf16-mixed"], default="32-true",
+            help="bf16-mixed: autocast to bfloat16 on the CPU")
+        add("--sample-length", type=_at_least(0, int, 100_000), default=300,
+            help="characters to sample at the end")
+        add("--prompt", default="\n", help="the text the sample continues (default: a new line)")
+        add("--temperature", type=_positive_float, default=0.8, help="below 1: safer characters")
+        add("--compile", action="store_true", help="torch.compile the model")
+        add("--devices", type=_at_least(1, int, MAX_WORKERS), default=1,
+            help="train on N processes per machine at once (DDP); the plain twin needs torchrun")
+        add("--num-nodes", type=_at_least(1, int, MAX_WORKERS), default=1,
+            help="machines taking part (DDP); started by torchrun --nnodes or SLURM")
     parser.set_defaults(**DEFAULTS[example])
     return parser
 
@@ -165,6 +195,11 @@ def parse_args(example: str, twin: str, argv: list[str] | None = None,
     if unknown:
         parser.error(_not_this_steps(example, package, unknown))
     machine_checks.expand_paths(parser, args)
+    if getattr(args, "resume", None) == "auto":  # a restarted job goes on from where it stopped
+        if not args.checkpoint_dir:
+            parser.error("argument --resume: auto looks for last.ckpt in --checkpoint-dir; pass "
+                         "--checkpoint-dir DIR too")
+        args.resume = newest_last_checkpoint(args.checkpoint_dir, example, twin)
     if args.seed > MAX_SEED:
         parser.error(f"argument --seed: {args.seed} is too large; it must be at most {MAX_SEED}")
     if example == "sum_dataset" and (args.find_lr or args.find_batch_size):
@@ -175,14 +210,22 @@ def parse_args(example: str, twin: str, argv: list[str] | None = None,
         if clashing:  # the hand-written finders leave these out (see by_hand/)
             parser.error(f"argument {finder}: not together with {clashing[0]}; run the finder "
                          "alone, then train with its result")
+    if example == "tiny_gpt" and args.warmup_steps >= args.max_steps:
+        parser.error(f"argument --warmup-steps: {args.warmup_steps} warmup steps in a run of "
+                     f"--max-steps {args.max_steps} leave no step at the full rate; pass fewer "
+                     "warmup steps or more --max-steps")
+    if example == "tiny_gpt" and args.dry_run:  # one step, one validation batch, a short sample
+        args.sample_length = min(args.sample_length, 20)
     gamma = getattr(args, "lr_step_gamma", 1)
-    last_lr_log = math.log(args.lr) + (args.epochs - 1) * math.log(gamma)  # logs: no overflow
+    epochs = getattr(args, "epochs", 1)
+    last_lr_log = math.log(args.lr) + (epochs - 1) * math.log(gamma)  # logs: no overflow
     if last_lr_log > math.log(FLOAT32_MAX):
         parser.error(f"argument --lr-step-gamma: {args.lr_step_gamma} over {args.epochs} epochs "
                      f"takes the lr past {FLOAT32_MAX:.3g}, which float32 cannot hold; pick a "
                      "gamma nearer 1")
     processes = getattr(args, "devices", 1) * getattr(args, "num_nodes", 1)
-    if processes > 1 and (args.test or args.predict):  # as Lightning advises
+    step_2_only = getattr(args, "test", False) or getattr(args, "predict", None)
+    if processes > 1 and step_2_only:  # as Lightning advises
         parser.error(f"argument --devices: --test and --predict run on one process, so that each "
                      f"image counts once (DDP's sampler repeats a few); train with --devices "
                      f"{args.devices} --checkpoint-dir DIR, then resume from its last.ckpt with "

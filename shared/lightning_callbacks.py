@@ -43,3 +43,17 @@ class RngInCheckpoint(L.Callback):
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
 
+
+
+class RecordBySteps(RecordMetrics):
+    """Step 4's record: each step's loss and learning rate, and each evaluation by its step."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        # The rate this step uses, as LearningRateMonitor(logging_interval="step") reads it.
+        self.record.learning_rate.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        metrics = trainer.callback_metrics
+        line = self.record.end_eval(trainer.global_step, metrics["val_loss"].item(),
+                                    metrics["val_accuracy"].item())
+        pl_module.print(line)

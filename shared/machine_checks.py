@@ -17,7 +17,13 @@ from pathlib import Path
 import torch
 
 # The flags that name a path, and how the twins read them: the same way in both.
-PATH_FLAGS = ("data_dir", "log_dir", "checkpoint_dir", "resume", "metrics_out")
+PATH_FLAGS = ("data_dir", "corpus", "log_dir", "checkpoint_dir", "resume", "metrics_out")
+MIB = 2**20
+# The free space each output needs before a run starts, generously: a file that can be created
+# needs no free block, so "writable" alone let a run train for an hour and then lose its
+# results. A step 2 checkpoint is about 5 MiB, and a save holds three (best, last, the new one).
+FREE_SPACE_NEEDED = {"--log-dir": 1 * MIB, "--checkpoint-dir": 32 * MIB, "--metrics-out": 1 * MIB,
+                     "--data-dir": 64 * MIB}
 
 
 def expand_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -57,10 +63,10 @@ def check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     for flag, folder in (("--log-dir", args.log_dir),
                          ("--checkpoint-dir", getattr(args, "checkpoint_dir", None)),
                          ("--metrics-out", metrics_folder)):
-        problem = folder and _cannot_write_into(Path(folder))  # found now, not after the whole run
-        if problem:
+        problem = folder and cannot_write_into(Path(folder), FREE_SPACE_NEEDED[flag])  # now, not
+        if problem:  # after the whole run
             parser.error(f"argument {flag}: cannot write into {folder} ({problem}); pick a folder "
-                         "you can write to")
+                         "you can write to, with room for the run's files")
     if args.metrics_out:
         _check_metrics_out(parser, args)
 
@@ -94,7 +100,7 @@ def _check_metrics_out(parser: argparse.ArgumentParser, args: argparse.Namespace
     if kind is not None and not path.is_file():
         what = "a folder" if path.is_dir() else "not a regular file (a pipe, a device)"
         parser.error(f"argument --metrics-out: {args.metrics_out} is {what}; pick a file path")
-    for flag in ("resume", "data_dir", "log_dir", "checkpoint_dir"):
+    for flag in ("resume", "data_dir", "corpus", "log_dir", "checkpoint_dir"):
         other = getattr(args, flag, None)
         name = "--" + flag.replace("_", "-")
         if other and Path(other).resolve() == target:
@@ -108,12 +114,13 @@ def _check_metrics_out(parser: argparse.ArgumentParser, args: argparse.Namespace
                      "file path you can write")
 
 
-def _cannot_write_into(folder: Path) -> str | None:
+def cannot_write_into(folder: Path, needed: int = 0) -> str | None:
     """Why files cannot be written in `folder`, or in its nearest existing parent, which will
-    hold it; None if they can.
+    hold it; None if they can, with at least `needed` bytes free.
 
     Tried for real, with a temporary file that vanishes at once: `os.access` answers yes to root
     even where the kernel refuses every write (/proc, a read-only mount). Nothing is created.
+    An empty file needs no free block, so the free space is asked of the filesystem too.
     """
     try:
         os.stat(folder)  # a name too long, or a symlink loop, is refused here, not mid-run
@@ -127,8 +134,12 @@ def _cannot_write_into(folder: Path) -> str | None:
         folder = folder.parent
     try:
         tempfile.TemporaryFile(dir=folder).close()
+        space = os.statvfs(folder)
     except OSError as error:  # also NotADirectoryError: a file where a folder should be
         return error.strerror
+    free = space.f_bavail * space.f_frsize  # what an ordinary user may fill, as df shows it
+    if free < needed:
+        return f"only {free / MIB:.1f} MiB free there, of the {needed / MIB:.0f} MiB needed"
     return None
 
 

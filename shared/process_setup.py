@@ -6,7 +6,10 @@
   stderr holds only the one line of a run that ends early (shared/run_end.py), and without
   the tip advertising Lightning's cloud logger that a Trainer logs as it starts.
 - One FutureWarning that torch 2.14 raises inside Lightning 2.6's own code (`LeafSpec`, in
-  lightning/pytorch/utilities/_pytree.py, nothing a learner can change) is not shown.
+  lightning/pytorch/utilities/_pytree.py, nothing a learner can change) is not shown; nor
+  is the hint Lightning gives on a machine where SLURM is installed but the run was not
+  started by `srun` ("The `srun` command is available on your system but is not used"): a
+  run started without srun on such a machine is what a user meant (docs/scaling-out.md).
 
 Each twin runs its `main()` inside `in_place()`, inside shared/run_end.py's `in_one_line()`.
 Nothing happens on import.
@@ -21,14 +24,16 @@ from collections.abc import Iterator
 from shared.blas import reserve_blas_workspace
 
 LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+SRUN_HINT = r"The `srun` command is available on your system but is not used"
 
 
 @contextlib.contextmanager
 def in_place() -> Iterator[None]:
     """While `main()` runs: the BLAS workspace reserved, Lightning's INFO lines on stdout, and
-    the LeafSpec warning hidden. The last two are put back at the end."""
+    the LeafSpec warning and the srun hint hidden. The last two are put back at the end."""
     with warnings.catch_warnings(), _lightning_info_on_stdout():
         warnings.filterwarnings("ignore", LEAFSPEC_WARNING, FutureWarning)
+        warnings.filterwarnings("ignore", SRUN_HINT)
         reserve_blas_workspace()  # so that memory short mid-run cannot change a bit
         yield
 

@@ -30,6 +30,7 @@ EXAMPLES = (
     Example(1, "mnist_feedforward"),  # the classic MLP on MNIST
     Example(2, "cnn_classifier"),  # a real training job: a conv net
     Example(3, "sum_dataset"),  # Lightning's extras, on a custom Dataset
+    Example(4, "tiny_gpt"),  # how people train models today: a small GPT, by steps
 )
 TWINS = (
     Twin("plain_pytorch", "plain", "plain", "plain PyTorch, by hand"),

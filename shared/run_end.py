@@ -6,8 +6,12 @@
   steps that ran go to `--metrics-out`, one line on stderr, exit status 1.
 - Ctrl-C, and SIGTERM (what `docker stop`, Kubernetes and SLURM send): the steps that ran go
   to `--metrics-out`, one line, exit status 1, as Lightning's Trainer ends a run it interrupts.
-- An operating-system error on a path or a stream mid-run (a full disk, output piped into
-  `head` that closed early): one line on stderr, exit status 1.
+- An operating-system error on a path or a stream mid-run (a full disk, a run folder removed,
+  output piped into `head` that closed early), even one raised in TensorBoard's writer thread
+  or wrapped by Lightning in another exception: the steps that ran go to `--metrics-out`, one
+  line on stderr, exit status 1.
+- Results that cannot be written where `--metrics-out` points (`ResultsKeptElsewhere`): they
+  are written to a file in the temporary folder instead, and the one line says where.
 
 Each twin runs its `main()` inside `in_one_line()`. What a run must still do when it ends
 early is registered by a call: `RunRecord.start` calls `when_stopped` (a diverged or
@@ -21,8 +25,10 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 
+from shared import ranks
 from shared.ranks import global_rank
 
 INTERRUPTED = "Detected KeyboardInterrupt, attempting graceful shutdown ..."  # Lightning's words
@@ -32,6 +38,13 @@ class BadInput(Exception):
     """A bad flag value, data file, checkpoint or output path.
 
     The message is one line: the problem and the fix.
+    """
+
+
+class ResultsKeptElsewhere(Exception):
+    """`--metrics-out` could not be written; the results went to another file.
+
+    The message is one line: what failed, and where the results are.
     """
 
 
@@ -82,6 +95,26 @@ def _interrupts_as_ctrl_c() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _quiet_writer_threads() -> Iterator[None]:
+    """An OS error in a background thread (TensorBoard's event writer) prints no traceback.
+
+    The writer thread stops on it, and the main thread meets the same error at its next write,
+    flush or close, where `in_one_line` turns it into the run's one line.
+    """
+    before = threading.excepthook
+
+    def hook(arguments) -> None:
+        if not issubclass(arguments.exc_type, OSError):
+            before(arguments)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = before
+
+
+@contextlib.contextmanager
 def in_one_line() -> Iterator[None]:
     """Run a twin's `main()` so that it ends in one line, whatever stops it.
 
@@ -92,20 +125,30 @@ def in_one_line() -> Iterator[None]:
     Trainer ends a run it interrupts (lightning/pytorch/trainer/call.py: the Lightning twins'
     Trainer catches it first and exits itself). An operating-system error: one line, status 1.
     """
-    with _interrupts_as_ctrl_c():
+    with _interrupts_as_ctrl_c(), _quiet_writer_threads():
         try:
-            yield
+            try:
+                yield
+            except BaseException:
+                ranks.stopping()  # DDP: this process, not Lightning's launcher, ends the others
+                raise
         except BadInput as error:
             _refused(str(error))
+        except ResultsKeptElsewhere as error:
+            print(f"error: {error}", file=sys.stderr)
+            ranks.exit_together(1)
         except Diverged as error:  # under DDP every process stops at this step: one of them says so
-            _stopped()
+            kept = _stopped()
             if global_rank() == 0:
-                print(f"error: {error}", file=sys.stderr)
-            sys.exit(1)
+                print(f"error: {error}{kept}", file=sys.stderr)
+            ranks.exit_together(1)
         except KeyboardInterrupt:  # the Lightning Trainer catches it first (fit, test, predict)
-            _stopped()
-            print(f"\n{INTERRUPTED}")
-            sys.exit(1)
+            kept = _stopped()
+            if global_rank() == 0:
+                print(f"\n{INTERRUPTED}")
+                if kept:
+                    print(f"error: {kept.removeprefix('; ')}", file=sys.stderr)
+            ranks.exit_together(1)
         except SystemExit as exit_:
             if _Interrupted.seen and exit_.code == 1:  # the Trainer stopped on Ctrl-C or SIGTERM
                 _stopped()
@@ -115,29 +158,62 @@ def in_one_line() -> Iterator[None]:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             print("error: the output was closed before the run ended (piped into head?); "
                   "it stopped there", file=sys.stderr)
-            sys.exit(1)
+            ranks.exit_together(1)
         except OSError as error:  # a full disk, a folder that vanished, ...
-            name = error.filename
-            where = f" ({name})" if name and str(name) not in str(error) else ""
-            print(f"error: {error.strerror or error}{where}", file=sys.stderr)
-            sys.exit(1)
+            _os_error(error)
         except (MemoryError, RuntimeError) as error:
-            if not isinstance(error, MemoryError) and "can't allocate memory" not in str(error):
+            if ranks.lost_a_peer(error):  # DDP: another process died (killed, out of memory, ...)
+                _stopped()
+                print(f"error: {ranks.LOST_A_PEER}", file=sys.stderr)
+                ranks.exit_together(1)
+            if isinstance(error, MemoryError) or "can't allocate memory" in str(error):
+                _refused("not enough memory for these sizes; lower --hidden-size, --num-features, "
+                         "--num-samples or --batch-size")
+            if _within(error, OSError) is None:
                 raise  # a real bug: keep its traceback
-            _refused("not enough memory for these sizes; lower --hidden-size, --num-features, "
-                     "--num-samples or --batch-size")
+            _os_error(_within(error, OSError))
+        except Exception as error:  # Lightning's logger wraps the writer's OSError in a ValueError
+            if _within(error, OSError) is None:
+                raise  # a real bug: keep its traceback
+            _os_error(_within(error, OSError))
 
 
-def _stopped() -> None:
+def _within(error: BaseException, kind: type) -> BaseException | None:
+    """The first exception of `kind` in `error`'s chain (itself, its cause, its context)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _os_error(error: OSError) -> None:
+    """One line for an operating-system error mid-run, after the steps that ran were kept."""
+    kept = _stopped()
+    name = error.filename
+    name = os.fsdecode(name) if isinstance(name, bytes) else name
+    what = f"{error.strerror}: {name}" if error.strerror and name else error.strerror or error
+    print(f"error: {what}; the run stopped there{kept}", file=sys.stderr)
+    ranks.exit_together(1)
+
+
+def _stopped() -> str:
+    """Keep what a run that ends early ran; return "" or, when --metrics-out could not be
+    written, "; " and where its results went instead."""
     for save in _on_stopped:
         try:
             save()
+        except ResultsKeptElsewhere as error:
+            return f"; {error}"
         except (OSError, BadInput):
             pass  # the run is ending anyway; its one line says why
+    return ""
 
 
 def _refused(message: str) -> None:
     for clean_up in _on_refused:
         clean_up()
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    ranks.exit_together(2)

@@ -5,7 +5,9 @@
 
 numbered as Lightning's `TensorBoardLogger` numbers them, so a rerun never appends to the
 previous run's event files or replaces its checkpoints. A run refused for bad input removes
-the folders it made while they are still unused (shared/run_end.py calls that back).
+the folders it made while they are still unused (shared/run_end.py calls that back). A new
+run also removes what saves killed in the earlier runs' folders left there (a `.part` file
+no save holds any more, shared/checkpoint_files.py: `remove_stale_parts`).
 """
 
 import argparse
@@ -13,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.checkpoint_files import remove_stale_parts
 from shared.ranks import global_rank
 from shared.run_end import when_refused
 
@@ -49,10 +52,28 @@ def claim_run_folders(args: argparse.Namespace, example: str, implementation: st
         made += _missing_folders(checkpoint_root)
         checkpoints = checkpoint_root / f"version_{claim_version(checkpoint_root)}"
     made += [path for path in (logs, checkpoints) if path not in made]
+    for root in {log_root, checkpoint_root or log_root}:  # litter of saves killed earlier
+        for version in _versions(root):
+            remove_stale_parts(root / f"version_{version}")
     when_refused(lambda: _remove_if_unused(made))
     apart = checkpoint_root and checkpoints != logs
     print(f"this run writes to {logs}" + (f" and {checkpoints}" if apart else ""))
     return RunFolders(version, logs, checkpoints if checkpoint_root else None)
+
+
+def newest_last_checkpoint(checkpoint_dir: str, example: str, implementation: str) -> str | None:
+    """`--resume auto`: the last.ckpt of the newest run of this twin that wrote one, or None.
+
+    Every process of a DDP run finds the same file (they share the folder), before rank 0
+    claims its new version_N. A checkpoint is saved atomically, so the file found is whole.
+    """
+    root = Path(checkpoint_dir, example, implementation)
+    found = (root / f"version_{n}" / "last.ckpt" for n in sorted(_versions(root), reverse=True))
+    last = next((path for path in found if path.is_file()), None)
+    if global_rank() == 0:
+        print(f"--resume auto: {last}" if last else
+              f"--resume auto: no last.ckpt under {root} yet, so this run starts from epoch 0")
+    return str(last) if last else None
 
 
 def claim_version(root: Path) -> int:

@@ -11,7 +11,10 @@ tools.compare` run the twins with `--metrics-out` and assert the records equal, 
     {"example": str, "implementation": "plain" | "fabric" | "lightning", "config": {flag: value},
      "train_loss": [float per optimizer step], "val_loss": [float per epoch],
      "val_accuracy": [float per epoch], "seconds": float,
-     "test": {"test_loss": float, "test_accuracy": float} or null, "predictions": [int] or null}
+     "test": {"test_loss": float, "test_accuracy": float} or null, "predictions": [int] or null,
+     "learning_rate": [float per optimizer step] (step 4; else []), "sample": str or null}
+Step 4 (tiny_gpt) counts steps, not epochs: "val_loss" and "val_accuracy" (the share of next
+characters guessed right) hold one float per evaluation, every --eval-interval steps.
 With --accumulate-grad-batches K > 1, "train_loss" has one float per batch (K per step),
 each the loss of that batch as training_step logged it.
 "seconds" is the record's own clock: the wall time from `start` to `finish`. Every twin starts
@@ -29,6 +32,8 @@ three print the same.
 import argparse
 import json
 import math
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +41,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from shared.ranks import global_rank
-from shared.run_end import BadInput, when_stopped
+from shared.run_end import ResultsKeptElsewhere, when_stopped
 
 
 @dataclass
@@ -50,6 +55,8 @@ class RunRecord:
     seconds: float = 0.0  # from start() to finish(): see the module's docstring
     test: dict | None = None  # --test: {"test_loss": float, "test_accuracy": float}
     predictions: list[int] | None = None  # --predict N: the labels predicted for N test samples
+    learning_rate: list[float] = field(default_factory=list)  # step 4: each step's lr
+    sample: str | None = None  # step 4: the text sampled at the end
 
     def __post_init__(self) -> None:
         self._started = time.perf_counter()  # the record's clock (not a field: not in the JSON)
@@ -65,6 +72,12 @@ class RunRecord:
         self.val_loss.append(val_loss)
         self.val_accuracy.append(val_accuracy)
         return f"epoch {epoch}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}"
+
+    def end_eval(self, step: int, val_loss: float, val_accuracy: float) -> str:
+        """Step 4: keep one evaluation (every --eval-interval steps); return its line."""
+        self.val_loss.append(val_loss)
+        self.val_accuracy.append(val_accuracy)
+        return f"step {step}: val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}"
 
     def end_test(self, test_loss: float, test_accuracy: float) -> str:
         """Keep step 2's test results; return the line the plain and Fabric twins print for them."""
@@ -93,7 +106,12 @@ class RunRecord:
         return self
 
     def write(self, args: argparse.Namespace) -> None:
-        """Write the JSON to `--metrics-out`, unless there is none or this is a `--dry-run`."""
+        """Write the JSON to `--metrics-out`, unless there is none or this is a `--dry-run`.
+
+        Written whole or not at all: into a temporary file beside it, then renamed over it. If
+        that fails (a disk that filled up during the run, a folder removed), the results go to
+        a file in the temporary folder instead, and `ResultsKeptElsewhere` says where.
+        """
         if not args.metrics_out or args.dry_run or global_rank() > 0:  # DDP: rank 0 writes it
             return
         self.seconds = self.seconds or time.perf_counter() - self._started  # stopped early: so far
@@ -101,10 +119,46 @@ class RunRecord:
         text = json.dumps(_finite_or_null(asdict(self)), indent=1, allow_nan=False) + "\n"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            _write_whole(path, text)
         except OSError as error:
-            raise BadInput(f"cannot write --metrics-out {path}: {error.strerror or error}; "
-                           "pick a writable path") from None
+            reason = error.strerror or error
+            kept = _keep_elsewhere(text, f"{self.example}-{self.implementation}-")
+            where = f"its results are in {kept}" if kept else "no other place could hold them"
+            raise ResultsKeptElsewhere(f"cannot write --metrics-out {path} ({reason}); "
+                                       f"{where}") from None
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`: a failure
+    leaves the previous file (or none), never an empty or half-written one."""
+    temporary = path.with_name(f".{path.name}.part")
+    try:
+        with open(temporary, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())  # a full disk shows here, not after the rename
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _keep_elsewhere(text: str, prefix: str) -> Path | None:
+    """Write `text` to a new file in the temporary folder (else the home folder); its path, or
+    None when neither can hold it."""
+    for folder in (tempfile.gettempdir(), Path.home()):
+        try:
+            descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=folder)
+        except OSError:
+            continue
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            return Path(name)
+        except OSError:
+            Path(name).unlink(missing_ok=True)
+    return None
 
 
 def _finite_or_null(value):

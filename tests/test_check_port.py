@@ -448,3 +448,27 @@ def test_a_loop_without_torch_optim_and_its_port_are_identical(tmp_path):
     done = check(*gallery("hand_update"), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert "identical: 12 training steps and no validation pass" in done.stdout
+
+
+@pytest.mark.slow  # a side prints 200 MB: the full tier
+def test_a_side_that_prints_without_end_keeps_the_check_small(tmp_path):
+    """A side printing 200 MB to stderr: the check keeps its last lines only, and its memory
+    (at most, over the check and both sides, as the kernel counts it) stays far below that."""
+    lines = "[sys.stderr.write('x' * 999 + chr(10)) for _ in range(200_000)]"
+    flood = f"{sys.executable} -c \"import sys; {lines}; sys.exit(1)\""
+    measure = (
+        "import resource, subprocess, sys; "
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+        "print(done.stderr[-3000:], file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", measure, sys.executable, "-m", "tools.check_port",
+         "--plain", flood, "--port", f"{sys.executable} -c 'print(1)'"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    status, kilobytes = map(int, done.stdout.split())
+    assert status == 2, done.stderr  # the plain side failed: its tail, then one line
+    assert "  plain | " + "x" * 999 in done.stderr.splitlines()
+    assert kilobytes < 150_000, f"{kilobytes} KB kept for 200 MB of output"

@@ -8,8 +8,12 @@ both twins compute with the same kernels.
 
 import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,15 +21,19 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from by_hand.checkpointing import load_checkpoint_unchecked
+from by_hand.checkpointing import load_checkpoint_unchecked, network_weights
 from shared.data import first, load_mnist
 from shared.models import ConvNet
+from shared.run_end import INTERRUPTED
 from tests.conftest import FOLDERS, PACKAGES, REPO, as_a_command, twin
 
 # 301 validation images: 151 a process, so the sampler pads one (repeats the first image).
 FLAGS = ["--limit-train", "512", "--limit-val", "301", "--batch-size", "32", "--accelerator", "cpu",
          "--no-progress"]
 STEPS_PER_EPOCH = 512 // 2 // 32  # each process: half the images, in batches of 32
+# The most a process may take to end once another of its run died (docs/scaling-out.md): it sees
+# the death at its next all-reduce, then keeps what ran and exits. Generous for a loaded machine.
+DEAD_PEER_SECONDS = 60
 
 
 def start(package: str, devices: int, flags: list[str], cwd: Path) -> subprocess.Popen:
@@ -178,7 +186,7 @@ def test_ddp_checkpoints_resume_on_one_process(resumed_on_one):
 @pytest.mark.slow
 def test_one_process_checkpoints_resume_on_two(resumed_on_one, mnist_dir):
     """Each twin's last.ckpt written by 1 process (epoch 3, resumed above) resumes on 2 processes
-    for epoch 4, and the twins go on alike.
+    for epoch 4, on one machine and on two, and the twins go on alike.
 
     The Fabric twin's trap: Fabric sets the DistributedSampler's epoch to the number of passes
     made in this run, from 0; without its seed shifted, the resumed epoch would repeat an earlier
@@ -198,6 +206,17 @@ def test_one_process_checkpoints_resume_on_two(resumed_on_one, mnist_dir):
     assert len(plain["val_loss"]) == 1
     assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
+    for package, name in FOLDERS.items():  # the same on two machines of one process each
+        last = resumed_on_one / f"ck-1/cnn_classifier/{name}/version_0/last.ckpt"
+        nodes = [resumed_on_one / f"{package}-node-{node}" for node in (0, 1)]
+        for node in nodes:
+            node.mkdir()
+        on_two_nodes(package, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "4", "--resume",
+                               str(last), "--metrics-out", "on-two-nodes.json"], nodes)
+        writer = next(node for node in nodes if (node / "on-two-nodes.json").exists())
+        on_two_nodes_run = json.loads((writer / "on-two-nodes.json").read_text())
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert on_two_nodes_run[key] == runs[0][key], (package, key)
 
 
 def _check_one_diverged_loss(rank: int, store: str, outcomes: str) -> None:
@@ -267,3 +286,246 @@ def test_test_and_predict_stay_on_one_process(package, capsys):
         twin(package, "cnn_classifier").main(["--devices", "2", "--test"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--devices 1" in err
+
+
+# Lightning's launcher (`--devices 2` without torchrun) as the race meets it, made certain: the
+# process it started stops first (exit status 1), and this one, rank 0, needs longer than the
+# launcher's 5-second look to end (a slow disk under --metrics-out: here, 6 seconds of sleep).
+RACE = """
+import subprocess, sys, time
+from lightning.fabric.strategies.launchers.subprocess_script import _launch_process_observer
+from shared import run_end
+from shared.run_end import BadInput, Diverged
+child = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(1)"])
+_launch_process_observer([child])  # what fabric.launch() and trainer.fit start beside rank 0
+child.wait()
+run_end.when_stopped(lambda: time.sleep(6) or print("the steps that ran are kept"))
+run_end.when_refused(lambda: time.sleep(6) or print("the run's folders are removed"))
+with run_end.in_one_line():
+    raise {stop}
+"""
+
+
+@pytest.mark.slow
+def test_a_stop_on_any_process_ends_rank_0_in_its_own_words_even_when_another_exited_first(
+        tmp_path):
+    """A nan loss, bad input, Ctrl-C or a dead peer, after the other process exited: rank 0 still
+    keeps what ran and ends with its one line and status, never killed by Lightning's launcher
+    (exit status -9), as the Fabric twin once was in the divergence test above."""
+    stops = {"Diverged('train_loss is nan at step 3')": ("error: train_loss is nan", 1,
+                                                         "the steps that ran are kept"),
+             "BadInput('no such file')": ("error: no such file", 2,
+                                          "the run's folders are removed"),
+             "KeyboardInterrupt": ("", 1, INTERRUPTED),
+             "RuntimeError('Connection closed by peer [127.0.0.1]:29500')": (
+                 "error: another process of this run died", 1, "the steps that ran are kept")}
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    started = {stop: subprocess.Popen([sys.executable, "-c", RACE.format(stop=stop)], env=env,
+                                      cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+               for stop in stops}  # at once: the four wait out the launcher's look together
+    for stop, (line, status, kept) in stops.items():
+        out, err = started[stop].communicate(timeout=600)  # only stops a hang
+        assert started[stop].returncode == status, (stop, started[stop].returncode, err)
+        assert err.startswith(line) and err.count("\n") == (1 if line else 0), (stop, err)
+        assert kept in out, (stop, out)
+
+
+def torchrun(package: str, nproc: int, flags: list[str], cwd: Path,
+             launcher: list[str] | None = None) -> subprocess.Popen:
+    """`torchrun LAUNCHER --nproc-per-node NPROC -m PACKAGE.cnn_classifier FLAGS`, for any twin
+    (Fabric and Lightning then start no processes of their own)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run",
+                             *(launcher or ["--standalone"]), f"--nproc-per-node={nproc}",
+                             "-m", f"{package}.cnn_classifier", *flags],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def worker(launcher: subprocess.Popen, rank: int) -> int:
+    """The process id of the worker with RANK=`rank` that `launcher` (torchrun) started."""
+    for pid in Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split():
+        if f"RANK={rank}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            return int(pid)
+    raise LookupError(f"no worker with RANK={rank}")
+
+
+def wait_for(path: Path, process: subprocess.Popen) -> None:
+    """Until `path` exists (checkpoints are saved whole, by a rename); fails if `process` ends."""
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_worker_killed_mid_epoch_ends_the_run_and_the_same_command_goes_on_from_last_ckpt(
+        package, ddp_runs, mnist_dir, tmp_path):
+    """SIGKILL rank 1 in epoch 1: rank 0 ends within seconds (not the collective's timeout), with
+    one line; the same command run again (`--resume auto`) takes the whole last.ckpt of epoch 0,
+    and its losses equal an uninterrupted run's from epoch 1 on, bit for bit.
+
+    (`torchrun --max-restarts 1` would run it again by itself, but with torch 2.14 and gloo its
+    second attempt cannot connect: docs/scaling-out.md.)"""
+    flags = [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "3", "--devices", "2",
+             "--checkpoint-dir", "ck", "--resume", "auto", "--metrics-out", "again.json"]
+    run = torchrun(package, 2, flags, tmp_path)
+    wait_for(tmp_path / f"ck/cnn_classifier/{FOLDERS[package]}/version_0/last.ckpt", run)
+    rank_0 = worker(run, 0)
+    os.kill(worker(run, 1), signal.SIGKILL)
+    killed = time.monotonic()
+    while Path(f"/proc/{rank_0}").exists() and b"State:\tZ" not in Path(
+            f"/proc/{rank_0}/status").read_bytes():
+        time.sleep(0.01)
+    rank_0_ended = time.monotonic() - killed
+    done = finish(run, status=1)
+    # Rank 0 said why it stopped (rank 1 said nothing: it was killed), unless torchrun's SIGTERM,
+    # which follows the death, reached it first: then it said Lightning's words.
+    said = done.stderr.count("error: another process of this run died") + done.stdout.count(
+        INTERRUPTED)
+    assert said == 1, done.stdout[-2000:] + done.stderr[-3000:]
+    assert rank_0_ended < DEAD_PEER_SECONDS, rank_0_ended
+    assert load_checkpoint_unchecked(
+        tmp_path / f"ck/cnn_classifier/{FOLDERS[package]}/version_0/last.ckpt")["epoch"] == 0
+    again = finish(torchrun(package, 2, flags, tmp_path))
+    last = f"ck/cnn_classifier/{FOLDERS[package]}/version_0/last.ckpt"
+    assert f"--resume auto: {last}" in again.stdout
+    uninterrupted = records(ddp_runs)[PACKAGES.index(package)]
+    resumed = json.loads((tmp_path / "again.json").read_text())
+    steps = STEPS_PER_EPOCH
+    assert resumed["train_loss"][:steps] == uninterrupted["train_loss"][steps:]
+    assert resumed["val_loss"][:1] == uninterrupted["val_loss"][1:]
+    assert len(resumed["train_loss"]) == 2 * steps  # epochs 1 and 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def on_two_nodes(package: str, flags: list[str], folders: list[Path]) -> list[str]:
+    """Two machines simulated here: a torchrun each (`--nnodes 2 --node-rank N`, one process),
+    meeting at one c10d endpoint, each in its own folder (`folders`: a machine's disk), with
+    `--num-nodes 2`. Returns each node's stdout."""
+    port = free_port()
+    nodes = [torchrun(package, 1, [*flags, "--num-nodes", "2"], folder,
+                      ["--nnodes", "2", f"--node-rank={node}", "--rdzv-backend", "c10d",
+                       f"--rdzv-endpoint=127.0.0.1:{port}"])
+             for node, folder in enumerate(folders)]
+    return [finish(node).stdout for node in nodes]
+
+
+@pytest.fixture(scope="module")
+def two_node_runs(mnist_dir, tmp_path_factory) -> Path:
+    """Each twin as `ddp_runs` ran it (2 epochs, 2 processes), but on two simulated machines of
+    one process each (LOCAL_RANK=0 on both); the folder holding, for each twin, node-0/ and
+    node-1/ (each machine's own disk: its logs and --metrics-out) and shared/ (checkpoints)."""
+    folder = tmp_path_factory.mktemp("two-nodes")
+    for package in PACKAGES:
+        nodes = [folder / package / f"node-{node}" for node in (0, 1)]
+        for node in nodes:
+            node.mkdir(parents=True)
+        (folder / package / "shared").mkdir()
+        # the checkpoints on storage both machines share, as every process reads best.ckpt back
+        outs = on_two_nodes(package, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2",
+                                      "--checkpoint-dir", str(folder / package / "shared"),
+                                      "--metrics-out", "metrics.json"], nodes)
+        # One voice for the two machines; but `fabric.print` prints from the first process of
+        # each machine (Fabric's documented choice), so the Fabric twin speaks once a machine.
+        voices = 2 if package == "fabric_version" else 1
+        assert "".join(outs).count("epoch 0: val_loss") == voices, outs
+    return folder
+
+
+@pytest.mark.slow
+def test_two_machines_of_one_process_give_what_one_machine_of_two_gives(two_node_runs, ddp_runs):
+    """The per-step losses, validation metrics and last.ckpt's weights of each twin on 2 nodes x
+    1 process equal, `==`, those on 1 node x 2 processes (and so the three twins agree); so a
+    checkpoint written by 2 machines resumes on 1 as the one-machine one does (tested above)."""
+    for package, one_machine in zip(PACKAGES, records(ddp_runs)):
+        writer = next(node for node in (two_node_runs / package).iterdir()
+                      if (node / "metrics.json").exists())
+        two_machines = json.loads((writer / "metrics.json").read_text())
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert two_machines[key] == one_machine[key], (package, key)
+        name = f"cnn_classifier/{FOLDERS[package]}/version_0/last.ckpt"
+        shared = two_node_runs / package / "shared"
+        assert [path.name for path in (shared / "cnn_classifier" / FOLDERS[package]).iterdir()
+                ] == ["version_0"]  # one writer
+        assert load_checkpoint_unchecked(shared / name)["epoch"] == 1
+        weights = network_weights(load_checkpoint_unchecked(shared / name))
+        reference = network_weights(load_checkpoint_unchecked(ddp_runs / "ck" / name))
+        assert weights.keys() == reference.keys()
+        assert all(torch.equal(weights[key], reference[key]) for key in weights), package
+
+
+@pytest.mark.slow
+def test_on_two_machines_one_process_alone_writes_and_it_is_global_rank_0(two_node_runs):
+    """Logs and --metrics-out come from one machine's folder; the other machine's process,
+    LOCAL_RANK=0 but global rank 1, leaves its folder empty (and one version_N of checkpoints
+    is in the shared folder, above)."""
+    for package in PACKAGES:
+        written = {node.name: sorted(str(path.relative_to(node)) for path in node.rglob("*"))
+                   for node in (two_node_runs / package).glob("node-*")}
+        assert sorted(len(files) > 0 for files in written.values()) == [False, True], written
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory) -> dict:
+    """A one-node SLURM cluster on this machine (.ci/slurm-localhost), for the module's tests;
+    the environment that points srun at it. Skipped only where SLURM is not installed."""
+    if not all(shutil.which(daemon) for daemon in ("slurmctld", "slurmd", "srun", "munged")):
+        pytest.skip("SLURM is not installed here (Debian: apt-get install slurm-wlm munge), so "
+                    "the srun runs are not tested; .ci/run installs it")
+    folder = tmp_path_factory.mktemp("slurm")
+    subprocess.run([REPO / ".ci/slurm-localhost", "start", folder], check=True, timeout=120)
+    yield dict(os.environ, SLURM_CONF=str(folder / "slurm.conf"), PYTHONPATH=str(REPO),
+               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    subprocess.run([REPO / ".ci/slurm-localhost", "stop", folder], check=True, timeout=120)
+
+
+def srun(package: str, flags: list[str], cwd: Path, env: dict, name: str) -> subprocess.Popen:
+    """`srun --nodes=1 --ntasks-per-node=2 python -m PACKAGE.cnn_classifier --devices 2 FLAGS`
+    (Lightning refuses --ntasks): SLURM starts both processes."""
+    return subprocess.Popen(["srun", "--nodes=1", "--ntasks-per-node=2", f"--job-name={name}",
+                             sys.executable, "-m", f"{package}.cnn_classifier", "--devices", "2",
+                             *flags],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+@pytest.mark.slow
+def test_srun_starts_every_twin_on_two_tasks_with_torchruns_results(slurm, ddp_runs, mnist_dir,
+                                                                     tmp_path):
+    """Under SLURM's srun (2 tasks), Lightning and Fabric read SLURM's variables and the plain
+    twin reads them by hand; the per-step losses and validation equal, `==`, the runs started by
+    torchrun and by Lightning's launcher."""
+    for package, started_otherwise in zip(PACKAGES, records(ddp_runs)):
+        finish(srun(package, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2",
+                              "--metrics-out", f"{package}.json"], tmp_path, slurm, package))
+        by_srun = json.loads((tmp_path / f"{package}.json").read_text())
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert by_srun[key] == started_otherwise[key], (package, key)
+
+
+@pytest.mark.slow
+def test_scancel_ends_every_twin_as_sigterm_does_keeping_what_ran(slurm, mnist_dir, tmp_path):
+    """scancel sends SIGTERM to every task: each twin stops as on Ctrl-C (one line, status 1,
+    the steps that ran in --metrics-out), and last.ckpt holds the last whole epoch."""
+    for package in PACKAGES:
+        name = f"scancel-{package}"
+        run = srun(package, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "50",
+                             "--checkpoint-dir", "ck", "--metrics-out", f"{package}.json"],
+                   tmp_path, slurm, name)
+        wait_for(tmp_path / f"ck/cnn_classifier/{FOLDERS[package]}/version_0/last.ckpt", run)
+        subprocess.run(["scancel", f"--name={name}"], env=slurm, check=True, timeout=60)
+        out, err = run.communicate(timeout=600)  # only stops a hang
+        assert out.count(INTERRUPTED) == 1, out[-2000:] + err[-2000:]
+        kept = json.loads((tmp_path / f"{package}.json").read_text())
+        last = load_checkpoint_unchecked(
+            tmp_path / f"ck/cnn_classifier/{FOLDERS[package]}/version_0/last.ckpt")
+        assert STEPS_PER_EPOCH <= len(kept["train_loss"]) < 50 * STEPS_PER_EPOCH
+        # every epoch that finished was saved, but one whose save the signal came before
+        assert last["epoch"] + 1 <= len(kept["val_loss"]) <= last["epoch"] + 2

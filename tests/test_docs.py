@@ -22,7 +22,8 @@ TWIN_FLAGS = {flag for example in EXAMPLE_NAMES
 TABLE_WRITERS = {"tools.ladder", "tools.one_liners", "tools.lightning_1x"}
 # Flags of other programs that the pages use: torchrun, pip, pytest, tensorboard, jupyter.
 OTHER_PROGRAMS = {"--standalone", "--nproc-per-node", "--nnodes", "--rdzv-backend",
-                  "--rdzv-endpoint",
+                  "--rdzv-endpoint", "--node-rank", "--max-restarts",  # torchrun's
+                  "--nodes", "--ntasks-per-node", "--ntasks",  # SLURM's srun
                   "--index-url", "--logdir", "--to", "--execute", "--output-dir", "--help",
                   "--full"}  # pytest's --full is tests/conftest.py's
 # and of the broken pairs that docs/check-your-port.md runs

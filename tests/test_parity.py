@@ -60,6 +60,19 @@ def test_sum_dataset_twins_match():
     assert plain.val_accuracy[-1] > 0.8  # and it learns: the rule is easy for an MLP
 
 
+def test_tiny_gpt_twins_match_step_by_step():
+    """The GPT twins agree on 8 steps (warmup 3, then the cosine), evaluated every 4 steps: each
+    loss, evaluation, step's rate and the sampled text (tests/test_tiny_gpt.py: the rest)."""
+    argv = ["--max-steps", "8", "--warmup-steps", "3", "--eval-interval", "4", "--eval-batches",
+            "2", "--batch-size", "8", "--context", "32", "--sample-length", "40",
+            "--accelerator", "cpu", "--no-progress"]
+    plain, fabric, lightning = run_all("tiny_gpt", argv)
+    assert_same_run(plain, fabric, lightning, steps=8, epochs=2)  # two evaluations
+    assert len(plain.learning_rate) == 8 and len(plain.sample) == 40
+    assert plain.learning_rate == fabric.learning_rate == lightning.learning_rate
+    assert plain.sample == fabric.sample == lightning.sample
+
+
 def test_the_comparison_can_fail():
     """A different seed gives a different curve, so the equalities above are not vacuous."""
     argv = ["--num-samples", "200", "--epochs", "1", "--accelerator", "cpu"]

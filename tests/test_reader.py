@@ -98,7 +98,7 @@ def test_sections_line_up_the_loop_with_training_step(browser, site):
 
 @pytest.mark.slow
 def test_index_lists_the_steps_in_order_with_their_code_lines(browser, site):
-    """The index names the three steps in ladder order, each of the nine files with its code-line
+    """The index names the steps in ladder order, each twin with its code-line
     count as counted now."""
     dom = rendered_dom(site / "index.html")
     positions = [dom.index(f'href="{step.example}.html"') for step in STEPS]

@@ -13,7 +13,7 @@ NOT_TWINS = {".venv", ".git", "tests", "notebooks", "docs", "data", "tools", "sh
 
 def twin_files_on_disk(root: Path = REPO) -> set[str]:
     """Every file under `root` that is written as a twin: a module that sets a top-level
-    `EXAMPLE = "..."` and defines `main`, as each of the nine does."""
+    `EXAMPLE = "..."` and defines `main`, as each twin does."""
     found = set()
     for path in root.glob("*/*.py"):
         if path.parts[-2] in NOT_TWINS or path.parts[-2].startswith("."):

@@ -381,3 +381,22 @@ def test_distributed_flags_that_no_launcher_can_serve_are_refused_in_one_line(pa
             twin(package, "cnn_classifier").main(flags)
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_the_fault_table_names_only_tests_that_exist_and_every_fault_test():
+    """docs/reliability.md's tables of faults cannot drift: every test they name exists, and
+    every test of the fault files (test_nothing_lost.py, test_tools_behave.py) has its row."""
+    import re
+
+    text = (REPO / "docs/reliability.md").read_text()
+    section = text[text.index("## Each fault, each twin, each tool"):text.index("## Bad input")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`test_" in line]
+    named = {name for row in rows for name in re.findall(r"`(test_\w+)`", row.split("|")[-2])}
+    defined = {path.name: set(re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE))
+               for path in (REPO / "tests").glob("test_*.py")}
+    every_test = set().union(*defined.values())
+    assert named - every_test == set()  # no row names a test that is not there
+    fault_tests = defined["test_nothing_lost.py"] | defined["test_tools_behave.py"]
+    assert fault_tests - named == set()  # no fault test without its row
+    twin_rows = [row for row in rows if row.count("|") == 6]  # fault, plain, Fabric, Lightning
+    assert all(all(cell.strip() for cell in row.split("|")[1:-1]) for row in twin_rows)

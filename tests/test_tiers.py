@@ -58,7 +58,7 @@ def test_the_quick_tier_holds_a_parity_test_of_every_example(quick_tier):
 
 
 def test_the_quick_tier_holds_a_bad_input_test_of_every_twin(quick_tier):
-    """Every bad value refused in one line by each of the nine files (tests/test_cli.py), and each
+    """Every bad value refused in one line by each twin (tests/test_cli.py), and each
     package's `python -m` entry point refusing one, run in plain `pytest`."""
     refused = {(item.callspec.params["example"], item.callspec.params["package"])
                for item in quick_tier

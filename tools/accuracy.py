@@ -18,8 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from shared import process_setup, run_end
 from shared.data import IMAGE_DATASETS, load_mnist
-from shared.flags import DEFAULTS, OneLineParser
+from shared.flags import DEFAULTS
 from shared.models import FeedForward
+from shared.one_line_parser import OneLineParser
 from shared.registry import PACKAGES, TWINS
 from shared.run_end import BadInput
 

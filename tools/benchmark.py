@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 from shared import process_setup, run_end
 from shared.data import IMAGE_DATASETS, first, load_mnist
-from shared.flags import OneLineParser
+from shared.one_line_parser import OneLineParser
 from shared.registry import TWINS
 from shared.run_end import BadInput
 

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from shared import process_setup, run_end
-from shared.flags import OneLineParser
+from shared.one_line_parser import OneLineParser
 from shared.run_end import BadInput
 
 SHIM = Path(__file__).resolve().parent / "blas_repro_shim" / "failing_malloc.c"

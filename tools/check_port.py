@@ -37,7 +37,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from shared.flags import OneLineParser
+from shared.one_line_parser import OneLineParser
 from shared.run_end import BadInput
 
 RECORDER = Path(__file__).resolve().parent / "port_recorder"

@@ -2,16 +2,19 @@
 
     python -m tools.compare [any flag the examples take]
 
-Each of the nine files runs in its own process, exactly as a learner would run it, with
+Each twin runs in its own process, exactly as a learner would run it, with
 `--metrics-out`; the JSON files are then compared, and each step's three loss curves are
 drawn on one chart, `PLOT_DIR/EXAMPLE.png` (`--plot-dir`, default runs/compare). Other flags
-go to every example that has them (`--epochs 3` to all nine, `--num-samples 2000` to the
-sum twins only). Before each twin it prints "twin K of 9", the command, and how long the
-rest should take, judged from the twins that ran. Exit status 1 if any twin's numbers
-differ, 2 for a flag no example knows.
+go to every example that has them (`--epochs 3` to steps 1-3, `--max-steps 200` to step 4,
+`--num-samples 2000` to the sum twins only). Before each twin it prints "twin K of N", the
+command, and how long the rest should take, judged from the twins that ran. Exit status 1 if
+any twin's numbers differ, 2 for a flag no example knows. Ctrl-C or SIGTERM stops the twin
+that is running and ends in one line, with exit status 1. A twin's stderr goes to a temporary
+file, of which only the last line is read.
 """
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,7 +22,8 @@ import time
 from pathlib import Path
 
 from shared import process_setup, run_end
-from shared.flags import OneLineParser, build_parser
+from shared.flags import build_parser
+from shared.one_line_parser import OneLineParser
 from shared.registry import EXAMPLE_NAMES, TWINS
 from tools.plots import plot_losses
 
@@ -36,12 +40,19 @@ def run_twin(package: str, example: str, flags: list[str], out: Path) -> dict:
                "--metrics-out", str(out)]
     with tempfile.TemporaryFile("w+") as errors, \
             subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True) as process:
-        for line in process.stdout:
-            if line.startswith(("epoch ", "early stopping", "this run writes")):
-                print(f"    {line.rstrip()}", flush=True)
-        process.wait()
-        errors.seek(0)
-        stderr = errors.read()
+        try:
+            for line in process.stdout:
+                if line.startswith(("epoch ", "early stopping", "this run writes")):
+                    print(f"    {line.rstrip()}", flush=True)
+            process.wait()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the twin too, then say so
+            process.terminate()
+            process.wait()
+            raise
+        raw = errors.buffer  # in bytes: a text file cannot seek to any offset
+        raw.seek(0, os.SEEK_END)
+        raw.seek(max(0, raw.tell() - 8192))  # the tail only, however much it printed
+        stderr = raw.read().decode(errors="replace")
     if process.returncode != 0:
         tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
         print(f"{' '.join(command[2:])} failed with status {process.returncode}: {tail}",
@@ -150,4 +161,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with run_end.in_one_line():  # Ctrl-C, SIGTERM: one line, status 1, the running twin stopped
+        main()

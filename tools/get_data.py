@@ -11,10 +11,12 @@ MNIST tutorial splits them. Files already there are checked and kept.
 """
 
 import sys
+from pathlib import Path
 
 from shared import process_setup, run_end
 from shared.data import IMAGE_DATASETS, REPOSITORY_DATA, fetch, load_mnist
-from shared.flags import OneLineParser
+from shared.machine_checks import FREE_SPACE_NEEDED, cannot_write_into
+from shared.one_line_parser import OneLineParser
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="which dataset")
     parser.add_argument("--data-dir", default=str(REPOSITORY_DATA), help="where DATASET/raw/ goes")
     args = parser.parse_args(argv)
+    # before the network is tried: a folder it cannot write into is named as that, not "offline"
+    problem = cannot_write_into(Path(args.data_dir), FREE_SPACE_NEEDED["--data-dir"])
+    if problem:
+        parser.error(f"argument --data-dir: cannot write into {args.data_dir} ({problem}); pick "
+                     "a folder you can write to")
     fetch(args.data_dir, args.dataset)
     print(load_mnist(args.data_dir, args.dataset, download=False).note)
 

@@ -73,6 +73,19 @@ LESSONS = {
         "hands over seeding (`fabric.seed_everything`), precision, `fabric.clip_gradients`, "
         "`fabric.no_backward_sync`; still writes early stopping and both finders (from "
         "`by_hand/`), determinism, the accumulation window"),
+    "tiny_gpt": (
+        "how people train models today: a small GPT, by steps",
+        "a decoder-only transformer on characters, batches of random windows from a generator "
+        "of their own; a loop by steps ⟷ `max_steps`; evaluating every N steps on N batches ⟷ "
+        "`val_check_interval`, `check_val_every_n_epoch=None`, `limit_val_batches`; AdamW with "
+        "decay and no-decay groups; warmup then cosine, set before each step ⟷ a `LambdaLR` with "
+        "`\"interval\": \"step\"`; logging the rate ⟷ `LearningRateMonitor`; a checkpoint every "
+        "N steps and a resume mid-run ⟷ `ModelCheckpoint(every_n_train_steps=N)`, the "
+        "iterable's `state_dict` saved by the Trainer; sampling ⟷ `predict_step`; bf16 autocast "
+        "⟷ `precision=\"bf16-mixed\"`; `torch.compile`",
+        "hands over precision (`fabric.autocast()`), checkpoint IO of the training iterable "
+        "(`fabric.save`, `fabric.load`), logging, DDP; still writes the loop by steps, the "
+        "rate's schedule, evaluation, when to checkpoint, sampling"),
 }
 STEPS = tuple(Step(example.step, example.name, *LESSONS[example.name],
                    tuple(flag for flag in flag_names(example.name) if flag not in COMMON_FLAGS))

@@ -41,7 +41,7 @@ from pygments.lexers import PythonLexer
 from pygments.token import STANDARD_TYPES, Comment
 
 from shared import process_setup, run_end
-from shared.flags import OneLineParser
+from shared.one_line_parser import OneLineParser
 from shared.registry import PACKAGES, TWINS
 from tools.ladder import REPO, STEPS, Step, code_line_numbers, code_lines, twin_path
 
@@ -343,11 +343,30 @@ def page(title: str, body: str) -> str:
             f"<style>{STYLE}{colours}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
 
 
+# The file that marks a folder as the reader's own: --out is refused unless it is empty, or holds
+# this file (the reader wrote it there before), so the reader never writes over anyone's files.
+STAMP = ".written-by-tools-reader"
+
+
+def why_not_ours(out: Path) -> str | None:
+    """Why the reader may not write into `out`, or None: it may when `out` does not exist, is
+    empty, or holds the reader's stamp."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        return f"{out} is a file, not a folder"
+    if (out / STAMP).is_file() or not any(out.iterdir()):
+        return None
+    return (f"{out} already holds files the reader did not write; pick an empty or new folder "
+            f"(the reader writes only where it finds none, or its own {STAMP})")
+
+
 def build(out: Path, lessons: list[tuple[str, str]] = ()) -> list[Path]:
     """Write index.html (listing `lessons`, whose pages are built) and, for each step, one page per
-    two of its
-    twins into `out`; return the files written."""
+    two of its twins into `out`, with the stamp that marks it as the reader's; return the files
+    written."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / STAMP).write_text("python -m tools.reader writes this folder; it may rewrite it\n")
     written = [out / "index.html"]
     written[0].write_text(index_page(lessons), encoding="utf-8")
     for step in STEPS:
@@ -400,6 +419,13 @@ def main() -> None:
                         help="also run every lesson notebook into a page (minutes)")
     with run_end.in_one_line(), process_setup.in_place():
         args = parser.parse_args()
+    try:
+        refusal = why_not_ours(Path(args.out))
+    except OSError as error:  # a folder it may not list
+        refusal = f"cannot read {args.out}: {error.strerror or error}"
+    if refusal:
+        print(f"error: argument --out: {refusal}", file=sys.stderr)
+        sys.exit(2)
     try:
         lessons = []
         if args.lessons:

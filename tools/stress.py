@@ -11,10 +11,14 @@ run's per-step `train_loss`, `val_loss` and `val_accuracy` (from `--metrics-out`
 the first run's of that step, plain, Fabric or Lightning, to the last bit. It prints a line per
 step and exits 1 if any run differs, naming it.
 
-A script, not a test: tests/test_stress.py runs a short form of it.
+A script, not a test: tests/test_stress.py runs a short form of it. Ctrl-C or SIGTERM stops
+it in one line, with every process it started stopped too. A run's stderr goes to a file in
+its folder, of which only the last line is read.
 """
 
+import argparse
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -26,8 +30,12 @@ import time
 from pathlib import Path
 
 from shared import process_setup, run_end
-from shared.flags import OneLineParser
+from shared.one_line_parser import OneLineParser
 from shared.registry import EXAMPLE_NAMES, TWINS
+
+MAX_RUNS = 1000
+MAX_LOAD = 4 * (os.cpu_count() or 1)  # beyond that, more processes only slow the machine down
+MAX_LOAD_SECONDS = 24 * 3600
 
 # Small but real runs: every feature the step teaches that changes the numbers is on.
 FLAGS = {
@@ -35,6 +43,9 @@ FLAGS = {
     "cnn_classifier": ["--limit-train", "400", "--limit-val", "150", "--epochs", "2",
                        "--batch-size", "50"],
     "sum_dataset": ["--num-samples", "650", "--epochs", "3", "--gradient-clip-val", "0.05"],
+    "tiny_gpt": ["--max-steps", "12", "--warmup-steps", "3", "--eval-interval", "4",
+                 "--eval-batches", "2", "--batch-size", "8", "--context", "32",
+                 "--sample-length", "40"],
 }
 PACKAGES = {twin.folder: twin.package for twin in TWINS}  # "plain": "plain_pytorch", ...
 
@@ -60,14 +71,37 @@ def run(example: str, twin: str, index: int, root: Path) -> dict:
     command = [sys.executable, "-m", f"{PACKAGES[twin]}.{example}", *FLAGS[example],
                "--accelerator", "cpu", "--no-progress", "--log-dir", log_dir,
                "--metrics-out", "m.json"]
-    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
-        print(f"error: {command[2]} in {folder} failed with status {done.returncode}: {tail}",
-              file=sys.stderr)
-        sys.exit(1)
+    with open(folder / "stderr.txt", "w+") as errors:  # on disk, not in memory, however long
+        done = subprocess.run(command, cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                              stderr=errors)
+        if done.returncode != 0:
+            tail = (last_lines(errors) or ["(nothing on stderr)"])[-1]
+            print(f"error: {command[2]} in {folder} failed with status {done.returncode}: "
+                  f"{tail}", file=sys.stderr)
+            sys.exit(1)
     record = json.loads((folder / "m.json").read_text())
     return {key: record[key] for key in ("train_loss", "val_loss", "val_accuracy")}
+
+
+def last_lines(file, size: int = 8192) -> list[str]:
+    """The lines in the last `size` bytes of the open file `file`: a tail, whatever its length."""
+    raw = file.buffer  # in bytes: a text file cannot seek to any offset
+    raw.seek(0, os.SEEK_END)
+    raw.seek(max(0, raw.tell() - size))
+    return raw.read().decode(errors="replace").strip().splitlines()
+
+
+def bounded(kind: type, low: float, high: float):
+    """An argparse type: a finite `kind` from `low` to `high`; anything else is refused."""
+    def check(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not (math.isfinite(value) and low <= value <= high):  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"{text} must be a number from {low} to {high:g}")
+        return value
+    return check
 
 
 def differing(results: list[tuple[str, int, dict]]) -> list[tuple[str, int]]:
@@ -77,23 +111,23 @@ def differing(results: list[tuple[str, int, dict]]) -> list[tuple[str, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20, help="runs of each twin of each step")
+    parser.add_argument("--runs", type=bounded(int, 1, MAX_RUNS), default=20,
+                        help="runs of each twin of each step")
     parser.add_argument("--examples", nargs="+", choices=EXAMPLE_NAMES, default=list(EXAMPLE_NAMES))
-    parser.add_argument("--load", type=int, default=os.cpu_count() or 2,
+    parser.add_argument("--load", type=bounded(int, 0, MAX_LOAD),
+                        default=min(os.cpu_count() or 2, MAX_LOAD),
                         help="processes keeping the CPU busy")
-    parser.add_argument("--load-seconds", type=float, default=3600,
+    parser.add_argument("--load-seconds", type=bounded(float, 0, MAX_LOAD_SECONDS), default=3600,
                         help="the longest the load runs")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.load < 0:
-        parser.error("--runs must be at least 1 and --load at least 0")
     load = [multiprocessing.Process(target=spin, args=(args.load_seconds,), daemon=True)
             for _ in range(args.load)]
-    for process in load:
-        process.start()
-    print(f"{args.load} processes keep the CPU busy; {args.runs} runs of each twin of each step",
-          flush=True)
     start, odd_runs = time.monotonic(), []
-    try:
+    try:  # from the first process started: Ctrl-C or SIGTERM stops every one of them
+        for process in load:
+            process.start()
+        print(f"{args.load} processes keep the CPU busy; {args.runs} runs of each twin of each "
+              "step", flush=True)
         with tempfile.TemporaryDirectory() as root:
             for example in args.examples:
                 results = []
@@ -107,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{example}: {len(results)} runs, {steps} steps each: {verdict}", flush=True)
     finally:
         for process in load:
-            process.terminate()
+            if process.pid is not None:  # started
+                process.terminate()
+        for process in load:
+            if process.pid is not None:
+                process.join()
     print(f"{time.monotonic() - start:.0f} s; " + ("every run identical" if not odd_runs else
                                                   f"{len(odd_runs)} runs differ: {odd_runs}"))
     return 1 if odd_runs else 0

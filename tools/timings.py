@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared import process_setup, run_end
-from shared.flags import OneLineParser
+from shared.one_line_parser import OneLineParser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,9 +49,9 @@ UNDER_A_MINUTE = "under a minute to run"
 STATED = [
     Stated("README.md", "seconds plain / Fabric / Lightning",
            "the main job's table: each twin's training seconds", "main-job"),
-    Stated("README.md", "about 31 minutes on 2 CPU cores",
+    Stated("README.md", "about 42 minutes on 2 CPU cores",
            "the full suite's wall time, README's test command", "full-tier"),
-    Stated("README.md", "about 3 minutes on 2 CPU cores",
+    Stated("README.md", "about 2 minutes on 2 CPU cores",
            "the quick tier's wall time, plain pytest", "quick-tier"),
     Stated("README.md", "in about 3 minutes on 2 CPU cores",
            "the lesson pages' build, every lesson run", "lesson-pages"),
@@ -63,6 +63,8 @@ STATED = [
            "command: python -m tools.stress"),
     Stated("docs/parity.md", "about 0.2 s once per process",
            "reserving the BLAS workspace", "command: python -m tools.blas_repro"),
+    Stated("docs/scaling-out.md", "", "every time in the file: the table of 1, 2 and 4 processes; "
+           "the rest are the launchers' own timeouts and the tests' bounds", "scaling-out"),
     Stated("docs/costs.md", "", "every time in the file: one epoch of each twin, and its parts",
            "command: python -m tools.benchmark --reps 3"),
     Stated("docs/which-one.md", "", "every time in the file (costs.md's table, in short)",
@@ -112,6 +114,22 @@ def command_seconds(command: list[str], cwd: Path) -> str:
     return f"{seconds:.0f} s"
 
 
+def processes_seconds(out: Path) -> str:
+    """docs/scaling-out.md's table: one epoch of 4,096 images, the plain twin on 1, 2, 4
+    processes."""
+    figures = []
+    for n in (1, 2, 4):
+        _, done = timed([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                         "--nproc-per-node", str(n), "-m", "plain_pytorch.cnn_classifier",
+                         "--devices", str(n), "--limit-train", "4096", "--limit-val", "64",
+                         "--epochs", "1", "--no-progress", "--accelerator", "cpu"], out)
+        if done.returncode != 0:
+            raise RuntimeError((done.stderr.strip() or done.stdout.strip()).splitlines()[-1])
+        summary = [line for line in done.stdout.splitlines() if line.startswith("plain: ")][-1]
+        figures.append(f"{n}: {summary.removeprefix('plain: ')}")
+    return "; ".join(figures)
+
+
 def lesson_seconds(lesson: str) -> str:
     from tools.lesson_pages import execute
 
@@ -128,6 +146,8 @@ MEASURES = {  # name: (what is timed, how, given a scratch folder)
     "full-tier": ("python -m pytest -q --full (asked for by --full)",
                   lambda out: command_seconds([sys.executable, "-m", "pytest", "-q", "--full"],
                                               REPO)),
+    "scaling-out": ("one epoch of 4,096 images on 1, 2 and 4 processes (torchrun), the plain twin",
+                    processes_seconds),
     "lesson-pages": ("python -m tools.reader --out DIR --lessons",
                      lambda out: command_seconds([sys.executable, "-m", "tools.reader", "--out",
                                                   str(out / "site"), "--lessons"], out)),
