@@ -14,12 +14,14 @@ The checks run two at a time (each check runs its two sides side by side); a che
 bit of another (docs/parity.md: what may differ). All but a few cheap tests are slow.
 """
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -32,9 +34,10 @@ PLAIN = f"{sys.executable} {PAIRS / 'plain_loop.py'}"
 PORT = f"{sys.executable} {PAIRS / 'lightning_port.py'}"
 
 
-def check(plain: str, port: str, *extra: str, cwd=None) -> subprocess.CompletedProcess:
+def check_command(argv: list[str], cwd=None) -> subprocess.CompletedProcess:
+    """`python -m tools.check_port ARGV`, run as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "tools.check_port", "--plain", plain, "--port", port, *extra],
+        [sys.executable, "-m", "tools.check_port", *argv],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -43,11 +46,42 @@ def check(plain: str, port: str, *extra: str, cwd=None) -> subprocess.CompletedP
     )
 
 
-def run_checks(checks: list[tuple], folders) -> dict[tuple, subprocess.CompletedProcess]:
-    """Every check, two at a time, each in its own folder: (plain, port, *extra) -> result."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {args: pool.submit(check, *args, cwd=folders.mktemp("check")) for args in checks}
-    return {args: future.result() for args, future in futures.items()}
+def check(plain: str, port: str, *extra: str, cwd=None) -> subprocess.CompletedProcess:
+    return check_command(["--plain", plain, "--port", port, *extra], cwd)
+
+
+def run_checks(checks: list[tuple], folders) -> tuple[dict, dict[str, str]]:
+    """Every check, two at a time, each in its own folder: (plain, port, *extra) -> result, and
+    where each command's side was saved.
+
+    Each distinct command runs once: first the checks whose two sides are both new, keeping
+    their sides (`--save-sides`); then every other check, taking a side that already ran from
+    its saved file (`--plain-from`, `--port-from`), as a user checks each edit of a port
+    against one run of the plain loop. A command seen only once (each trap) runs in its check."""
+    saved: dict[str, str] = {}  # command -> the file its side was saved in
+    first, later = [], []
+    for args in checks:
+        plain, port = (command.strip() for command in args[:2])
+        if plain not in saved and port not in saved:
+            folder = folders.mktemp("sides")
+            saved[plain], saved[port] = str(folder / "plain.json"), str(folder / "port.json")
+            first.append((args, ["--plain", args[0], "--port", args[1], *args[2:],
+                                 "--save-sides", str(folder)]))
+        else:
+            later.append(args)
+    second = []
+    for args in later:
+        plain, port = (command.strip() for command in args[:2])
+        sides = ["--plain-from", saved[plain]] if plain in saved else ["--plain", args[0]]
+        sides += ["--port-from", saved[port]] if port in saved else ["--port", args[1]]
+        second.append((args, [*sides, *args[2:]]))
+    results = {}
+    for batch in (first, second):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {args: pool.submit(check_command, argv, folders.mktemp("check"))
+                       for args, argv in batch}
+        results.update({args: future.result() for args, future in futures.items()})
+    return results, saved
 
 
 def gallery(name: str, trap: str = "", *extra: str) -> tuple:
@@ -247,8 +281,8 @@ BAD_RUNS = [
 
 
 @pytest.fixture(scope="module")
-def checked(tmp_path_factory) -> dict[tuple, subprocess.CompletedProcess]:
-    """Every slow check of this file, run two at a time."""
+def check_runs(tmp_path_factory) -> tuple[dict, dict[str, str]]:
+    """Every slow check of this file, run two at a time, and the sides they saved."""
     checks = [ladder_check(example, flags) for example, flags, _, _ in LADDER]
     checks += [
         (f"{PLAIN} {plain_flags}", f"{PORT} {port_flags}")
@@ -258,6 +292,34 @@ def checked(tmp_path_factory) -> dict[tuple, subprocess.CompletedProcess]:
     checks += [gallery(name, "", *extra) for name, extra, _ in GALLERY_IDENTICAL]
     checks += [gallery(name, trap) for name, trap, _, _ in GALLERY_TRAPS]
     return run_checks(checks, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def checked(check_runs) -> dict[tuple, subprocess.CompletedProcess]:
+    return check_runs[0]
+
+
+@pytest.mark.slow
+def test_a_saved_side_is_compared_without_running_its_command(check_runs, tmp_path):
+    """Two saved sides compare as they did live, with no process started: their commands,
+    changed into ones that cannot run, are only shown; a saved side that differs still differs."""
+    results, saved = check_runs
+    plain, port = gallery("loss_module", "", *METRIC)[:2]
+    files = []
+    for side in ("plain", "port"):
+        record = json.loads(Path(saved[(plain if side == "plain" else port).strip()]).read_text())
+        record["command"] = "no-such-program"
+        files.append(tmp_path / f"{side}.json")
+        files[-1].write_text(json.dumps(record))
+    done = check_command(["--plain-from", str(files[0]), "--port-from", str(files[1]), *METRIC])
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert done.stdout.splitlines()[:2] == [
+        f"the {side} side as saved in {file}: no-such-program" for side, file in
+        zip(("plain", "port"), files)]
+    assert "identical: 16 training steps and 2 validation passes, bit for bit" in done.stdout
+    other = check_command(["--plain-from", str(files[0]), "--port-from",
+                           saved[gallery("no_dataloader")[1].strip()]])
+    assert other.returncode != 0 and "identical" not in other.stdout, other.stdout
 
 
 @pytest.mark.slow
@@ -369,6 +431,33 @@ def test_bad_input_is_one_line_and_exit_status_2(argv, words, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and words in err
 
 
+def test_saved_sides_given_wrong_are_one_line_and_status_2(tmp_path, capsys):
+    """Both --plain and --plain-from, neither, a missing or foreign file, another --metric, a
+    --save-sides that is a file: one line, status 2, nothing run and nothing written."""
+    junk = tmp_path / "junk.json"
+    junk.write_text("{}")
+    metric = tmp_path / "metric.json"
+    metric.write_text(json.dumps({"side": "plain", "command": "python a.py", "status": 0,
+                                  "tail": [], "metric": "loss (\\S+)", "metrics": [],
+                                  "record": []}))
+    cases = [
+        (["--plain", "a", "--plain-from", str(junk), "--port", "b"],
+         "give either --plain COMMAND or --plain-from FILE (one of them)"),
+        (["--plain", "a"], "give either --port COMMAND or --port-from FILE (one of them)"),
+        (["--plain-from", str(tmp_path / "none.json"), "--port", "b"],
+         "no such file; save one with --save-sides DIR"),
+        (["--plain-from", str(junk), "--port", "b"], "not a side saved by --save-sides"),
+        (["--plain-from", str(metric), "--port", "b", "--metric", "acc (\\S+)"],
+         "was saved with --metric 'loss (\\\\S+)', not 'acc (\\\\S+)'"),
+        (["--plain", "a", "--port", "b", "--save-sides", str(junk)], "is a file; give a folder"),
+    ]
+    for argv, words in cases:
+        assert check_port.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ") and words in err, (argv, err)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["junk.json", "metric.json"]
+
+
 @pytest.mark.slow  # both sides run as processes: the full tier
 def test_a_failing_side_shows_its_tail_and_stdin_is_closed(tmp_path):
     """A side that reads stdin gets end-of-file at once (no hang); its last lines, then one error
@@ -438,16 +527,6 @@ def test_a_python_other_than_the_checks_is_warned_about(tmp_path):
         check_port.python_warning(check_port.Side("port", f"{sys.executable} x.py", None, tmp_path))
         is None
     )
-
-
-@pytest.mark.slow  # both sides run as processes: the full tier
-def test_a_loop_without_torch_optim_and_its_port_are_identical(tmp_path):
-    """The gallery's hand-written update (`p.data.add_`, no torch.optim) and its port in manual
-    optimisation: equal losses and weights, through the last update, are identical (the quick tier's
-    gallery pair)."""
-    done = check(*gallery("hand_update"), cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
-    assert "identical: 12 training steps and no validation pass" in done.stdout
 
 
 @pytest.mark.slow  # a side prints 200 MB: the full tier

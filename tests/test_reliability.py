@@ -74,9 +74,8 @@ def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir,
 def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(package, mnist_dir,
                                                                                 tmp_path):
     """SIGKILL partway through epoch 1 of 3, then --resume last.ckpt: the final weights equal an
-    uninterrupted run's."""
+    uninterrupted run's (run in this process, as the quick tier runs the twins)."""
     flags = [*SLICE, "--data-dir", str(mnist_dir), "--epochs", "3"]
-    whole = start(package, [*flags, "--checkpoint-dir", "whole", "--log-dir", "whole"], tmp_path)
     killed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck"], tmp_path)
     last = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt"
     while not last.exists() and killed.poll() is None:  # written (atomically) after epoch 0
@@ -89,9 +88,11 @@ def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(
     assert load_checkpoint_unchecked(last)["epoch"] == 0
     resumed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck", "--resume",
                               str(last)], tmp_path)
-    for process in (resumed, whole):
-        out, err = finish(process)
-        assert process.returncode == 0, err[-2000:]
+    with as_a_command():  # meanwhile, the uninterrupted run
+        twin(package, "cnn_classifier").main([*flags, "--checkpoint-dir", "whole", "--log-dir",
+                                              "whole"])
+    out, err = finish(resumed)
+    assert resumed.returncode == 0, err[-2000:]
     # a new version
     final = load_checkpoint_unchecked(
         tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_1/last.ckpt")
@@ -185,23 +186,22 @@ def test_the_lightning_and_fabric_twins_error_in_one_line_even_after_lightning_s
     assert "Seed set to 42" in out
 
 
-@pytest.mark.slow
-def test_a_nan_validation_loss_stops_every_twin_before_any_checkpoint(mnist_dir, tmp_path):
+def test_a_nan_validation_loss_stops_every_twin_before_any_checkpoint(mnist_dir, tmp_path,
+                                                                      capsys):
     """A val_loss that turns nan after the last training step is handled as a nan train_loss:
     stop, keep, never save."""
     records = {}
     # one step an epoch at lr 1e30: that step's loss is finite, the weights after it are not
     for package in PACKAGES:
-        done = subprocess.run([sys.executable, "-m", f"{package}.cnn_classifier", "--data-dir",
-                               str(mnist_dir),
-                               "--limit-train", "64", "--limit-val", "64", "--epochs", "2", "--lr",
-                               "1e30",
-                               "--checkpoint-dir", "ck", "--no-progress", "--metrics-out",
-                               f"{package}.json"],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 1
-        assert done.stderr == ("error: val_loss is nan at step 1: training diverged, so it "
-                               "stopped there; lower --lr (it was 1e+30)\n"), done.stderr
+        with pytest.raises(SystemExit) as exit_info, as_a_command():
+            twin(package, "cnn_classifier").main([
+                "--data-dir", str(mnist_dir), "--limit-train", "64", "--limit-val", "64",
+                "--epochs", "2", "--lr", "1e30", "--checkpoint-dir", "ck", "--no-progress",
+                "--metrics-out", f"{package}.json"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 1
+        assert err == ("error: val_loss is nan at step 1: training diverged, so it stopped there; "
+                       "lower --lr (it was 1e+30)\n"), err
         records[package] = json.loads((tmp_path / f"{package}.json").read_text())
     # neither best.ckpt nor last.ckpt holds the nan model
     assert not list(tmp_path.glob("ck/**/*.ckpt"))

@@ -2,7 +2,8 @@
 
     check-port --plain "python train.py --epochs 2" --port "python train_lightning.py --epochs 2"
     python -m tools.check_port --plain "..." --port "..." [--metric REGEX] [--timeout SECONDS]
-                               [--tensorboard PLAIN_DIR PORT_DIR]
+                               [--tensorboard PLAIN_DIR PORT_DIR] [--save-sides DIR]
+    python -m tools.check_port --plain-from DIR/plain.json --port "..."
 
 Both commands run as you would run them, side by side, each in a fresh process with stdin
 from /dev/null, with nothing changed in your files: a recorder
@@ -17,6 +18,11 @@ or the weights are equal and the loss is not (another batch, another hidden stat
 pass, the loss function, accumulation). Each diagnosis names the check that confirms it and
 the page of docs/ that explains the fix. `--metric REGEX` compares the numbers both sides print
 (every match on stdout, in order); `--tensorboard` the scalars both sides logged, tag by tag.
+
+A plain loop that takes long need not run again for every edit of its port: `--save-sides DIR`
+keeps what each side did (its record, exit status, last lines and metrics) in DIR/plain.json and
+DIR/port.json, and `--plain-from DIR/plain.json` (or `--port-from`) compares against that side
+instead of running it.
 
 Exit status: 0 identical, 1 different, 2 bad input or a side that failed or ran out of time
 (its last lines are shown, and how many steps agreed before), 130 after Ctrl-C and 143 after
@@ -59,16 +65,19 @@ class Stopped(Exception):
 class Side:
     """One command, its process, the tail of its output, the metrics it printed and its record."""
 
-    def __init__(self, name: str, command: str, metric: re.Pattern | None, folder: Path) -> None:
+    def __init__(self, name: str, command: str | None, metric: re.Pattern | None,
+                 folder: Path) -> None:
+        """`command` None: the side is not run, its saved record is loaded (`load`)."""
         self.name, self.command, self.metric = name, command, metric
+        self.saved = command is None
         try:
-            self.words = shlex.split(command)
+            self.words = [] if self.saved else shlex.split(command)
         except ValueError as error:
             raise BadInput(
                 f"--{name} cannot be read: {error} (an unclosed quote?); quote the whole "
                 "command once and the arguments inside it with the other kind of quote"
             ) from None
-        if not self.words:
+        if not self.words and not self.saved:
             raise BadInput(
                 f"--{name} is empty; give the command that runs your {name} training script"
             )
@@ -80,6 +89,33 @@ class Side:
         self.status: int | None = None
         self.ended: float | None = None
         self.timed_out = False
+
+    def save(self, path: Path) -> None:
+        """What this side did, to compare against later with --plain-from or --port-from."""
+        lines = self.record.read_text().splitlines() if self.record.exists() else []
+        saved = {"side": self.name, "command": self.command, "status": self.status,
+                 "timed_out": self.timed_out, "tail": list(self.tail),
+                 "metric": self.metric.pattern if self.metric else None,
+                 "metrics": self.metrics, "record": lines}
+        path.write_text(json.dumps(saved))
+
+    def load(self, path: Path) -> None:
+        """Take what a saved side did instead of running its command."""
+        try:
+            saved = json.loads(path.read_text())
+            status, tail, lines = saved["status"], saved["tail"], saved["record"]
+            metric, metrics, self.command = saved["metric"], saved["metrics"], saved["command"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise BadInput(f"--{self.name}-from {path}: not a side saved by --save-sides "
+                           f"({error}); save one with --save-sides DIR") from None
+        pattern = self.metric.pattern if self.metric else None
+        if pattern is not None and metric != pattern:
+            raise BadInput(f"--{self.name}-from {path} was saved with --metric {metric!r}, not "
+                           f"{pattern!r}; give the same --metric, or save the side again")
+        self.status, self.timed_out = status, saved.get("timed_out", False)
+        self.tail.extend(tail)
+        self.metrics = list(metrics)
+        self.record.write_text("\n".join(lines) + "\n" if lines else "")
 
     def start(self) -> None:
         path = os.pathsep.join(filter(None, [str(RECORDER), os.environ.get("PYTHONPATH")]))
@@ -171,6 +207,8 @@ class Side:
 
 def python_warning(side: Side) -> str | None:
     """A warning when the command runs a `python` other than the one running this check."""
+    if side.saved:
+        return None
     first = side.words[0]
     if not re.fullmatch(r"python[0-9.]*", Path(first).name):
         return None
@@ -920,12 +958,15 @@ def check(args) -> int:
             Side("plain", args.plain, metric, Path(folder)),
             Side("port", args.port, metric, Path(folder)),
         ]
-        for side in sides:
+        for side, saved in zip(sides, (args.plain_from, args.port_from)):
+            if saved is not None:
+                side.load(Path(saved))
+                print(f"the {side.name} side as saved in {saved}: {side.command}", flush=True)
             warning = python_warning(side)
             if warning:
                 print(warning, file=sys.stderr, flush=True)
         try:
-            run_both(sides, args.timeout)
+            run_both([side for side in sides if not side.saved], args.timeout)
         except Stopped as stop:
             steps = [len(side.steps()["steps"]) for side in sides]
             name = "Ctrl-C" if stop.signum == signal.SIGINT else "SIGTERM"
@@ -937,6 +978,14 @@ def check(args) -> int:
             )
             return 128 + stop.signum
         plain, port = (side.steps() for side in sides)
+        if args.save_sides is not None:
+            try:
+                Path(args.save_sides).mkdir(exist_ok=True)
+                for side in sides:
+                    side.save(Path(args.save_sides) / f"{side.name}.json")
+            except OSError as error:
+                raise BadInput(f"--save-sides {args.save_sides}: {error.strerror}; give a folder "
+                               "you can write into") from None
     failed = [side for side in sides if side.timed_out or side.status != 0]
     for side in failed:
         for line in side.tail:
@@ -1025,17 +1074,39 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _writable_folder(folder: Path) -> None:
+    """--save-sides: a folder there is, or one that can be made, to write into."""
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"--save-sides {folder} is a file; give a folder")
+    where = folder if folder.exists() else folder.absolute().parent
+    if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
+        raise BadInput(f"--save-sides {folder}: cannot write into {where}; give a folder you can "
+                       "write into")
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line (`check-port`, `python -m tools.check_port`): the exit status."""
     parser = OneLineParser(prog="check-port", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--plain", required=True, metavar="COMMAND", help="the plain script's command, in quotes"
+        "--plain", metavar="COMMAND", help="the plain script's command, in quotes"
     )
     parser.add_argument(
         "--port",
-        required=True,
         metavar="COMMAND",
         help="the port's command (Lightning Trainer or Fabric), in quotes",
+    )
+    parser.add_argument(
+        "--save-sides",
+        metavar="DIR",
+        help="keep what each side did in DIR/plain.json and DIR/port.json, to check against "
+        "later without running that side again",
+    )
+    parser.add_argument(
+        "--plain-from", metavar="FILE", help="instead of --plain: the plain side as --save-sides "
+        "saved it (its command is not run again)"
+    )
+    parser.add_argument(
+        "--port-from", metavar="FILE", help="instead of --port: the port as --save-sides saved it"
     )
     parser.add_argument(
         "--metric",
@@ -1055,6 +1126,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
         args.timeout = _seconds(args.timeout) if args.timeout is not None else None
+        for name in ("plain", "port"):
+            given = [getattr(args, name), getattr(args, f"{name}_from")]
+            if given.count(None) != 1:
+                raise BadInput(f"give either --{name} COMMAND or --{name}-from FILE (one of them)")
+            saved = getattr(args, f"{name}_from")
+            if saved is not None and not Path(saved).is_file():
+                raise BadInput(f"--{name}-from {saved}: no such file; save one with "
+                               "--save-sides DIR")
+        if args.save_sides is not None:
+            _writable_folder(Path(args.save_sides))
         return check(args)
     except BadInput as error:
         print(f"error: {error}", file=sys.stderr)
