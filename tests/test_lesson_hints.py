@@ -277,6 +277,13 @@ BY_STEPS_MISTAKES = {  # mistake: ((text of the solution, replaced by), words th
                                  "zero the gradients only when a window starts"),
     "a stream of max_steps batches": (("accumulate * max_steps, SEED)", "max_steps, SEED)"),
                                       "max_steps counts optimizer steps"),
+    "one loss per window": (("        losses.append(loss.item())  # before dividing, as "
+                             "training_step computed it\n"
+                             "        if (batch_idx + 1) % accumulate == 0:  # the window ends: "
+                             "set its rate, then step\n",
+                             "        if (batch_idx + 1) % accumulate == 0:\n"
+                             "            losses.append(loss.item())\n"),
+                            "record one loss per batch"),
     "the rate from the batch's number": (("warmup_cosine(step, 3, max_steps)",
                                           "warmup_cosine(batch_idx, 3, max_steps)"),
                                          "you set each step's rate from the batch's number"),
@@ -292,6 +299,7 @@ def lesson9():
 
 
 @pytest.mark.slow  # the check then trains with a Trainer: a few seconds
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
 def test_lesson9_accumulation_solution_is_correct(lesson9):
     """The worked accumulation by steps gets "correct": 24 batches, 12 optimizer steps."""
     said = lesson9["check_accumulating"](answer(lesson9, BY_STEPS, "train_accumulating"))
@@ -341,6 +349,7 @@ def check_schedule_answer(lesson9, source: str) -> str:
 
 
 @pytest.mark.slow  # trains by hand and with a Trainer: a few seconds
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
 def test_lesson9_schedule_solution_is_correct(lesson9):
     """The worked warmup_linear and LitWarmupLinear get "correct": 12 losses and rates."""
     said = check_schedule_answer(lesson9, SCHEDULE)
@@ -358,6 +367,7 @@ def test_lesson9_schedule_factor_mistake_gets_a_hint_naming_it(lesson9, mistake)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mistake", list(SCHEDULE_TRAINER_MISTAKES))
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
 def test_lesson9_schedule_module_mistake_gets_a_hint_naming_it(lesson9, mistake):
     """Each mistake in configure_optimizers gets a "not yet" naming it, from the Trainer's run."""
     (old, new), words = SCHEDULE_TRAINER_MISTAKES[mistake]
