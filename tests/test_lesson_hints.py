@@ -7,7 +7,8 @@ the lesson's own check, whose code is taken from the notebook's cells: the words
 must name that mistake, and the worked solution must still get "correct". The data are random
 tensors of MNIST's shape (a few hundred images), so each check trains or validates in well
 under a second (the recall checks, in the quick tier) or a few (the checks that train twice,
-in the full tier), without the dataset."""
+in the full tier), without the dataset. Lesson 9's checks read the shipped text and train 12
+steps of a tiny GPT; the mistakes they name before the Trainer runs are in the quick tier."""
 
 import ast
 import re
@@ -255,3 +256,121 @@ def test_lesson4_clipping_mistake_gets_a_hint_naming_it(lesson4, mistake):
     said = lesson4["check_clipped_by_value"](answer(lesson4, CLIP.replace(old, new),
                                                     "train_clipped_by_value"))
     assert said.startswith("not yet: ") and words in said and "\n" not in said, said
+
+
+# ---- lesson 9, exercise 1: accumulate gradients in the loop by steps ----------------------
+
+BY_STEPS = solution("09_a_small_gpt", 1)
+BY_STEPS_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint must hold)
+    "the loss not divided": (("(loss / accumulate).backward()", "loss.backward()"),
+                             "divide each loss by `accumulate` before backward"),
+    "the loss recorded after dividing": (
+        ("        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())\n"
+         "        (loss / accumulate).backward()",
+         "        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten()) / accumulate\n"
+         "        loss.backward()"), "you recorded the loss after dividing it"),
+    "a step at every batch": (("if (batch_idx + 1) % accumulate == 0:", "if True:"),
+                              "you stepped at every batch"),
+    "zero_grad at every batch": (("        if batch_idx % accumulate == 0:  # a window starts\n"
+                                  "            optimizer.zero_grad()",
+                                  "        optimizer.zero_grad()"),
+                                 "zero the gradients only when a window starts"),
+    "a stream of max_steps batches": (("accumulate * max_steps, SEED)", "max_steps, SEED)"),
+                                      "max_steps counts optimizer steps"),
+    "one loss per window": (("        losses.append(loss.item())  # before dividing, as "
+                             "training_step computed it\n"
+                             "        if (batch_idx + 1) % accumulate == 0:  # the window ends: "
+                             "set its rate, then step\n",
+                             "        if (batch_idx + 1) % accumulate == 0:\n"
+                             "            losses.append(loss.item())\n"),
+                            "record one loss per batch"),
+    "the rate from the batch's number": (("warmup_cosine(step, 3, max_steps)",
+                                          "warmup_cosine(batch_idx, 3, max_steps)"),
+                                         "you set each step's rate from the batch's number"),
+}
+
+
+@pytest.fixture(scope="module")
+def lesson9():
+    """Lesson 9's loop, its Trainer run and its checks, on the shipped text (the checks train 12
+    optimizer steps of 8 windows of 32 characters: a second or so)."""
+    return lesson_namespace("09_a_small_gpt", ["def train_by_steps", "class Remember",
+                                               "def check_accumulating", "def check_schedule"])
+
+
+@pytest.mark.slow  # the check then trains with a Trainer: a few seconds
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
+def test_lesson9_accumulation_solution_is_correct(lesson9):
+    """The worked accumulation by steps gets "correct": 24 batches, 12 optimizer steps."""
+    said = lesson9["check_accumulating"](answer(lesson9, BY_STEPS, "train_accumulating"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.parametrize("mistake", list(BY_STEPS_MISTAKES))
+def test_lesson9_accumulation_mistake_gets_a_hint_naming_it(lesson9, mistake):
+    """Each mistake gets a "not yet" whose hint names it, found before the Trainer runs; none
+    speaks of a step before the first."""
+    (old, new), words = BY_STEPS_MISTAKES[mistake]
+    assert old in BY_STEPS
+    said = lesson9["check_accumulating"](answer(lesson9, BY_STEPS.replace(old, new),
+                                                "train_accumulating"))
+    assert said.startswith("not yet: ") and words in said and "step before" not in said, said
+
+
+# ---- lesson 9, exercise 2: warmup then a straight line, as a LambdaLR ----------------------
+
+SCHEDULE = solution("09_a_small_gpt", 2)
+SCHEDULE_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint must hold)
+    "a warmup from 0": (("return (step + 1) / warmup_steps", "return step / warmup_steps"),
+                        "step 0's factor is 0"),
+    "a line down to 0": (("(max_steps - step) / (max_steps - warmup_steps)",
+                          "(max_steps - 1 - step) / (max_steps - 1 - warmup_steps)"),
+                         "the last step's factor is 0.0"),
+    "a line that starts below the peak": (("(max_steps - step) / (max_steps - warmup_steps)",
+                                           "(max_steps - step - 1) / (max_steps - warmup_steps)"),
+                                          "the line starts from the peak"),
+}
+SCHEDULE_TRAINER_MISTAKES = {  # the same, for mistakes only the Trainer's run shows
+    "no interval": (('"lr_scheduler": {"scheduler": scheduler, "interval": "step"}',
+                     '"lr_scheduler": scheduler'), "once per epoch"),
+    "LambdaLR given LR * factor": (("LambdaLR(optimizer, factor)",
+                                    "LambdaLR(optimizer, lambda step: args.lr * factor(step))"),
+                                   "not LR * factor"),
+    "one parameter group": (
+        ("parameter_groups(self.model, args.weight_decay), lr=args.lr,",
+         "self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay,"),
+        "none on biases, norms and embeddings"),
+}
+
+
+def check_schedule_answer(lesson9, source: str) -> str:
+    exec(source, lesson9)
+    return lesson9["check_schedule"](lesson9["warmup_linear"], lesson9["LitWarmupLinear"])
+
+
+@pytest.mark.slow  # trains by hand and with a Trainer: a few seconds
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
+def test_lesson9_schedule_solution_is_correct(lesson9):
+    """The worked warmup_linear and LitWarmupLinear get "correct": 12 losses and rates."""
+    said = check_schedule_answer(lesson9, SCHEDULE)
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.parametrize("mistake", list(SCHEDULE_MISTAKES))
+def test_lesson9_schedule_factor_mistake_gets_a_hint_naming_it(lesson9, mistake):
+    """Each mistake in the factor gets a "not yet" naming it, before anything trains."""
+    (old, new), words = SCHEDULE_MISTAKES[mistake]
+    assert old in SCHEDULE
+    said = check_schedule_answer(lesson9, SCHEDULE.replace(old, new))
+    assert said.startswith("not yet: ") and words in said and "step before" not in said, said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(SCHEDULE_TRAINER_MISTAKES))
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
+def test_lesson9_schedule_module_mistake_gets_a_hint_naming_it(lesson9, mistake):
+    """Each mistake in configure_optimizers gets a "not yet" naming it, from the Trainer's run."""
+    (old, new), words = SCHEDULE_TRAINER_MISTAKES[mistake]
+    assert old in SCHEDULE
+    said = check_schedule_answer(lesson9, SCHEDULE.replace(old, new))
+    assert said.startswith("not yet: ") and words in said and "step before" not in said, said

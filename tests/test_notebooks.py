@@ -1,4 +1,4 @@
-"""The eight lessons: stored clean, their code equal to the twins', run offline with their exercises
+"""The nine lessons: stored clean, their code equal to the twins', run offline with their exercises
 checked, as pages.
 
 Each lesson runs once, top to bottom, as committed (its exercise cells empty), with each worked
@@ -28,10 +28,11 @@ from tools.reader import rendered_dom, run_chromium
 LESSONS = ["01_pytorch_basics", "02_the_training_loop", "03_a_real_training_job",
            "04_lightnings_extras",
            "05_the_middle_way", "06_why_the_curves_match", "07_migrating_your_own_loop",
-           "08_from_lightning_1x_to_2x"]
+           "08_from_lightning_1x_to_2x", "09_a_small_gpt"]
 WITH_PLOTS = {"02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras",
               "05_the_middle_way",
-              "06_why_the_curves_match", "07_migrating_your_own_loop"}  # 1 and 8 print
+              "06_why_the_curves_match", "07_migrating_your_own_loop",
+              "09_a_small_gpt"}  # 1 and 8 print
 HOLD_THE_TWINS_CODE = ["02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras"]
 # One mistake per lesson with exercises: (exercise number, text of the solution, replaced by, words
 # of the verdict)
@@ -44,6 +45,7 @@ MISTAKES = {
                              "the Trainer validates under autocast too"),
     "05_the_middle_way": (1, "fabric.backward(loss / accumulate)", "fabric.backward(loss)",
                           "divide each loss by `accumulate`"),
+    "09_a_small_gpt": (2, '"interval": "step"', '"interval": "epoch"', "once per epoch"),
 }
 BANNERS = ["GPU available", "TPU available", "💡 Tip", "LitLogger", "| Name", "Trainable params"]
 CARVE_NOTE = "are carved from the 10,000-image test split"
@@ -181,20 +183,20 @@ def mirror_problems(cell_source: str, file_source: str, leaves_out: list[str] = 
     return problems
 
 
-def test_the_eight_lessons_are_there_in_order():
-    """notebooks/ holds exactly the eight lessons, numbered in reading order."""
+def test_the_nine_lessons_are_there_in_order():
+    """notebooks/ holds exactly the nine lessons, numbered in reading order."""
     assert [path.stem for path in lesson_pages.lessons()] == LESSONS
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_is_stored_without_outputs_and_opens_and_closes_as_a_lesson(lesson):
     """No outputs or counts are committed; the lesson opens with what you will learn and closes
-    with a summary (lessons 2-7), and each code cell is announced by prose."""
+    with a summary (lessons 2-7 and 9), and each code cell is announced by prose."""
     stored = json.loads((REPO / "notebooks" / f"{lesson}.ipynb").read_text())
     assert all(not c.get("outputs") and not c.get("execution_count") for c in stored["cells"]
                if c["cell_type"] == "code")
     notebook = read(lesson)
-    if lesson in LESSONS[1:7]:
+    if lesson in LESSONS[1:7] + LESSONS[8:]:
         assert "What you will learn" in notebook.cells[0].source
         assert "## Summary" in notebook.cells[-1].source
         exercise_or_check = [c for c in notebook.cells if {"exercise",
@@ -281,9 +283,9 @@ def runs(mnist_dir) -> dict[str, tuple[nbformat.NotebookNode, int]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_lesson_runs_offline_and_shows_each_plot_once_and_quietly(lesson, runs):
-    """The lesson runs without an error (its own asserts included); lessons 2-6 draw, each plot
-    once; its outputs hold no noise: no progress bar, temporary path, tip, banner, model summary,
-    warning, repeated epoch line or second carve note."""
+    """The lesson runs without an error (its own asserts included); lessons 2-7 and 9 draw, each
+    plot once; its outputs hold no noise: no progress bar, temporary path, tip, banner, model
+    summary, warning, repeated epoch line or second carve note."""
     notebook, _ = runs[lesson]
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -326,7 +328,7 @@ def pages(runs, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_the_index_lists_the_ladder_then_every_lesson_in_order(pages):
-    """index.html names the steps first, then links the eight lesson pages in reading order.
+    """index.html names the steps first, then links the nine lesson pages in reading order.
     """
     index = (pages / "index.html").read_text()
     links = re.findall(r'href="(0\d_[a-z0-9_]+)\.html"', index)
@@ -389,7 +391,7 @@ def test_every_plot_is_an_image_that_loads_in_the_browser(pages, browser):
 def test_the_command_runs_the_lessons_into_pages_listed_in_the_index(tmp_path, monkeypatch,
                                                                      capfd):
     """`python -m tools.reader --out DIR --lessons` runs each lesson and writes its page and
-    plot, listed in the index after the ladder (here one small lesson of two cells; the eight
+    plot, listed in the index after the ladder (here one small lesson of two cells; the nine
     real ones are the `pages` fixture's). While it runs it says which lesson it is on, and the
     kernel's start-up warnings stay out."""
     lesson = tmp_path / "09_a_small_lesson.ipynb"

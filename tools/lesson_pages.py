@@ -2,7 +2,7 @@
 
     python -m tools.reader --out site --lessons   # the reader's pages, then every lesson
 
-While it runs it says which lesson it is on ("lesson 3 of 8: ... 41 s"), and nothing else: the
+While it runs it says which lesson it is on ("lesson 3 of 9: ... 41 s"), and nothing else: the
 kernels run with their own log at ERROR, so the kernel's start-up warnings stay out.
 
 Each notebook in notebooks/ runs as a learner runs it: in notebooks/, on the data the repository

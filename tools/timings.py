@@ -58,7 +58,7 @@ STATED = [
     *(Stated(f"notebooks/{lesson}.ipynb", UNDER_A_MINUTE, f"lesson {lesson}'s run time", lesson)
       for lesson in ["02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras",
                      "05_the_middle_way", "06_why_the_curves_match",
-                     "07_migrating_your_own_loop"]),
+                     "07_migrating_your_own_loop", "09_a_small_gpt"]),
     Stated("docs/parity.md", "in 1,367 s", "tools.stress's long form, 120 runs",
            "command: python -m tools.stress"),
     Stated("docs/parity.md", "about 0.2 s once per process",
