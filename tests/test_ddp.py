@@ -466,6 +466,28 @@ def test_two_machines_of_one_process_give_what_one_machine_of_two_gives(two_node
 
 
 @pytest.mark.slow
+def test_two_machines_checkpoints_resume_on_one_process(two_node_runs, resumed_on_one, mnist_dir):
+    """Each twin's last.ckpt written by two machines resumes on 1 process for epoch 3 with the
+    losses of the one-machine checkpoint resumed so (`resumed_on_one`), `==`: the whole
+    checkpoint goes on alike (momentum, scheduler, generators), not only the weights."""
+    started = []
+    for package, name in FOLDERS.items():
+        last = two_node_runs / package / f"shared/cnn_classifier/{name}/version_0/last.ckpt"
+        started.append(start(package, 1, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "3",
+                                          "--resume", str(last), "--log-dir", "runs-back",
+                                          "--metrics-out", "back-on-one.json"],
+                             two_node_runs / package))
+    for process in started:
+        finish(process)
+    for package in PACKAGES:
+        back = json.loads((two_node_runs / package / "back-on-one.json").read_text())
+        reference = json.loads((resumed_on_one / f"{package}-resumed.json").read_text())
+        assert len(back["train_loss"]) == 512 // 32, package  # epoch 3, all 512 images
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert back[key] == reference[key], (package, key)
+
+
+@pytest.mark.slow
 def test_on_two_machines_one_process_alone_writes_and_it_is_global_rank_0(two_node_runs):
     """Logs and --metrics-out come from one machine's folder; the other machine's process,
     LOCAL_RANK=0 but global rank 1, leaves its folder empty (and one version_N of checkpoints
