@@ -87,7 +87,8 @@ class RandomWindows:
                  seed: int, rank: int = 0) -> None:
         self.windows = tokens.unfold(0, context + 1, 1)  # (N - context, context + 1), a view
         self.batch_size, self.steps = batch_size, steps
-        self.generator = torch.Generator().manual_seed(seed * 2**16 + rank)
+        self.seed = seed * 2**16 + rank
+        self.generator = torch.Generator().manual_seed(self.seed)
         self.batches_drawn = 0
 
     def __len__(self) -> int:
@@ -95,17 +96,31 @@ class RandomWindows:
 
     def __iter__(self):
         while self.batches_drawn < self.steps:
-            starts = torch.randint(len(self.windows), (self.batch_size,),
-                                   generator=self.generator)
-            batch = self.windows[starts]  # (B, T + 1)
+            batch = self.windows[self._starts()]  # (B, T + 1)
             self.batches_drawn += 1
             yield batch[:, :-1], batch[:, 1:]
 
+    def _starts(self) -> torch.Tensor:
+        return torch.randint(len(self.windows), (self.batch_size,), generator=self.generator)
+
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "batches_drawn": self.batches_drawn}
+        return {"seed": self.seed, "generator": self.generator.get_state(),
+                "batches_drawn": self.batches_drawn}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        """Go on after the saved number of batches, with this process's own windows.
+
+        Under DDP only rank 0 saves, so a checkpoint holds rank 0's generator. Every other
+        process (and any process resumed on another number of processes or machines) seeds
+        its own generator and draws the batches it would have drawn, so that each process goes
+        on as an uninterrupted run of this size would, never with rank 0's windows.
+        """
+        if state.get("seed") == self.seed:  # the process that saved it: its generator, as saved
+            self.generator.set_state(state["generator"])
+        else:
+            self.generator.manual_seed(self.seed)
+            for _ in range(state["batches_drawn"]):
+                self._starts()
         self.batches_drawn = state["batches_drawn"]
 
 

@@ -3,20 +3,26 @@
 Per-step training loss, every evaluation, the learning rate at every step and the sampled
 text are equal (`==`) across the plain loop, the Fabric loop and the Trainer: on a small run
 (quick tier), after a resume from the middle of the run, under bf16 and on 2 processes (full
-tier). Bad input (a context longer than the checkpoint's model, a corpus shorter than one
+tier). On 2 processes, a run moved from one machine to two simulated ones and back, by its
+checkpoints, goes on as the run that was never stopped, and on two machines only global rank
+0 writes. Bad input (a context longer than the checkpoint's model, a corpus shorter than one
 window, another corpus's characters on resume, a warmup as long as the run) is one line and
 exit status 2, and leaves nothing behind. One shared run per configuration feeds several
 asserts, so the step's tests stay cheap.
 """
 
+import json
 import math
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from by_hand.checkpointing import load_checkpoint_unchecked, network_weights
 from shared.flags import DEFAULTS
 from tests.conftest import FOLDERS, PACKAGES, REPO, as_a_command, twin
 
@@ -186,23 +192,145 @@ def test_the_default_run_learns_and_the_twins_match(tmp_path):
     assert records[0].val_loss[-1] < 0.6 * math.log(82)
 
 
-@pytest.mark.slow  # 2 processes per twin
-def test_tiny_gpt_twins_match_on_two_processes(tmp_path):
-    """DDP, --devices 2: each process draws its own windows; the three twins agree."""
-    records = {}
-    for package in PACKAGES:
-        launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                     "--nproc-per-node", "2"] if package == "plain_pytorch" else [sys.executable])
-        out = tmp_path / f"{package}.json"
-        done = subprocess.run([*launcher, "-m", f"{package}.tiny_gpt", *SMALL[:-2], "--max-steps",
-                               "8", "--devices", "2", "--metrics-out", str(out)], cwd=tmp_path,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
-                              text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
-        records[package] = out.read_text()
-    import json
+# Step 4 on 2 processes, on one machine and on two simulated ones (tests/test_ddp.py does the
+# same for step 2). One thread a process, as torchrun sets it, so that every launcher computes
+# alike. A run of SMALL, 12 steps, on one machine of 2 processes is the reference; the two
+# machines resume its step-4 checkpoint (steps 5 to 12), and one machine resumes theirs of step 8
+# (steps 9 to 12): so each run is shared by several tests, and both resumes are checked against
+# the run that was never stopped.
+DDP_ENV = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+RECORDED = ("train_loss", "val_loss", "val_accuracy", "learning_rate", "sample")
 
-    plain, fabric, lightning = (json.loads(records[package]) for package in PACKAGES)
-    for key in ("train_loss", "val_loss", "val_accuracy", "learning_rate", "sample"):
+
+def on_two_processes(package: str, flags: list[str], folders: list[Path]) -> None:
+    """Run a twin on SMALL + `flags` with 2 processes: on one machine if `folders` is one folder
+    (the plain twin under torchrun; Fabric and Lightning start their second process), on two
+    machines of one process each if it is two (a torchrun each, `--nnodes 2`, meeting at one
+    c10d endpoint; each folder stands for a machine's own disk)."""
+    module = ["-m", f"{package}.tiny_gpt", *SMALL, *flags]
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    if len(folders) == 1:
+        launcher = [*torchrun, "--standalone", "--nproc-per-node", "2"]
+        commands = [[*(launcher if package == "plain_pytorch" else [sys.executable]), *module,
+                     "--devices", "2"]]
+    else:
+        with socket.socket() as probe:  # a free port for the rendezvous
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        commands = [[*torchrun, "--nnodes", "2", "--nproc-per-node", "1", f"--node-rank={node}",
+                     "--rdzv-backend", "c10d", f"--rdzv-endpoint=127.0.0.1:{port}", *module,
+                     "--num-nodes", "2"] for node in range(2)]
+    started = [subprocess.Popen(command, cwd=folder, env=dict(os.environ, **DDP_ENV),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for command, folder in zip(commands, folders)]
+    for process in started:
+        _, err = process.communicate(timeout=600)  # only stops a hang
+        assert process.returncode == 0, err[-3000:]
+
+
+def written(folders: list[Path]) -> dict:
+    """The --metrics-out record (metrics.json) of the one folder that holds it."""
+    (record,) = [folder / "metrics.json" for folder in folders
+                 if (folder / "metrics.json").exists()]
+    return json.loads(record.read_text())
+
+
+@pytest.fixture(scope="module")
+def one_machine(tmp_path_factory) -> Path:
+    """The three twins on SMALL with 2 processes on one machine, checkpoints every 4 steps in
+    PACKAGE/ck and --metrics-out in PACKAGE/metrics.json; the folder."""
+    folder = tmp_path_factory.mktemp("one-machine")
+    for package in PACKAGES:
+        (folder / package).mkdir()
+        on_two_processes(package, ["--checkpoint-dir", "ck", "--metrics-out", "metrics.json"],
+                         [folder / package])
+    return folder
+
+
+def checkpoint(folder: Path, package: str, step: int) -> Path:
+    return folder / f"tiny_gpt/{FOLDERS[package]}/version_0/step_{step:05d}.ckpt"
+
+
+@pytest.fixture(scope="module")
+def two_machines(one_machine, tmp_path_factory) -> Path:
+    """Each twin's step-4 checkpoint of `one_machine` resumed on two machines of one process
+    each (LOCAL_RANK=0 on both), to step 12: PACKAGE/node-0 and node-1 are each machine's disk,
+    PACKAGE/ck the checkpoints' folder they share (every process reads --resume). The folder."""
+    folder = tmp_path_factory.mktemp("two-machines")
+    for package in PACKAGES:
+        nodes = [folder / package / f"node-{node}" for node in (0, 1)]
+        for node in nodes:
+            node.mkdir(parents=True)
+        resume = checkpoint(one_machine / package / "ck", package, 4)
+        on_two_processes(package, ["--resume", str(resume), "--checkpoint-dir",
+                                   str(folder / package / "ck"), "--metrics-out", "metrics.json"],
+                         nodes)
+    return folder
+
+
+@pytest.mark.slow  # 2 processes per twin
+def test_tiny_gpt_twins_match_on_two_processes(one_machine, small_runs):
+    """DDP, --devices 2: the three twins agree; each process draws its own windows (the first
+    loss is a lone process's, the second is not: rank 1's gradient was averaged in)."""
+    plain, fabric, lightning = (written([one_machine / package]) for package in PACKAGES)
+    for key in RECORDED:
         assert plain[key] == fabric[key] == lightning[key], key
-    assert len(plain["train_loss"]) == 8
+    assert len(plain["train_loss"]) == 12 and len(plain["val_loss"]) == 3
+    _, (alone, _, _) = small_runs  # the same flags on one process
+    assert plain["train_loss"][0] == alone.train_loss[0]
+    assert plain["train_loss"][1] != alone.train_loss[1]
+
+
+@pytest.mark.slow  # two torchruns per twin
+def test_two_machines_go_on_from_one_machines_checkpoint_as_one_machine_does(one_machine,
+                                                                           two_machines):
+    """Resumed from step 4 on two machines of one process each, every twin's steps 5 to 12
+    (losses, rates, evaluations, sample) equal, `==`, those of the one-machine run that was never
+    stopped: the second machine's process draws its own windows, not rank 0's saved ones."""
+    for package in PACKAGES:
+        uninterrupted = written([one_machine / package])
+        resumed = written([two_machines / package / f"node-{node}" for node in (0, 1)])
+        assert len(resumed["train_loss"]) == 8, package
+        for key in ("train_loss", "learning_rate"):
+            assert resumed[key] == uninterrupted[key][4:], (package, key)
+        for key in ("val_loss", "val_accuracy"):
+            assert resumed[key] == uninterrupted[key][1:], (package, key)
+        assert resumed["sample"] == uninterrupted["sample"], package
+
+
+@pytest.mark.slow  # shares the runs above
+def test_on_two_machines_only_global_rank_0_writes(two_machines):
+    """Logs and --metrics-out are on one machine's disk; the other machine's process,
+    LOCAL_RANK=0 but global rank 1, leaves its folder empty, and the shared checkpoints folder
+    holds one run's: steps 8 and 12."""
+    for package in PACKAGES:
+        files = [sorted(path.relative_to(node) for path in node.rglob("*"))
+                 for node in (two_machines / package).glob("node-*")]
+        assert sorted(len(found) > 0 for found in files) == [False, True], (package, files)
+        saved = two_machines / package / "ck/tiny_gpt" / FOLDERS[package]
+        assert [path.name for path in saved.iterdir()] == ["version_0"], package
+        assert sorted(path.name for path in (saved / "version_0").iterdir()) == [
+            "step_00008.ckpt", "step_00012.ckpt"], package
+
+
+@pytest.mark.slow  # 2 processes per twin
+def test_two_machines_checkpoint_resumes_on_one_machine(one_machine, two_machines, tmp_path):
+    """The two machines' step-8 checkpoint holds the one-machine run's weights, bit for bit, and
+    resumed on one machine of 2 processes gives that run's steps 9 to 12, `==`."""
+    for package in PACKAGES:
+        resume = checkpoint(two_machines / package / "ck", package, 8)
+        weights = network_weights(load_checkpoint_unchecked(resume))
+        reference = network_weights(load_checkpoint_unchecked(
+            checkpoint(one_machine / package / "ck", package, 8)))
+        assert weights.keys() == reference.keys()
+        assert all(torch.equal(weights[key], reference[key]) for key in weights), package
+        (tmp_path / package).mkdir()
+        on_two_processes(package, ["--resume", str(resume), "--metrics-out", "metrics.json"],
+                         [tmp_path / package])
+        uninterrupted, resumed = written([one_machine / package]), written([tmp_path / package])
+        assert len(resumed["train_loss"]) == 4, package
+        for key in ("train_loss", "learning_rate"):
+            assert resumed[key] == uninterrupted[key][8:], (package, key)
+        for key in ("val_loss", "val_accuracy"):
+            assert resumed[key] == uninterrupted[key][2:], (package, key)
+        assert resumed["sample"] == uninterrupted["sample"], package
