@@ -1,8 +1,9 @@
 """The benchmark script runs and prints its whole table; at a tiny size, since speed is not a test
 here.
 
-`python -m tools.benchmark` measures one full epoch per row (docs/costs.md);
-this only shows that every row works and that the ratios are computed against the right rows.
+`python -m tools.benchmark` measures one full epoch per image row and step 4's tokens per second
+over 120 steps (docs/costs.md); this only shows that every row works and that the ratios are
+computed against the right rows.
 """
 
 import subprocess

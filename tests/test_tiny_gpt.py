@@ -2,8 +2,8 @@
 
 Per-step training loss, every evaluation, the learning rate at every step and the sampled
 text are equal (`==`) across the plain loop, the Fabric loop and the Trainer: on a small run
-(quick tier), after a resume from the middle of the run, under bf16 and on 2 processes (full
-tier). Bad input (a context longer than the checkpoint's model, a corpus shorter than one
+(quick tier), after a resume from the middle of the run, under bf16, compiled and on 2 processes
+(full tier). Bad input (a context longer than the checkpoint's model, a corpus shorter than one
 window, another corpus's characters on resume, a warmup as long as the run) is one line and
 exit status 2, and leaves nothing behind. One shared run per configuration feeds several
 asserts, so the step's tests stay cheap.
