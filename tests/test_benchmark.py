@@ -107,3 +107,31 @@ def test_benchmark_measures_on_request_the_plain_twins_own_extras_and_the_cnns_b
     rows = [line.split("|")[2].strip() for line in done.stdout.splitlines()
             if line.startswith("| cnn ")]
     assert rows == ["floor", "plain", *PLAIN_EXTRAS_OFF, "lightning, barebones=True"]
+
+
+@pytest.mark.slow
+def test_the_gpt_floor_trains_what_the_plain_twin_trains(tmp_path, monkeypatch):
+    """Step 4's floor is the same training as the plain twin, less the twin's extras: its
+    losses over 8 steps equal the twin's, bit for bit, on the benchmark's flags."""
+    import argparse
+
+    import torch.nn.functional as F
+
+    import tools.benchmark
+    from plain_pytorch import tiny_gpt
+    from tests.conftest import as_a_command
+
+    args = argparse.Namespace(gpt_steps=8)
+    floor_losses, real_cross_entropy = [], F.cross_entropy
+
+    def cross_entropy(*tensors, **options):  # the floor's own, noting each loss
+        loss = real_cross_entropy(*tensors, **options)
+        floor_losses.append(loss.item())
+        return loss
+
+    with monkeypatch.context() as patch:
+        patch.setattr(F, "cross_entropy", cross_entropy)
+        tools.benchmark.gpt_floor(args)
+    with as_a_command():
+        plain = tiny_gpt.main(tools.benchmark.gpt_flags(args, str(tmp_path)))
+    assert len(floor_losses) == 8 and floor_losses == plain.train_loss

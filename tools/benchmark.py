@@ -30,10 +30,11 @@ the training split (Fashion-MNIST by default: 55,000 train, 5,000 validate), mea
   twin with each of its own extras off, to see where its time over the floor goes; and
   (`--measures "reserving MKL's workspace (once a process)"`) what shared/blas.py costs.
 For the small GPT (step 4, tiny_gpt), tokens per second of training, each side on the
-twins' default model, batch and context, seed 42, `--gpt-steps` steps (default 120), no
-evaluation inside the run (`--eval-interval` past its end), no sampled text (`--sample-length
-0`), no checkpoints, no progress bar (`--no-progress`: the plain and Fabric twins of step 4
-draw none, so the Trainer's is off too), all on the CPU:
+twins' default model, batch and context, seed 42, `--gpt-steps` steps (default 120), one
+evaluation of one batch after the last step, outside the clock (`--eval-interval` = the run's
+steps), no sampled text (`--sample-length 0`), no checkpoints, no progress bar
+(`--no-progress`: the plain and Fabric twins of step 4 draw none, so the Trainer's is off
+too), all on the CPU:
   (a) floor: the same model, seed, AdamW groups, warmup-cosine rate set before each step and
       batches (the same `RandomWindows`), forward + backward + step and reading the loss;
       nothing else;
