@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> RunRecord:
     network = model  # the shared TinyGPT itself, for sampling (fabric.setup wraps it)
     if args.compile:  # in place: the same parameters and state_dict keys
         network.compile()
+    # Compiled, the embeddings' gradients are summed in a fixed order only in this mode (not by
+    # threads racing); Lightning: Trainer(deterministic=...).
+    torch.use_deterministic_algorithms(args.compile)
     model, optimizer = fabric.setup(model, optimizer)  # DDP: backward() averages gradients
 
     # Checkpoints every --checkpoint-every steps; fabric.save writes them, state_dicts and all.

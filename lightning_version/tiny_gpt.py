@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
         limit_val_batches=args.eval_batches,
         num_sanity_val_steps=0,  # no evaluation before step 1
         precision=args.precision,
+        deterministic=args.compile,  # compiled: the embeddings' gradients summed in a fixed order
         accelerator=args.accelerator,
         devices=args.devices,  # DDP: N processes; Lightning starts the other N - 1 itself
         num_nodes=args.num_nodes,

@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> RunRecord:
     trained = DistributedDataParallel(model) if ddp else model
     if args.compile:  # in place: the same parameters and state_dict keys
         trained.compile()
+    # Compiled, the embeddings' gradients are summed in a fixed order only in this mode (not by
+    # threads racing); Lightning: Trainer(deterministic=...).
+    torch.use_deterministic_algorithms(args.compile)
 
     # Optimisation: AdamW, decay on the linear layers' matrices only; the rate is set by hand.
     optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay), lr=args.lr,

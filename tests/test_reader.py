@@ -78,22 +78,42 @@ def test_pair_page_shows_both_files_whole_in_the_browser(step, pair, browser, si
         assert found.columns[package] == dict(enumerate(lines, 1))  # each one whole, as in the file
 
 
+# Lines of each twin that must stand in the loop's section, by step: step 1 trains in a function
+# of its own, step 4 in main() itself (from its phase comment to the loop's last line).
+IN_THE_LOOP = {
+    "mnist_feedforward": {"plain_pytorch": ["def train_one_epoch", "loss.backward()"],
+                          "fabric_version": ["def train_one_epoch", "fabric.backward(loss)"],
+                          "lightning_version": ["def training_step"]},
+    "tiny_gpt": {"plain_pytorch": ["# The loop, by steps", "for step, (x, y) in enumerate(",
+                                   "loss.backward()", "stop_if_diverged(loss", "if args.dry_run:"],
+                 "fabric_version": ["# The loop, by steps", "for step, (x, y) in enumerate(",
+                                    "fabric.backward(loss)", "stop_if_diverged(loss"],
+                 "lightning_version": ["def training_step", "stop_if_diverged(outputs"]},
+}
+LINE_UP_PAGES = [("mnist_feedforward", ("plain_pytorch", "lightning_version"))] + [
+    ("tiny_gpt", pair) for pair in PAIRS]
+
+
 @pytest.mark.slow
-def test_sections_line_up_the_loop_with_training_step(browser, site):
+@pytest.mark.parametrize("example, pair", LINE_UP_PAGES,
+                         ids=[f"{example}-{'-'.join(pair)}" for example, pair in LINE_UP_PAGES])
+def test_sections_line_up_the_loop_with_training_step(example, pair, browser, site):
     """The hand-written loop and training_step, evaluate and validation_step, stand in the same
-    sections."""
-    found = cells(rendered_dom(site / "mnist_feedforward.html"))
+    sections; in step 4, whose plain and Fabric loops are written inside main(), too."""
+    found = cells(rendered_dom(site / page_name(example, pair)))
 
     def section(package: str, text: str) -> str:
         return next(found.section_of[(package, n)] for n, line in found.columns[package].items()
                     if text in line)
 
-    assert section("plain_pytorch", "def train_one_epoch") == section("lightning_version",
-                                                                      "def training_step") == "loop"
-    assert section("plain_pytorch", "def evaluate") == section("lightning_version",
-                                                               "def validation_step")
-    assert section("plain_pytorch", "def main") == section("lightning_version",
-                                                           "def main") == "main"
+    for package in pair:
+        assert [section(package, text) for text in IN_THE_LOOP[example][package]] == [
+            "loop"] * len(IN_THE_LOOP[example][package]), package
+        evaluation = "def validation_step" if package == "lightning_version" else "def evaluate"
+        assert section(package, evaluation) == "evaluation"
+        assert section(package, "def main") == "main"
+    if example == "tiny_gpt":  # what stays in main() after its loop: the sampling
+        assert {section(package, "# Sampling:") for package in pair} == {"main"}
 
 
 @pytest.mark.slow

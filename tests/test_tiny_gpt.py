@@ -2,8 +2,8 @@
 
 Per-step training loss, every evaluation, the learning rate at every step and the sampled
 text are equal (`==`) across the plain loop, the Fabric loop and the Trainer: on a small run
-(quick tier), after a resume from the middle of the run, under bf16 and on 2 processes (full
-tier). On 2 processes, a run moved from one machine to two simulated ones and back, by its
+(quick tier), after a resume from the middle of the run, under bf16, compiled and on 2 processes
+(full tier). On 2 processes, a run moved from one machine to two simulated ones and back, by its
 checkpoints, goes on as the run that was never stopped, and on two machines only global rank
 0 writes. Bad input (a context longer than the checkpoint's model, a corpus shorter than one
 window, another corpus's characters on resume, a warmup as long as the run) is one line and
@@ -334,3 +334,28 @@ def test_two_machines_checkpoint_resumes_on_one_machine(one_machine, two_machine
         for key in ("val_loss", "val_accuracy"):
             assert resumed[key] == uninterrupted[key][2:], (package, key)
         assert resumed["sample"] == uninterrupted["sample"], package
+
+
+@pytest.mark.slow  # three compilations: Inductor writes and builds C++ before the first step
+def test_tiny_gpt_twins_match_when_compiled(small_runs, tmp_path):
+    """Under `--compile` the three agree too, on a 4-step run with an evaluation and a sample:
+    with deterministic algorithms on, Inductor sums the embeddings' gradients in a fixed order
+    (without them it adds them up from racing threads, and no two runs agree). Compiled, the
+    first loss already differs from the eager run's, so the model really was compiled."""
+    import torch
+
+    here, records = os.getcwd(), []
+    os.chdir(tmp_path)
+    try:
+        for package in PACKAGES:
+            torch._dynamo.reset()  # each twin compiles afresh, as in a process of its own
+            with as_a_command():
+                records.append(twin(package, "tiny_gpt").main(
+                    SMALL + ["--max-steps", "4", "--sample-length", "8", "--compile"]))
+    finally:
+        os.chdir(here)
+        torch.use_deterministic_algorithms(False)  # the twins set it for their whole process
+        torch._dynamo.reset()
+    assert_same_run(records, steps=4, evaluations=1)
+    _, (eager, _, _) = small_runs
+    assert records[0].train_loss[0] != eager.train_loss[0]

@@ -1,7 +1,9 @@
-"""What each side costs: one epoch of each image example, against the compute floor.
+"""What each side costs: one epoch of each image example, and step 4's tokens per second,
+against the compute floor.
 
     python -m tools.benchmark --data-dir /usr/share/datasets/fashion-mnist    # full size, 5 reps
     python -m tools.benchmark --data-dir DIR --reps 1 --limit-train 2000 --models mlp # a quick look
+    python -m tools.benchmark --models gpt                                    # step 4 alone
 
 For the MLP (step 1, mnist_feedforward) and the CNN (step 2, cnn_classifier), one epoch on
 the training split (Fashion-MNIST by default: 55,000 train, 5,000 validate), measured as:
@@ -27,6 +29,24 @@ the training split (Fashion-MNIST by default: 55,000 train, 5,000 validate), mea
   and on request (`--measures "plain, no TensorBoard" "plain, no progress bar"`), the plain
   twin with each of its own extras off, to see where its time over the floor goes; and
   (`--measures "reserving MKL's workspace (once a process)"`) what shared/blas.py costs.
+For the small GPT (step 4, tiny_gpt), tokens per second of training, each side on the
+twins' default model, batch and context, seed 42, `--gpt-steps` steps (default 120), one
+evaluation of one batch after the last step, outside the clock (`--eval-interval` = the run's
+steps), no sampled text (`--sample-length 0`), no checkpoints, no progress bar
+(`--no-progress`: the plain and Fabric twins of step 4 draw none, so the Trainer's is off
+too), all on the CPU:
+  (a) floor: the same model, seed, AdamW groups, warmup-cosine rate set before each step and
+      batches (the same `RandomWindows`), forward + backward + step and reading the loss;
+      nothing else;
+  (b) plain, (c) fabric and lightning: each twin as its lesson runs it with the flags above
+      (TensorBoard at every step, the record, the divergence check, the Trainer's hooks).
+The four clocks are one clock: the moment the training iterable hands out batch
+`GPT_UNTIMED + 1` to the moment it hands out the last batch. That spans every step between
+whole (the forward, backward and step, and all a side does around them), leaves out the first
+`GPT_UNTIMED` steps (the first calls' one-off costs) and everything before and after the loop
+(imports, the corpus, building the Trainer, sampling), and is the same span on every side.
+Tokens per second = timed steps × batch size × context / that span; the ratios are of the
+time per token, as for the image rows (above 1: slower).
 Every measurement runs in a fresh process, the reps interleaved (a, b, c, d..., then again),
 so that a slow moment of the machine spreads over all of them; the table gives medians,
 the fastest and slowest rep (a difference between two rows smaller than that spread is
@@ -56,7 +76,8 @@ from shared.one_line_parser import OneLineParser
 from shared.registry import TWINS
 from shared.run_end import BadInput
 
-MODELS = {"mlp": "mnist_feedforward", "cnn": "cnn_classifier"}
+MODELS = {"mlp": "mnist_feedforward", "cnn": "cnn_classifier", "gpt": "tiny_gpt"}
+IMAGE_MODELS = ["mlp", "cnn"]  # measured by the epoch; "gpt" in tokens per second
 LIGHTNING_EXTRAS_OFF = {  # measure name: the Trainer arguments that switch the extra off
     "lightning, TensorBoard every 50th step": dict(log_every_n_steps=50),
     "lightning, no progress bar": dict(enable_progress_bar=False),
@@ -76,12 +97,18 @@ MEASURES = ["floor", "plain", "fabric", "lightning", *LIGHTNING_EXTRAS_OFF,
             "start-up: plain --dry-run", "start-up: fabric --dry-run",
             "start-up: lightning --dry-run"]
 STARTING = {f"start-up: {twin.folder} --dry-run": twin.package for twin in TWINS}
+PACKAGE_OF = {twin.folder: twin.package for twin in TWINS}  # "plain": "plain_pytorch", ...
 # On request (--measures), where the plain twin's own time over the floor goes: each of its
 # extras off.
 PLAIN_EXTRAS_OFF = ["plain, no TensorBoard", "plain, no progress bar"]
 # On request too: what every twin pays once at start-up so that its bits cannot depend on free
 # memory.
 RESERVE = "reserving MKL's workspace (once a process)"
+# Step 4's rows: the floor and the three twins, in tokens per second.
+GPT_MEASURES = ["floor", "plain", "fabric", "lightning"]
+GPT_UNTIMED = 5  # the first steps, left off the clock: the first calls' one-off costs
+DRAWN: list[float] = []  # when the training iterable handed out each batch (step 4's clock)
+UNIT = {"mlp": "seconds", "cnn": "seconds", "gpt": "tokens per second"}  # what a row measures
 
 
 def twin_flags(args: argparse.Namespace, out: str) -> list[str]:
@@ -209,9 +236,91 @@ def reserve_seconds() -> float:
     return time.perf_counter() - start
 
 
+def gpt_flags(args: argparse.Namespace, out: str) -> list[str]:
+    """Step 4's flags, the same for every side: the defaults but for the run's length, one
+    evaluation at the very end, no sample, no bar."""
+    from shared.flags import DEFAULTS
+
+    warmup = min(DEFAULTS["tiny_gpt"]["warmup_steps"], args.gpt_steps - 1)
+    return ["--max-steps", str(args.gpt_steps), "--warmup-steps", str(warmup),
+            "--eval-interval", str(args.gpt_steps), "--eval-batches", "1",  # after the clock
+            "--sample-length", "0", "--no-progress", "--accelerator", "cpu", "--log-dir", out]
+
+
+@contextlib.contextmanager
+def batch_draws_timed():
+    """While it lasts, the training iterable (shared/text.py's RandomWindows, which every side
+    trains from) notes in DRAWN the moment it hands out each batch."""
+    from shared.text import RandomWindows
+
+    hand_out = RandomWindows.__iter__
+
+    def timed(self):
+        for batch in hand_out(self):
+            DRAWN.append(time.perf_counter())
+            yield batch
+
+    with mock.patch.object(RandomWindows, "__iter__", timed):
+        yield
+
+
+def gpt_floor(args: argparse.Namespace) -> None:
+    """Step 4's (a): the twins' model, seed, AdamW groups, rate schedule and batches; forward,
+    backward, step and the loss read, nothing else."""
+    from shared.flags import DEFAULTS
+    from shared.models import TinyGPT
+    from shared.optimisation import parameter_groups, warmup_cosine
+    from shared.text import RandomWindows, load_corpus
+
+    defaults, steps = DEFAULTS["tiny_gpt"], args.gpt_steps
+    warmup = min(defaults["warmup_steps"], steps - 1)
+    corpus = load_corpus(None, None, defaults["context"])
+    torch.manual_seed(42)
+    model = TinyGPT(len(corpus.vocabulary), defaults["context"])
+    optimizer = torch.optim.AdamW(parameter_groups(model, defaults["weight_decay"]),
+                                  lr=defaults["lr"], betas=(0.9, 0.95))
+    train_stream = RandomWindows(corpus.train, defaults["context"], defaults["batch_size"], steps,
+                                 seed=42)
+    model.train()
+    for step, (x, y) in enumerate(train_stream):
+        for group in optimizer.param_groups:
+            group["lr"] = defaults["lr"] * warmup_cosine(step, warmup, steps)
+        logits = model(x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item()  # the twins read every loss too
+
+
+def gpt_tokens_per_second(args: argparse.Namespace, package: str | None) -> float:
+    """Step 4: train with the floor (`package` None) or a twin; tokens per second between
+    handing out batch GPT_UNTIMED + 1 and the last batch."""
+    import importlib
+
+    from shared.flags import DEFAULTS
+
+    with batch_draws_timed():
+        if package is None:
+            gpt_floor(args)
+        else:
+            twin = importlib.import_module(f"{package}.tiny_gpt")
+            with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+                twin.main(gpt_flags(args, out))
+    if len(DRAWN) != args.gpt_steps:  # one hand-out per step, none ahead, none again
+        raise RuntimeError(f"{len(DRAWN)} batches handed out in {args.gpt_steps} steps")
+    timed_steps = args.gpt_steps - 1 - GPT_UNTIMED
+    tokens = timed_steps * DEFAULTS["tiny_gpt"]["batch_size"] * DEFAULTS["tiny_gpt"]["context"]
+    return tokens / (DRAWN[-1] - DRAWN[GPT_UNTIMED])
+
+
 def measure_here(args: argparse.Namespace) -> float:
-    """Run one measurement in this process (the parent starts one process per measurement)."""
+    """Run one measurement in this process (the parent starts one process per measurement):
+    its seconds, or for step 4 its tokens per second."""
     example = MODELS[args.model]
+    if example == "tiny_gpt":
+        return gpt_tokens_per_second(args, None if args.measure == "floor" else
+                                     PACKAGE_OF[args.measure])
     if args.measure == "floor":
         return floor_seconds(args, example)
     if args.measure == "plain" or args.measure in PLAIN_EXTRAS_OFF:
@@ -228,7 +337,8 @@ def measure_here(args: argparse.Namespace) -> float:
 
 
 def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[float, float]:
-    """(seconds, peak memory in MB) of one measurement, in a fresh process."""
+    """(seconds, or tokens per second for "gpt"; peak memory in MB) of one measurement, in a
+    fresh process."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     if measure.startswith("start-up"):
         package = STARTING[measure]
@@ -244,7 +354,7 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
     else:
         command = [sys.executable, "-m", "tools.benchmark", "--measure", measure, "--model", model,
                    "--dataset",
-                   args.dataset, "--data-dir", args.data_dir]
+                   args.dataset, "--data-dir", args.data_dir, f"--gpt-steps={args.gpt_steps}"]
         if measure == RESERVE:  # not under process_setup.in_place(), which would reserve it first
             command = [sys.executable, "-c",
                        "import json, sys; from tools.benchmark import reserve_seconds; "
@@ -257,7 +367,7 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
             result.seek(0)
             text = result.read()
         result = json.loads(text.strip().splitlines()[-1]) if status == 0 else {}
-        seconds = result.get("seconds", float("nan"))
+        seconds = result.get(UNIT[model], float("nan"))
         if result.get("lightning imported") and not measure.startswith(("lightning", "fabric")):
             print(f"error: measuring {measure} ({model}) imported lightning; it must not",
                   file=sys.stderr)
@@ -271,6 +381,8 @@ def run_measure(args: argparse.Namespace, model: str, measure: str) -> tuple[flo
 
 def table(results: dict[tuple[str, str], list[tuple[float, float]]], models: list[str],
           measures: list[str]) -> str:
+    """The image models' rows: seconds, and each median's ratio to the floor's and the plain
+    twin's."""
     rows = ["| model | measure | median s | min–max s | × floor | × plain | peak MB |",
             "|---|---|---|---|---|---|---|"]
     for model in models:
@@ -286,6 +398,23 @@ def table(results: dict[tuple[str, str], list[tuple[float, float]]], models: lis
     return "\n".join(rows)
 
 
+def gpt_table(results: dict[tuple[str, str], list[tuple[float, float]]],
+              measures: list[str]) -> str:
+    """Step 4's rows: tokens per second, and the time per token as a ratio to the floor's and
+    the plain twin's (above 1: slower), as the image rows give theirs."""
+    rows = ["| model | measure | median tokens/s | min–max tokens/s | time × floor | "
+            "time × plain | peak MB |", "|---|---|---|---|---|---|---|"]
+    median = {m: statistics.median(t for t, _ in results["gpt", m]) for m in measures}
+    for measure in measures:
+        rates = [t for t, _ in results["gpt", measure]]
+        peak = max(mb for _, mb in results["gpt", measure])
+        rows.append(f"| gpt | {measure} | {median[measure]:,.0f} | "
+                    f"{min(rates):,.0f}–{max(rates):,.0f} | "
+                    f"{median['floor'] / median[measure]:.2f} | "
+                    f"{median['plain'] / median[measure]:.2f} | {peak:.0f} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
@@ -297,9 +426,12 @@ def main() -> None:
     parser.add_argument("--limit-val", type=int, help="use the first N validation images")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--measures", nargs="+", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE],
-                        default=MEASURES,
                         help="measure only these (floor and plain always come first, the ratios "
-                             "need them)")
+                             f"need them; gpt has {', '.join(GPT_MEASURES)} only) (default: all "
+                             "but those on request)")
+    parser.add_argument("--gpt-steps", type=int, default=120,
+                        help=f"gpt: training steps per measurement, the first {GPT_UNTIMED} and "
+                             "the last untimed (default: 120)")
     parser.add_argument("--measure", choices=MEASURES + PLAIN_EXTRAS_OFF + [RESERVE],
                         help=argparse.SUPPRESS)  # one measurement, in this process
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
@@ -312,24 +444,48 @@ def main() -> None:
         args = parser.parse_args()
         if min(args.reps, args.jobs, args.limit_train or 1) < 1:
             raise BadInput("--reps, --jobs and --limit-train must be at least 1")
-        splits = load_mnist(args.data_dir, args.dataset, download=False)
+        if args.gpt_steps < GPT_UNTIMED + 2:
+            raise BadInput(f"--gpt-steps {args.gpt_steps}: the first {GPT_UNTIMED} and the last "
+                           f"are untimed; pass at least {GPT_UNTIMED + 2}")
+        images = [args.model] if args.measure else [m for m in args.models if m in IMAGE_MODELS]
+        asked = [m for m in args.measures or [] if m not in GPT_MEASURES]
+        if asked and not images:
+            raise BadInput(f"--measures {asked[0]!r}: measured for mlp and cnn only; for gpt "
+                           f"pick from {', '.join(GPT_MEASURES)}")
+        if any(model in IMAGE_MODELS for model in images):
+            splits = load_mnist(args.data_dir, args.dataset, download=False)
     if args.measure:
-        print(json.dumps({"seconds": measure_here(args),
+        print(json.dumps({UNIT[args.model]: measure_here(args),
                           "lightning imported": "lightning" in sys.modules}))
         return
-    train, val = first(splits.train, args.limit_train), first(splits.val, args.limit_val)
-    sizes = f"{len(train):,} train, {len(val):,} validate"
-    print(f"{args.dataset}: {sizes}; {args.reps} interleaved reps; {os.cpu_count()} cores, "
-          f"{torch.get_num_threads()} torch threads; torch {torch.__version__}", flush=True)
-    measures = ["floor", "plain", *(m for m in args.measures if m not in ("floor", "plain"))]
+    print(f"{args.reps} interleaved reps; {os.cpu_count()} cores, {torch.get_num_threads()} torch "
+          f"threads; torch {torch.__version__}", flush=True)
+    if images:
+        train, val = first(splits.train, args.limit_train), first(splits.val, args.limit_val)
+        print(f"{', '.join(images)}: {args.dataset}, {len(train):,} train, {len(val):,} "
+              "validate", flush=True)
+    if "gpt" in args.models:
+        from shared.flags import DEFAULTS
+
+        size = DEFAULTS["tiny_gpt"]
+        print(f"gpt: {args.gpt_steps} steps of {size['batch_size']} windows of "
+              f"{size['context']} characters, steps {GPT_UNTIMED + 1} to {args.gpt_steps - 1} "
+              "timed", flush=True)
+    measures = ["floor", "plain", *(m for m in args.measures or MEASURES
+                                    if m not in ("floor", "plain"))]
+    gpt_measures = [m for m in measures if m in GPT_MEASURES]
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    rows = [(model, measure) for model in args.models for measure in measures]
+    rows = [(model, measure) for model in images for measure in measures]
+    rows += [("gpt", measure) for measure in gpt_measures if "gpt" in args.models]
     with ThreadPoolExecutor(args.jobs) as pool:  # each measurement is a process of its own
         for rep in range(args.reps):
             for row, result in zip(rows, pool.map(lambda row: run_measure(args, *row), rows)):
                 results.setdefault(row, []).append(result)
             print(f"rep {rep + 1} of {args.reps} done", file=sys.stderr, flush=True)
-    print(table(results, args.models, measures))
+    if images:
+        print(table(results, images, measures))
+    if "gpt" in args.models:
+        print(gpt_table(results, gpt_measures))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ SECTIONS = {  # key: heading, in page order
     "main": "main(): putting it together",
 }
 FUNCTION_SECTIONS = {"training_loss": "loop", "train_one_epoch": "loop", "training_step": "loop",
+                     "on_train_batch_end": "loop",  # the nan check the plain loop makes
                      "evaluate": "evaluation", "predict": "evaluation",
                      "validation_step": "evaluation",
                      "test_step": "evaluation", "predict_step": "evaluation",
@@ -94,12 +95,29 @@ def section_of(node: ast.stmt, first: bool) -> str:
     return "main"  # `if __name__ == "__main__":` and anything else
 
 
+def inline_loop(node: ast.stmt, lines: list[str]) -> range | None:
+    """The line numbers of the training loop written inside `main()` itself, if it is there:
+    a `for` or `while` of main's that calls `backward`, with the paragraph above it (its
+    phase comment and set-up, up to the blank line). Step 4 trains by steps in main();
+    steps 1-3 call a `train_one_epoch` function instead."""
+    for statement in getattr(node, "body", []):
+        if isinstance(statement, (ast.For, ast.While)) and any(
+                isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "backward" for call in ast.walk(statement)):
+            start = statement.lineno
+            while start - 1 > node.lineno and lines[start - 2].strip():
+                start -= 1
+            return range(start, statement.end_lineno + 1)
+    return None
+
+
 def sections(path: str) -> dict[str, list[int]]:
     """The line numbers of `path`, grouped by section, in file order within each section.
 
     Each statement takes the lines above it that no earlier statement took (blank lines,
     comments, decorators). A LightningModule is split by method; its `class` line and
-    docstring go with the model.
+    docstring go with the model. A training loop written inside `main()` (step 4's) goes to
+    the loop's section, beside `training_step`; the rest of `main()` stays in its own.
     """
     source = (REPO / path).read_text()
     groups: dict[str, list[int]] = {key: [] for key in SECTIONS}
@@ -107,7 +125,10 @@ def sections(path: str) -> dict[str, list[int]]:
     for index, node in enumerate(ast.parse(source).body):
         is_module_class = isinstance(node, ast.ClassDef) and section_of(node, False) == "main"
         if not is_module_class:
-            groups[section_of(node, index == 0)] += range(taken + 1, node.end_lineno + 1)
+            section = section_of(node, index == 0)
+            loop = inline_loop(node, source.splitlines()) if section == "main" else None
+            for number in range(taken + 1, node.end_lineno + 1):
+                groups["loop" if loop and number in loop else section].append(number)
             taken = node.end_lineno
             continue
         methods = [item for item in node.body if isinstance(item, ast.FunctionDef)]
