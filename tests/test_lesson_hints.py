@@ -255,3 +255,143 @@ def test_lesson4_clipping_mistake_gets_a_hint_naming_it(lesson4, mistake):
     said = lesson4["check_clipped_by_value"](answer(lesson4, CLIP.replace(old, new),
                                                     "train_clipped_by_value"))
     assert said.startswith("not yet: ") and words in said and "\n" not in said, said
+
+
+# ---- lesson 4, exercise 2: bfloat16 all the way, precision="bf16-true" --------------------
+
+BF16 = solution("04_lightnings_extras", 2)
+CONVERT = "features, labels = features.to(torch.bfloat16), labels.to(torch.bfloat16)"
+BF16_MISTAKES = {  # mistake: ([(text of the solution, replaced by), ...], words the hint must hold)
+    "bf16-mixed, the lesson's autocast": (
+        [(".to(torch.bfloat16)  # the weights", "  # the weights"),
+         (f"            {CONVERT}\n", ""),
+         ("            loss = F.binary_cross_entropy_with_logits(model(features), labels)  # no",
+          "            with torch.autocast('cpu', dtype=torch.bfloat16):\n"
+          "                loss = F.binary_cross_entropy_with_logits(model(features), labels)  #")],
+        "you ran under torch.autocast, which is bf16-mixed"),
+    "the labels left float32": ([(CONVERT, "features = features.to(torch.bfloat16)")],
+                                "the labels stayed float32"),
+    "validation's batches left float32": ([("val_losses.append(validate_bf16_true(",
+                                            "val_losses.append(validate(")],
+                                          "validation's features reached the model as float32"),
+    "the model left float32": ([(".to(torch.bfloat16)  # the weights", "  # the weights")],
+                               "the model's weights are still float32"),
+}
+
+
+@pytest.mark.slow  # two short trainings in bfloat16: a few seconds
+def test_lesson4_bf16_true_solution_is_correct(lesson4):
+    """The worked bf16-true loop gets "correct" on the tiny data."""
+    said = lesson4["check_bf16_true"](answer(lesson4, BF16, "train_bf16_true"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(BF16_MISTAKES))
+def test_lesson4_bf16_true_mistake_gets_a_hint_naming_it(lesson4, mistake):
+    """Each mistake gets a "not yet" whose hint names it."""
+    changes, words = BF16_MISTAKES[mistake]
+    source = BF16
+    for old, new in changes:
+        assert old in source, old
+        source = source.replace(old, new)
+    said = lesson4["check_bf16_true"](answer(lesson4, source, "train_bf16_true"))
+    assert said.startswith("not yet: ") and words in said and "\n" not in said, said
+
+
+# ---- lesson 7, exercise 1: clip the whole model, configure_gradient_clipping ---------------
+
+CLIPS_ALL = solution("07_migrating_your_own_loop", 1)
+CLIP_CALL = "torch.nn.utils.clip_grad_norm_(self.model.parameters(), gradient_clip_val)"
+CLIPS_ALL_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint must hold)
+    "Lightning's own clip_gradients": (
+        (CLIP_CALL, "self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)"),
+        "you called self.clip_gradients, which clips the optimizer's parameters"),
+    "the head's parameters clipped": ((CLIP_CALL, CLIP_CALL.replace("model.parameters()",
+                                                                    "model.head.parameters()")),
+                                      "your clip measured the norm over 4 tensors, the head's"),
+    "each value clipped": ((CLIP_CALL, CLIP_CALL.replace("norm", "value")),
+                           "you clipped each value, clip_grad_value_"),
+    "a threshold of its own": ((CLIP_CALL, CLIP_CALL.replace("gradient_clip_val)", "0.5)")),
+                               "you clipped at another threshold"),
+    "the hook overridden, nothing clipped": ((CLIP_CALL, "pass"), "no clipping ran"),
+}
+
+
+@pytest.fixture(scope="module")
+def lesson7():
+    return lesson_namespace("07_migrating_your_own_loop", [
+        "def make_data", "class LitRegressor(L.LightningModule)", "class LitRegressorValidated",
+        "def check_clips_all", "def shifted", "class Logged"])
+
+
+@pytest.mark.slow  # two short trainings: a few seconds
+def test_lesson7_clips_all_solution_is_correct(lesson7):
+    """The worked override of configure_gradient_clipping gets "correct", bit for bit."""
+    said = lesson7["check_clips_all"](answer(lesson7, CLIPS_ALL, "LitRegressorClipsAll"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(CLIPS_ALL_MISTAKES))
+def test_lesson7_clips_all_mistake_gets_a_hint_naming_it(lesson7, mistake):
+    """Each mistake gets a "not yet" whose hint names it; a class without the hook, too."""
+    (old, new), words = CLIPS_ALL_MISTAKES[mistake]
+    assert old in CLIPS_ALL
+    said = lesson7["check_clips_all"](answer(lesson7, CLIPS_ALL.replace(old, new),
+                                             "LitRegressorClipsAll"))
+    assert said.startswith("not yet: ") and words in said, said
+
+
+def test_lesson7_clips_all_without_the_hook_is_named(lesson7):
+    """A module that only inherits (the empty answer) is told to override the hook."""
+    said = lesson7["check_clips_all"](lesson7["LitRegressor"])
+    assert said.startswith("not yet: ") and "does not override configure_gradient_clipping" in said
+
+
+# ---- lesson 7, exercise 2: two validation splits, dataloader_idx --------------------------
+
+SPLITS = solution("07_migrating_your_own_loop", 2)
+PER_BATCH_SPLITS = '''class LitRegressorTwoSplits(LitRegressor):
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        x, y = batch
+        name = ["val_mse", "shifted_mse"][dataloader_idx]
+        self.log(name, F.mse_loss(self.model(x), y))
+'''
+SPLITS_MISTAKES = {  # mistake: ([(text of the solution, replaced by), ...], words the hint holds)
+    "validation_step without dataloader_idx": (
+        [("batch_idx, dataloader_idx=0):", "batch_idx):"), ("[dataloader_idx]", "[0]")],
+        "def validation_step(self, batch, batch_idx, dataloader_idx=0)"),
+    "one total for both loaders": ([("[dataloader_idx]", "[0]"), ("[1] / self.count[1]",
+                                                                  "[0] / self.count[0]")],
+                                   "one total served both loaders"),
+    "the loaders swapped": ([("[dataloader_idx]", "[1 - dataloader_idx]")],
+                            "the two are swapped"),
+    "totals not reset between validations": (
+        [("    def on_validation_epoch_start(self):", "    def __init__(self):\n"
+          "        super().__init__()")],
+        "the totals ran on from one epoch into the next"),
+    "logged per batch in validation_step": ([(SPLITS, PER_BATCH_SPLITS)],
+                                            "self.log in validation_step names a metric per "
+                                            "loader"),
+}
+
+
+@pytest.mark.slow  # two short trainings: a few seconds
+def test_lesson7_two_splits_solution_is_correct(lesson7):
+    """The worked module with one total per loader gets "correct", bit for bit."""
+    said = lesson7["check_two_splits"](answer(lesson7, SPLITS, "LitRegressorTwoSplits"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(SPLITS_MISTAKES))
+def test_lesson7_two_splits_mistake_gets_a_hint_naming_it(lesson7, mistake):
+    """Each mistake gets a "not yet" whose hint names it."""
+    changes, words = SPLITS_MISTAKES[mistake]
+    source = SPLITS
+    for old, new in changes:
+        assert old in source, old
+        source = source.replace(old, new)
+    said = lesson7["check_two_splits"](answer(lesson7, source, "LitRegressorTwoSplits"))
+    assert said.startswith("not yet: ") and words in said, said

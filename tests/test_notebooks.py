@@ -40,10 +40,11 @@ MISTAKES = {
                              "self.total += (predicted == 3).sum().item()", "that is precision"),
     "03_a_real_training_job": (1, '"interval": "step"', '"interval": "epoch"',
                                "the scheduler steps at another point"),
-    "04_lightnings_extras": (2, "val_losses.append(validate_bf16(", "val_losses.append(validate(",
-                             "the Trainer validates under autocast too"),
+    "04_lightnings_extras": (2, ".to(torch.bfloat16)  # the weights", "  # the weights",
+                             "the model's weights are still float32"),
     "05_the_middle_way": (1, "fabric.backward(loss / accumulate)", "fabric.backward(loss)",
                           "divide each loss by `accumulate`"),
+    "07_migrating_your_own_loop": (2, "[dataloader_idx]", "[0]", "one total served both loaders"),
 }
 BANNERS = ["GPU available", "TPU available", "💡 Tip", "LitLogger", "| Name", "Trainable params"]
 CARVE_NOTE = "are carved from the 10,000-image test split"
