@@ -44,7 +44,8 @@ MISTAKES = {
                              "the model's weights are still float32"),
     "05_the_middle_way": (1, "fabric.backward(loss / accumulate)", "fabric.backward(loss)",
                           "divide each loss by `accumulate`"),
-    "07_migrating_your_own_loop": (2, "[dataloader_idx]", "[0]", "one total served both loaders"),
+    "07_migrating_your_own_loop": (2, "batch_idx, dataloader_idx=0):", "batch_idx):",
+                                   "calls validation_step with a third argument"),
 }
 BANNERS = ["GPU available", "TPU available", "💡 Tip", "LitLogger", "| Name", "Trainable params"]
 CARVE_NOTE = "are carved from the 10,000-image test split"
