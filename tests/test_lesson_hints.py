@@ -235,7 +235,8 @@ def lesson4():
         return make_sum_dataset(320, num_features, seed)
 
     return lesson_namespace("04_lightnings_extras", ["def trainer_run", "def sum_loaders",
-                                                     "def check_clipped_by_value"],
+                                                     "def check_clipped_by_value",
+                                                     "def check_bf16_true"],
                             make_sum_dataset=smaller)
 
 
@@ -267,7 +268,12 @@ BF16_MISTAKES = {  # mistake: ([(text of the solution, replaced by), ...], words
          (f"            {CONVERT}\n", ""),
          ("            loss = F.binary_cross_entropy_with_logits(model(features), labels)  # no",
           "            with torch.autocast('cpu', dtype=torch.bfloat16):\n"
-          "                loss = F.binary_cross_entropy_with_logits(model(features), labels)  #")],
+          "                loss = F.binary_cross_entropy_with_logits(model(features), labels)  #"),
+         (f"        {CONVERT}\n", ""),
+         ("labels)  # a bfloat16 loss", "labels)"),
+         ("        loss = F.binary_cross_entropy_with_logits(model(features), labels)\n",
+          "        with torch.autocast('cpu', dtype=torch.bfloat16):\n"
+          "            loss = F.binary_cross_entropy_with_logits(model(features), labels)\n")],
         "you ran under torch.autocast, which is bf16-mixed"),
     "the labels left float32": ([(CONVERT, "features = features.to(torch.bfloat16)")],
                                 "the labels stayed float32"),
