@@ -181,7 +181,8 @@ ACCUMULATE_MISTAKES = {  # mistake: ((text of the solution, replaced by), words 
 @pytest.fixture(scope="module")
 def lesson5():
     train, val = fake_mnist(256), fake_mnist(64, seed=1)
-    return lesson_namespace("05_the_middle_way", ["def evaluate_on_fabric", "def check_exercise"],
+    return lesson_namespace("05_the_middle_way", ["def evaluate_on_fabric", "def check_exercise",
+                                                  "def check_clipping"],
                             load_mnist=lambda folder: (train, val, None, None))
 
 
@@ -401,3 +402,119 @@ def test_lesson7_two_splits_mistake_gets_a_hint_naming_it(lesson7, mistake):
         source = source.replace(old, new)
     said = lesson7["check_two_splits"](answer(lesson7, source, "LitRegressorTwoSplits"))
     assert said.startswith("not yet: ") and words in said, said
+
+
+# ---- lesson 3, exercise 1: a scheduler stepped after every batch ----------------------------
+
+SCHEDULER = solution("03_a_real_training_job", 1)
+SCHEDULER_RETURN = ('    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, '
+                    '"interval": "step"}}')
+SCHEDULER_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint must hold)
+    "the interval left at epoch": (('"interval": "step"', '"interval": "epoch"'),
+                                   'it changed only once an epoch, the default "interval"'),
+    "the optimizer alone returned": ((SCHEDULER_RETURN, "    return optimizer"),
+                                     "the learning rate never changed: no scheduler stepped"),
+    "SGD without momentum": ((", momentum=0.9)", ")"), "the optimizer: SGD(lr=0.05, momentum=0.9)"),
+    "nothing returned": ((SCHEDULER_RETURN, "    optimizer.scheduler = scheduler"),
+                         "configure_optimizers returned None"),
+}
+
+
+@pytest.fixture(scope="module")
+def lesson3():
+    return lesson_namespace("03_a_real_training_job", ["class ConvNet", "class LitBase",
+                                                       "def check_scheduler",
+                                                       "def check_datamodule"],
+                            train_set=fake_mnist(896), val_set=fake_mnist(256, seed=1))
+
+
+@pytest.mark.slow  # two short trainings of the conv net: a few seconds
+def test_lesson3_scheduler_solution_is_correct(lesson3):
+    """The worked per-batch scheduler gets "correct" on the tiny data."""
+    said = lesson3["check_scheduler"](answer(lesson3, SCHEDULER, "configure_optimizers"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(SCHEDULER_MISTAKES))
+def test_lesson3_scheduler_mistake_gets_a_hint_naming_it(lesson3, mistake):
+    """Each mistake gets a "not yet" whose hint names it."""
+    (old, new), words = SCHEDULER_MISTAKES[mistake]
+    assert old in SCHEDULER
+    said = lesson3["check_scheduler"](answer(lesson3, SCHEDULER.replace(old, new),
+                                             "configure_optimizers"))
+    assert said.startswith("not yet: ") and words in said, said
+
+
+# ---- lesson 3, exercise 2: a DataModule that holds out its own validation images ------------
+
+HELD_OUT = solution("03_a_real_training_job", 2)
+HELD_OUT_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint must hold)
+    "random_split without its generator": ((", generator=torch.Generator().manual_seed(0)", ""),
+                                           "without that generator the split draws from the "
+                                           "global one"),
+    "the training batches not shuffled": (("batch_size=64, shuffle=True)", "batch_size=64)"),
+                                          "train_dataloader does not shuffle"),
+    "the validation batches shuffled": (("DataLoader(self.val_part, batch_size=64)",
+                                         "DataLoader(self.val_part, batch_size=64, shuffle=True)"),
+                                        "val_dataloader shuffles"),
+    "validated on val_set, nothing held out": (("DataLoader(self.val_part,",
+                                                "DataLoader(first(val_set, 256),"),
+                                               "the val images are not the loop's"),
+}
+
+
+@pytest.mark.slow  # two short trainings of the conv net: a few seconds
+def test_lesson3_datamodule_solution_is_correct(lesson3):
+    """The worked SmallMNIST gets "correct" on the tiny data."""
+    said = lesson3["check_datamodule"](answer(lesson3, HELD_OUT, "SmallMNIST"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.parametrize("mistake", list(HELD_OUT_MISTAKES))
+def test_lesson3_datamodule_mistake_gets_a_hint_naming_it(lesson3, mistake):
+    """Each mistake gets a "not yet" whose hint names it, from the loaders alone (no training)."""
+    (old, new), words = HELD_OUT_MISTAKES[mistake]
+    assert old in HELD_OUT
+    said = lesson3["check_datamodule"](answer(lesson3, HELD_OUT.replace(old, new), "SmallMNIST"))
+    assert said.startswith("not yet: ") and words in said, said
+
+
+# ---- lesson 5, exercise 2: clip each value with fabric.clip_gradients ----------------------
+
+CLIP_VALUES = solution("05_the_middle_way", 2)
+FABRIC_CLIP = "            fabric.clip_gradients(model, optimizer, clip_val=0.01)\n"
+CLIP_VALUES_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint holds)
+    "the norm clipped": (("clip_val=0.01", "max_norm=0.01"), "you clipped the total norm"),
+    "clipped before backward": (("            fabric.backward(loss)\n            # after backward, "
+                                 "before the step; clip_val clips each value, max_norm the "
+                                 f"norm\n{FABRIC_CLIP}",
+                                 f"{FABRIC_CLIP}            fabric.backward(loss)\n"),
+                                "you clipped before fabric.backward"),
+    "clipped after the step": ((f"{FABRIC_CLIP}            optimizer.step()\n",
+                                f"            optimizer.step()\n{FABRIC_CLIP}"),
+                               "you clipped after optimizer.step()"),
+    "clipped by hand, not by Fabric": ((FABRIC_CLIP, "            torch.nn.utils.clip_grad_value_("
+                                                     "model.parameters(), 0.01)\n"),
+                                       "fabric.clip_gradients was never used"),
+    "another threshold": (("clip_val=0.01", "clip_val=0.1"), "you clipped at another threshold"),
+}
+
+
+@pytest.mark.slow  # two short trainings: a few seconds
+def test_lesson5_clip_values_solution_is_correct(lesson5):
+    """The worked fabric.clip_gradients(..., clip_val=0.01) gets "correct" on the tiny data."""
+    said = lesson5["check_clipping"](answer(lesson5, CLIP_VALUES, "train_clipped"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(CLIP_VALUES_MISTAKES))
+def test_lesson5_clip_values_mistake_gets_a_hint_naming_it(lesson5, mistake):
+    """Each mistake gets a "not yet" whose hint names it; none speaks of a step before batch 0."""
+    (old, new), words = CLIP_VALUES_MISTAKES[mistake]
+    assert old in CLIP_VALUES
+    said = lesson5["check_clipping"](answer(lesson5, CLIP_VALUES.replace(old, new),
+                                            "train_clipped"))
+    assert said.startswith("not yet: ") and words in said, said
+    assert "the step before" not in said, said
