@@ -39,7 +39,7 @@ MISTAKES = {
     "02_the_training_loop": (2, "self.total += (labels == 3).sum().item()",
                              "self.total += (predicted == 3).sum().item()", "that is precision"),
     "03_a_real_training_job": (1, '"interval": "step"', '"interval": "epoch"',
-                               "the scheduler steps at another point"),
+                               'it changed only once an epoch, the default "interval"'),
     "04_lightnings_extras": (2, ".to(torch.bfloat16)  # the weights", "  # the weights",
                              "the model's weights are still float32"),
     "05_the_middle_way": (1, "fabric.backward(loss / accumulate)", "fabric.backward(loss)",
