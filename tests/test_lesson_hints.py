@@ -182,7 +182,8 @@ ACCUMULATE_MISTAKES = {  # mistake: ((text of the solution, replaced by), words 
 @pytest.fixture(scope="module")
 def lesson5():
     train, val = fake_mnist(256), fake_mnist(64, seed=1)
-    return lesson_namespace("05_the_middle_way", ["def evaluate_on_fabric", "def check_exercise"],
+    return lesson_namespace("05_the_middle_way", ["def evaluate_on_fabric", "def check_exercise",
+                                                  "def check_clipping"],
                             load_mnist=lambda folder: (train, val, None, None))
 
 
@@ -236,7 +237,8 @@ def lesson4():
         return make_sum_dataset(320, num_features, seed)
 
     return lesson_namespace("04_lightnings_extras", ["def trainer_run", "def sum_loaders",
-                                                     "def check_clipped_by_value"],
+                                                     "def check_clipped_by_value",
+                                                     "def check_bf16_true"],
                             make_sum_dataset=smaller)
 
 
@@ -256,6 +258,267 @@ def test_lesson4_clipping_mistake_gets_a_hint_naming_it(lesson4, mistake):
     said = lesson4["check_clipped_by_value"](answer(lesson4, CLIP.replace(old, new),
                                                     "train_clipped_by_value"))
     assert said.startswith("not yet: ") and words in said and "\n" not in said, said
+
+
+# ---- lesson 4, exercise 2: bfloat16 all the way, precision="bf16-true" --------------------
+
+BF16 = solution("04_lightnings_extras", 2)
+CONVERT = "features, labels = features.to(torch.bfloat16), labels.to(torch.bfloat16)"
+BF16_MISTAKES = {  # mistake: ([(text of the solution, replaced by), ...], words the hint must hold)
+    "bf16-mixed, the lesson's autocast": (
+        [(".to(torch.bfloat16)  # the weights", "  # the weights"),
+         (f"            {CONVERT}\n", ""),
+         ("            loss = F.binary_cross_entropy_with_logits(model(features), labels)  # no",
+          "            with torch.autocast('cpu', dtype=torch.bfloat16):\n"
+          "                loss = F.binary_cross_entropy_with_logits(model(features), labels)  #"),
+         (f"        {CONVERT}\n", ""),
+         ("labels)  # a bfloat16 loss", "labels)"),
+         ("        loss = F.binary_cross_entropy_with_logits(model(features), labels)\n",
+          "        with torch.autocast('cpu', dtype=torch.bfloat16):\n"
+          "            loss = F.binary_cross_entropy_with_logits(model(features), labels)\n")],
+        "you ran under torch.autocast, which is bf16-mixed"),
+    "the labels left float32": ([(CONVERT, "features = features.to(torch.bfloat16)")],
+                                "the labels stayed float32"),
+    "validation's batches left float32": ([("val_losses.append(validate_bf16_true(",
+                                            "val_losses.append(validate(")],
+                                          "validation's features reached the model as float32"),
+    "the model left float32": ([(".to(torch.bfloat16)  # the weights", "  # the weights")],
+                               "the model's weights are still float32"),
+}
+
+
+@pytest.mark.slow  # two short trainings in bfloat16: a few seconds
+def test_lesson4_bf16_true_solution_is_correct(lesson4):
+    """The worked bf16-true loop gets "correct" on the tiny data."""
+    said = lesson4["check_bf16_true"](answer(lesson4, BF16, "train_bf16_true"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(BF16_MISTAKES))
+def test_lesson4_bf16_true_mistake_gets_a_hint_naming_it(lesson4, mistake):
+    """Each mistake gets a "not yet" whose hint names it."""
+    changes, words = BF16_MISTAKES[mistake]
+    source = BF16
+    for old, new in changes:
+        assert old in source, old
+        source = source.replace(old, new)
+    said = lesson4["check_bf16_true"](answer(lesson4, source, "train_bf16_true"))
+    assert said.startswith("not yet: ") and words in said and "\n" not in said, said
+
+
+# ---- lesson 7, exercise 1: clip the whole model, configure_gradient_clipping ---------------
+
+CLIPS_ALL = solution("07_migrating_your_own_loop", 1)
+CLIP_CALL = "torch.nn.utils.clip_grad_norm_(self.model.parameters(), gradient_clip_val)"
+CLIPS_ALL_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint must hold)
+    "Lightning's own clip_gradients": (
+        (CLIP_CALL, "self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)"),
+        "you called self.clip_gradients, which clips the optimizer's parameters"),
+    "the head's parameters clipped": ((CLIP_CALL, CLIP_CALL.replace("model.parameters()",
+                                                                    "model.head.parameters()")),
+                                      "your clip measured the norm over 4 tensors, the head's"),
+    "each value clipped": ((CLIP_CALL, CLIP_CALL.replace("norm", "value")),
+                           "you clipped each value, clip_grad_value_"),
+    "a threshold of its own": ((CLIP_CALL, CLIP_CALL.replace("gradient_clip_val)", "0.5)")),
+                               "you clipped at another threshold"),
+    "the hook overridden, nothing clipped": ((CLIP_CALL, "pass"), "no clipping ran"),
+}
+
+
+@pytest.fixture(scope="module")
+def lesson7():
+    return lesson_namespace("07_migrating_your_own_loop", [
+        "def make_data", "class LitRegressor(L.LightningModule)", "class LitRegressorValidated",
+        "def check_clips_all", "def shifted", "class Logged"])
+
+
+@pytest.mark.slow  # two short trainings: a few seconds
+def test_lesson7_clips_all_solution_is_correct(lesson7):
+    """The worked override of configure_gradient_clipping gets "correct", bit for bit."""
+    said = lesson7["check_clips_all"](answer(lesson7, CLIPS_ALL, "LitRegressorClipsAll"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(CLIPS_ALL_MISTAKES))
+def test_lesson7_clips_all_mistake_gets_a_hint_naming_it(lesson7, mistake):
+    """Each mistake gets a "not yet" whose hint names it; a class without the hook, too."""
+    (old, new), words = CLIPS_ALL_MISTAKES[mistake]
+    assert old in CLIPS_ALL
+    said = lesson7["check_clips_all"](answer(lesson7, CLIPS_ALL.replace(old, new),
+                                             "LitRegressorClipsAll"))
+    assert said.startswith("not yet: ") and words in said, said
+
+
+def test_lesson7_clips_all_without_the_hook_is_named(lesson7):
+    """A module that only inherits (the empty answer) is told to override the hook."""
+    said = lesson7["check_clips_all"](lesson7["LitRegressor"])
+    assert said.startswith("not yet: ") and "does not override configure_gradient_clipping" in said
+
+
+# ---- lesson 7, exercise 2: two validation splits, dataloader_idx --------------------------
+
+SPLITS = solution("07_migrating_your_own_loop", 2)
+PER_BATCH_SPLITS = '''class LitRegressorTwoSplits(LitRegressor):
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        x, y = batch
+        name = ["val_mse", "shifted_mse"][dataloader_idx]
+        self.log(name, F.mse_loss(self.model(x), y))
+'''
+SPLITS_MISTAKES = {  # mistake: ([(text of the solution, replaced by), ...], words the hint holds)
+    "validation_step without dataloader_idx": (
+        [("batch_idx, dataloader_idx=0):", "batch_idx):"), ("[dataloader_idx]", "[0]")],
+        "def validation_step(self, batch, batch_idx, dataloader_idx=0)"),
+    "one total for both loaders": ([("[dataloader_idx]", "[0]"), ("[1] / self.count[1]",
+                                                                  "[0] / self.count[0]")],
+                                   "one total served both loaders"),
+    "the loaders swapped": ([("[dataloader_idx]", "[1 - dataloader_idx]")],
+                            "the two are swapped"),
+    "totals not reset between validations": (
+        [("    def on_validation_epoch_start(self):", "    def __init__(self):\n"
+          "        super().__init__()")],
+        "the totals ran on from one epoch into the next"),
+    "logged per batch in validation_step": ([(SPLITS, PER_BATCH_SPLITS)],
+                                            "self.log in validation_step names a metric per "
+                                            "loader"),
+}
+
+
+@pytest.mark.slow  # two short trainings: a few seconds
+def test_lesson7_two_splits_solution_is_correct(lesson7):
+    """The worked module with one total per loader gets "correct", bit for bit."""
+    said = lesson7["check_two_splits"](answer(lesson7, SPLITS, "LitRegressorTwoSplits"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(SPLITS_MISTAKES))
+def test_lesson7_two_splits_mistake_gets_a_hint_naming_it(lesson7, mistake):
+    """Each mistake gets a "not yet" whose hint names it."""
+    changes, words = SPLITS_MISTAKES[mistake]
+    source = SPLITS
+    for old, new in changes:
+        assert old in source, old
+        source = source.replace(old, new)
+    said = lesson7["check_two_splits"](answer(lesson7, source, "LitRegressorTwoSplits"))
+    assert said.startswith("not yet: ") and words in said, said
+
+
+# ---- lesson 3, exercise 1: a scheduler stepped after every batch ----------------------------
+
+SCHEDULER = solution("03_a_real_training_job", 1)
+SCHEDULER_RETURN = ('    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, '
+                    '"interval": "step"}}')
+SCHEDULER_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint must hold)
+    "the interval left at epoch": (('"interval": "step"', '"interval": "epoch"'),
+                                   'it changed only once an epoch, the default "interval"'),
+    "the optimizer alone returned": ((SCHEDULER_RETURN, "    return optimizer"),
+                                     "the learning rate never changed: no scheduler stepped"),
+    "SGD without momentum": ((", momentum=0.9)", ")"), "the optimizer: SGD(lr=0.05, momentum=0.9)"),
+    "nothing returned": ((SCHEDULER_RETURN, "    optimizer.scheduler = scheduler"),
+                         "configure_optimizers returned None"),
+}
+
+
+@pytest.fixture(scope="module")
+def lesson3():
+    return lesson_namespace("03_a_real_training_job", ["class ConvNet", "class LitBase",
+                                                       "def check_scheduler",
+                                                       "def check_datamodule"],
+                            train_set=fake_mnist(896), val_set=fake_mnist(256, seed=1))
+
+
+@pytest.mark.slow  # two short trainings of the conv net: a few seconds
+def test_lesson3_scheduler_solution_is_correct(lesson3):
+    """The worked per-batch scheduler gets "correct" on the tiny data."""
+    said = lesson3["check_scheduler"](answer(lesson3, SCHEDULER, "configure_optimizers"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(SCHEDULER_MISTAKES))
+def test_lesson3_scheduler_mistake_gets_a_hint_naming_it(lesson3, mistake):
+    """Each mistake gets a "not yet" whose hint names it."""
+    (old, new), words = SCHEDULER_MISTAKES[mistake]
+    assert old in SCHEDULER
+    said = lesson3["check_scheduler"](answer(lesson3, SCHEDULER.replace(old, new),
+                                             "configure_optimizers"))
+    assert said.startswith("not yet: ") and words in said, said
+
+
+# ---- lesson 3, exercise 2: a DataModule that holds out its own validation images ------------
+
+HELD_OUT = solution("03_a_real_training_job", 2)
+HELD_OUT_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint must hold)
+    "random_split without its generator": ((", generator=torch.Generator().manual_seed(0)", ""),
+                                           "without that generator the split draws from the "
+                                           "global one"),
+    "the training batches not shuffled": (("batch_size=64, shuffle=True)", "batch_size=64)"),
+                                          "train_dataloader does not shuffle"),
+    "the validation batches shuffled": (("DataLoader(self.val_part, batch_size=64)",
+                                         "DataLoader(self.val_part, batch_size=64, shuffle=True)"),
+                                        "val_dataloader shuffles"),
+    "validated on val_set, nothing held out": (("DataLoader(self.val_part,",
+                                                "DataLoader(first(val_set, 256),"),
+                                               "the val images are not the loop's"),
+}
+
+
+@pytest.mark.slow  # two short trainings of the conv net: a few seconds
+def test_lesson3_datamodule_solution_is_correct(lesson3):
+    """The worked SmallMNIST gets "correct" on the tiny data."""
+    said = lesson3["check_datamodule"](answer(lesson3, HELD_OUT, "SmallMNIST"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.parametrize("mistake", list(HELD_OUT_MISTAKES))
+def test_lesson3_datamodule_mistake_gets_a_hint_naming_it(lesson3, mistake):
+    """Each mistake gets a "not yet" whose hint names it, from the loaders alone (no training)."""
+    (old, new), words = HELD_OUT_MISTAKES[mistake]
+    assert old in HELD_OUT
+    said = lesson3["check_datamodule"](answer(lesson3, HELD_OUT.replace(old, new), "SmallMNIST"))
+    assert said.startswith("not yet: ") and words in said, said
+
+
+# ---- lesson 5, exercise 2: clip each value with fabric.clip_gradients ----------------------
+
+CLIP_VALUES = solution("05_the_middle_way", 2)
+FABRIC_CLIP = "            fabric.clip_gradients(model, optimizer, clip_val=0.01)\n"
+CLIP_VALUES_MISTAKES = {  # mistake: ((text of the solution, replaced by), words the hint holds)
+    "the norm clipped": (("clip_val=0.01", "max_norm=0.01"), "you clipped the total norm"),
+    "clipped before backward": (("            fabric.backward(loss)\n            # after backward, "
+                                 "before the step; clip_val clips each value, max_norm the "
+                                 f"norm\n{FABRIC_CLIP}",
+                                 f"{FABRIC_CLIP}            fabric.backward(loss)\n"),
+                                "you clipped before fabric.backward"),
+    "clipped after the step": ((f"{FABRIC_CLIP}            optimizer.step()\n",
+                                f"            optimizer.step()\n{FABRIC_CLIP}"),
+                               "you clipped after optimizer.step()"),
+    "clipped by hand, not by Fabric": ((FABRIC_CLIP, "            torch.nn.utils.clip_grad_value_("
+                                                     "model.parameters(), 0.01)\n"),
+                                       "fabric.clip_gradients was never used"),
+    "another threshold": (("clip_val=0.01", "clip_val=0.1"), "you clipped at another threshold"),
+}
+
+
+@pytest.mark.slow  # two short trainings: a few seconds
+def test_lesson5_clip_values_solution_is_correct(lesson5):
+    """The worked fabric.clip_gradients(..., clip_val=0.01) gets "correct" on the tiny data."""
+    said = lesson5["check_clipping"](answer(lesson5, CLIP_VALUES, "train_clipped"))
+    assert said.startswith("correct: "), said
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(CLIP_VALUES_MISTAKES))
+def test_lesson5_clip_values_mistake_gets_a_hint_naming_it(lesson5, mistake):
+    """Each mistake gets a "not yet" whose hint names it; none speaks of a step before batch 0."""
+    (old, new), words = CLIP_VALUES_MISTAKES[mistake]
+    assert old in CLIP_VALUES
+    said = lesson5["check_clipping"](answer(lesson5, CLIP_VALUES.replace(old, new),
+                                            "train_clipped"))
+    assert said.startswith("not yet: ") and words in said, said
+    assert "the step before" not in said, said
 
 
 # ---- lesson 9, exercise 1: accumulate gradients in the loop by steps ----------------------

@@ -40,11 +40,13 @@ MISTAKES = {
     "02_the_training_loop": (2, "self.total += (labels == 3).sum().item()",
                              "self.total += (predicted == 3).sum().item()", "that is precision"),
     "03_a_real_training_job": (1, '"interval": "step"', '"interval": "epoch"',
-                               "the scheduler steps at another point"),
-    "04_lightnings_extras": (2, "val_losses.append(validate_bf16(", "val_losses.append(validate(",
-                             "the Trainer validates under autocast too"),
+                               'it changed only once an epoch, the default "interval"'),
+    "04_lightnings_extras": (2, ".to(torch.bfloat16)  # the weights", "  # the weights",
+                             "the model's weights are still float32"),
     "05_the_middle_way": (1, "fabric.backward(loss / accumulate)", "fabric.backward(loss)",
                           "divide each loss by `accumulate`"),
+    "07_migrating_your_own_loop": (2, "batch_idx, dataloader_idx=0):", "batch_idx):",
+                                   "calls validation_step with a third argument"),
     "09_a_small_gpt": (2, '"interval": "step"', '"interval": "epoch"', "once per epoch"),
 }
 BANNERS = ["GPU available", "TPU available", "💡 Tip", "LitLogger", "| Name", "Trainable params"]

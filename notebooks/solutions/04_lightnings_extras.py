@@ -26,34 +26,34 @@ def train_clipped_by_value(epochs=3):
     return losses, val_losses
 
 
-# Exercise 2: bf16 mixed precision by hand
+# Exercise 2: bfloat16 all the way, precision="bf16-true"
 @torch.no_grad()
-def validate_bf16(model, val_loader):
+def validate_bf16_true(model, val_loader):
     model.eval()
     loss_sum, seen = torch.tensor(0.0), 0
     for features, labels in val_loader:
-        # the Trainer validates under autocast too
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = F.binary_cross_entropy_with_logits(model(features), labels)
-        loss_sum = loss_sum + loss.float() * len(labels)
+        # validation's batches are converted too: features and labels are both floating-point
+        features, labels = features.to(torch.bfloat16), labels.to(torch.bfloat16)
+        loss = F.binary_cross_entropy_with_logits(model(features), labels)  # a bfloat16 loss
+        loss_sum = loss_sum + loss * len(labels)
         seen += len(labels)
     return (loss_sum / seen).item()
 
 
-def train_bf16(epochs=3):
+def train_bf16_true(epochs=1):
     L.seed_everything(42, workers=True, verbose=False)
     train_loader, val_loader = sum_loaders()
-    model = SumMLP(32, 256)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model = SumMLP(32, 256).to(torch.bfloat16)  # the weights themselves in bfloat16
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # its state follows: bfloat16
     losses, val_losses = [], []
     for epoch in range(epochs):
         model.train()
         for features, labels in train_loader:
+            features, labels = features.to(torch.bfloat16), labels.to(torch.bfloat16)
             optimizer.zero_grad()
-            with torch.autocast("cpu", dtype=torch.bfloat16):  # the forward and the loss only
-                loss = F.binary_cross_entropy_with_logits(model(features), labels)
+            loss = F.binary_cross_entropy_with_logits(model(features), labels)  # no autocast
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        val_losses.append(validate_bf16(model, val_loader))
+        val_losses.append(validate_bf16_true(model, val_loader))
     return losses, val_losses
