@@ -5,7 +5,7 @@
     python -m tools.timings --only main-job      # one measure (see --list for their names)
     python -m tools.timings --list               # each figure and where it is stated, nothing run
 
-Each time a page states ("about 3 minutes on 2 CPU cores", "under a minute to run",
+Each time a page states ("about 2 minutes on 2 CPU cores", "under a minute to run",
 the main job's table) is listed in `STATED` below: what the figure is, the file that states
 it, the words it is stated in, and the measure that gives it. The measures run here, one
 after another, each printed with the load average just before it; the header gives the
@@ -49,11 +49,11 @@ UNDER_A_MINUTE = "under a minute to run"
 STATED = [
     Stated("README.md", "seconds plain / Fabric / Lightning",
            "the main job's table: each twin's training seconds", "main-job"),
-    Stated("README.md", "about 42 minutes on 2 CPU cores",
+    Stated("README.md", "about 22 minutes on 2 CPU cores",
            "the full suite's wall time, README's test command", "full-tier"),
     Stated("README.md", "about 2 minutes on 2 CPU cores",
            "the quick tier's wall time, plain pytest", "quick-tier"),
-    Stated("README.md", "in about 3 minutes on 2 CPU cores",
+    Stated("README.md", "in about 2 minutes on 2 CPU cores",
            "the lesson pages' build, every lesson run", "lesson-pages"),
     *(Stated(f"notebooks/{lesson}.ipynb", UNDER_A_MINUTE, f"lesson {lesson}'s run time", lesson)
       for lesson in ["02_the_training_loop", "03_a_real_training_job", "04_lightnings_extras",
