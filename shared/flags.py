@@ -52,12 +52,14 @@ class _ShowDefaults(argparse.HelpFormatter):
         return help_text
 
 
+_NUMBER = {int: "a whole number", float: "a number"}  # for the refusal line
+
 def _at_least(minimum: float, kind: type, maximum: float | None = None):
     def check(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {_NUMBER[kind]}") from None
         if not value >= minimum:  # `not >=` also rejects nan
             raise argparse.ArgumentTypeError(f"{text} is too small; it must be at least {minimum}")
         if maximum is not None and value > maximum:

@@ -436,6 +436,8 @@ def test_saved_sides_given_wrong_are_one_line_and_status_2(tmp_path, capsys):
     --save-sides that is a file: one line, status 2, nothing run and nothing written."""
     junk = tmp_path / "junk.json"
     junk.write_text("{}")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a saved side")
     metric = tmp_path / "metric.json"
     metric.write_text(json.dumps({"side": "plain", "command": "python a.py", "status": 0,
                                   "tail": [], "metric": "loss (\\S+)", "metrics": [],
@@ -446,16 +448,19 @@ def test_saved_sides_given_wrong_are_one_line_and_status_2(tmp_path, capsys):
         (["--plain", "a"], "give either --port COMMAND or --port-from FILE (one of them)"),
         (["--plain-from", str(tmp_path / "none.json"), "--port", "b"],
          "no such file; save one with --save-sides DIR"),
-        (["--plain-from", str(junk), "--port", "b"], "not a side saved by --save-sides"),
+        (["--plain-from", str(junk), "--port", "b"],
+         "is JSON but not a side saved by --save-sides"),
+        (["--plain", "a", "--port-from", str(text)], "is not JSON, so not a side saved"),
         (["--plain-from", str(metric), "--port", "b", "--metric", "acc (\\S+)"],
-         "was saved with --metric 'loss (\\\\S+)', not 'acc (\\\\S+)'"),
+         "was saved with --metric loss (\\S+), and this check gives --metric acc (\\S+)"),
         (["--plain", "a", "--port", "b", "--save-sides", str(junk)], "is a file; give a folder"),
     ]
     for argv, words in cases:
         assert check_port.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: ") and words in err, (argv, err)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["junk.json", "metric.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["junk.json", "metric.json",
+                                                                "notes.txt"]
 
 
 @pytest.mark.slow  # both sides run as processes: the full tier

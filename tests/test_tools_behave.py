@@ -60,7 +60,7 @@ def test_the_reader_writes_only_into_an_empty_folder_or_its_own(tmp_path, monkey
     (["--load-seconds", "-1"], "--load-seconds: -1 must be a number from 0 to"),
     (["--load", "100000"], "--load: 100000 must be a number from 0 to"),
     (["--runs", "0"], "--runs: 0 must be a number from 1 to"),
-    (["--runs", "1e9"], "'1e9' is not a int"),
+    (["--runs", "1e9"], "'1e9' is not a whole number"),
 ])
 def test_stress_refuses_flags_that_are_not_finite_or_bounded(flags, words, capsys):
     """nan, infinity, a negative time, a load that would fork without bound: one line, status 2,

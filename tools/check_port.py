@@ -105,13 +105,20 @@ class Side:
             saved = json.loads(path.read_text())
             status, tail, lines = saved["status"], saved["tail"], saved["record"]
             metric, metrics, self.command = saved["metric"], saved["metrics"], saved["command"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise BadInput(f"--{self.name}-from {path}: not a side saved by --save-sides "
-                           f"({error}); save one with --save-sides DIR") from None
+        except OSError as error:
+            raise BadInput(f"--{self.name}-from {path}: {error.strerror}; give a file that "
+                           "--save-sides wrote") from None
+        except ValueError:
+            raise BadInput(f"--{self.name}-from {path} is not JSON, so not a side saved by "
+                           "--save-sides; save one with --save-sides DIR") from None
+        except (KeyError, TypeError):
+            raise BadInput(f"--{self.name}-from {path} is JSON but not a side saved by "
+                           "--save-sides; save one with --save-sides DIR") from None
         pattern = self.metric.pattern if self.metric else None
         if pattern is not None and metric != pattern:
-            raise BadInput(f"--{self.name}-from {path} was saved with --metric {metric!r}, not "
-                           f"{pattern!r}; give the same --metric, or save the side again")
+            was = f"with --metric {metric}" if metric else "without --metric"
+            raise BadInput(f"--{self.name}-from {path} was saved {was}, and this check gives "
+                           f"--metric {pattern}; give the same --metric, or save the side again")
         self.status, self.timed_out = status, saved.get("timed_out", False)
         self.tail.extend(tail)
         self.metrics = list(metrics)

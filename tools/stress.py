@@ -50,6 +50,9 @@ FLAGS = {
 PACKAGES = {twin.folder: twin.package for twin in TWINS}  # "plain": "plain_pytorch", ...
 
 
+_NUMBER = {int: "a whole number", float: "a number"}  # for the refusal line
+
+
 def spin(seconds: float) -> None:
     """Keep one core busy, with some memory traffic, for `seconds` at most."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped by terminate(), quietly
@@ -97,7 +100,7 @@ def bounded(kind: type, low: float, high: float):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {_NUMBER[kind]}") from None
         if not (math.isfinite(value) and low <= value <= high):  # also refuses nan and inf
             raise argparse.ArgumentTypeError(f"{text} must be a number from {low} to {high:g}")
         return value
