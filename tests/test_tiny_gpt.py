@@ -28,9 +28,10 @@ from tests.conftest import FOLDERS, PACKAGES, REPO, as_a_command, twin
 
 # A small run: 12 steps of 8 windows of 32 characters, evaluated every 4 steps on 2 batches,
 # a checkpoint every 4 steps; the warmup (3 steps) and the cosine both show in the rates.
-SMALL = ["--max-steps", "12", "--warmup-steps", "3", "--eval-interval", "4", "--eval-batches",
-         "2", "--batch-size", "8", "--context", "32", "--sample-length", "40", "--no-progress",
-         "--accelerator", "cpu", "--checkpoint-every", "4"]
+EVAL_EVERY = 4
+SMALL = ["--max-steps", "12", "--warmup-steps", "3", "--eval-interval", str(EVAL_EVERY),
+         "--eval-batches", "2", "--batch-size", "8", "--context", "32", "--sample-length", "40",
+         "--no-progress", "--accelerator", "cpu", "--checkpoint-every", "4"]
 
 
 def run_three(argv: list[str], folder: Path) -> list:
@@ -281,6 +282,17 @@ def test_tiny_gpt_twins_match_on_two_processes(one_machine, small_runs):
     assert plain["train_loss"][1] != alone.train_loss[1]
 
 
+def goes_on_as(resumed: dict, uninterrupted: dict, after_step: int, package: str) -> None:
+    """A run resumed from the checkpoint of `after_step` took the uninterrupted run's later steps
+    (losses, rates), its later evaluations (one every EVAL_EVERY steps) and its sample, `==`."""
+    assert len(resumed["train_loss"]) == len(uninterrupted["train_loss"]) - after_step, package
+    for key in ("train_loss", "learning_rate"):
+        assert resumed[key] == uninterrupted[key][after_step:], (package, key)
+    for key in ("val_loss", "val_accuracy"):
+        assert resumed[key] == uninterrupted[key][after_step // EVAL_EVERY:], (package, key)
+    assert resumed["sample"] == uninterrupted["sample"], package
+
+
 @pytest.mark.slow  # two torchruns per twin
 def test_two_machines_go_on_from_one_machines_checkpoint_as_one_machine_does(one_machine,
                                                                            two_machines):
@@ -290,12 +302,7 @@ def test_two_machines_go_on_from_one_machines_checkpoint_as_one_machine_does(one
     for package in PACKAGES:
         uninterrupted = written([one_machine / package])
         resumed = written([two_machines / package / f"node-{node}" for node in (0, 1)])
-        assert len(resumed["train_loss"]) == 8, package
-        for key in ("train_loss", "learning_rate"):
-            assert resumed[key] == uninterrupted[key][4:], (package, key)
-        for key in ("val_loss", "val_accuracy"):
-            assert resumed[key] == uninterrupted[key][1:], (package, key)
-        assert resumed["sample"] == uninterrupted["sample"], package
+        goes_on_as(resumed, uninterrupted, after_step=4, package=package)
 
 
 @pytest.mark.slow  # shares the runs above
@@ -328,12 +335,7 @@ def test_two_machines_checkpoint_resumes_on_one_machine(one_machine, two_machine
         on_two_processes(package, ["--resume", str(resume), "--metrics-out", "metrics.json"],
                          [tmp_path / package])
         uninterrupted, resumed = written([one_machine / package]), written([tmp_path / package])
-        assert len(resumed["train_loss"]) == 4, package
-        for key in ("train_loss", "learning_rate"):
-            assert resumed[key] == uninterrupted[key][8:], (package, key)
-        for key in ("val_loss", "val_accuracy"):
-            assert resumed[key] == uninterrupted[key][2:], (package, key)
-        assert resumed["sample"] == uninterrupted["sample"], package
+        goes_on_as(resumed, uninterrupted, after_step=8, package=package)
 
 
 @pytest.mark.slow  # three compilations: Inductor writes and builds C++ before the first step
