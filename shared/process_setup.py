@@ -10,12 +10,19 @@
   is the hint Lightning gives on a machine where SLURM is installed but the run was not
   started by `srun` ("The `srun` command is available on your system but is not used"): a
   run started without srun on such a machine is what a user meant (docs/scaling-out.md).
+- When the process exits, the garbage collector's last passes leave alone what is alive by
+  then (`gc.freeze()`, run at exit): torch and Lightning build some 400,000 objects as they
+  are imported, and scanning them all again on the way out took about a second of every
+  Lightning run and half a second of a plain one. Nothing a run keeps waits for those
+  passes: its files are written and closed before `main()` returns.
 
 Each twin runs its `main()` inside `in_place()`, inside shared/run_end.py's `in_one_line()`.
 Nothing happens on import.
 """
 
+import atexit
 import contextlib
+import gc
 import logging
 import sys
 import warnings
@@ -35,7 +42,14 @@ def in_place() -> Iterator[None]:
         warnings.filterwarnings("ignore", LEAFSPEC_WARNING, FutureWarning)
         warnings.filterwarnings("ignore", SRUN_HINT)
         reserve_blas_workspace()  # so that memory short mid-run cannot change a bit
+        _end_quickly()
         yield
+
+
+def _end_quickly() -> None:
+    """Freeze what is alive at exit, once (registered again, it would run twice)."""
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 class _ToStdout(logging.StreamHandler):

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -59,10 +60,12 @@ def finish(process: subprocess.Popen, status: int = 0) -> subprocess.CompletedPr
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-def launch(package: str, devices: int, flags: list[str], cwd: Path,
-           status: int = 0) -> subprocess.CompletedProcess:
-    """One twin's run, from start to end."""
-    return finish(start(package, devices, flags, cwd), status)
+def finish_all(processes: list[subprocess.Popen],
+               status: int = 0) -> list[subprocess.CompletedProcess]:
+    """`finish` for runs started together, read all at once: a run blocked on a full output pipe
+    would stall its peers."""
+    with ThreadPoolExecutor(max_workers=len(processes)) as pool:
+        return list(pool.map(lambda process: finish(process, status), processes))
 
 
 def records(folder: Path) -> list[dict]:
@@ -74,10 +77,11 @@ def ddp_runs(mnist_dir, tmp_path_factory) -> Path:
     """The three twins, 2 epochs on 2 processes, with checkpoints and --metrics-out; the folder
     they ran in."""
     folder = tmp_path_factory.mktemp("ddp")
-    for package in PACKAGES:
-        done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2",
-                                   "--checkpoint-dir", "ck",
-                                   "--metrics-out", f"{package}.json"], folder)
+    started = [start(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2",
+                                  "--checkpoint-dir", "ck", "--metrics-out", f"{package}.json"],
+                     folder)
+               for package in PACKAGES]  # the three at once, each in its own processes
+    for done in finish_all(started):
         assert done.stdout.count("epoch 0: val_loss") == 1  # only rank 0 speaks
     return folder
 
@@ -166,8 +170,7 @@ def resumed_on_one(ddp_runs, mnist_dir) -> Path:
                                           "--log-dir", "runs-1", "--metrics-out",
                                           f"{package}-resumed.json"],
                              ddp_runs))
-    for process in started:
-        finish(process)
+    finish_all(started)
     return ddp_runs
 
 
@@ -192,27 +195,29 @@ def test_one_process_checkpoints_resume_on_two(resumed_on_one, mnist_dir):
     made in this run, from 0; without its seed shifted, the resumed epoch would repeat an earlier
     epoch's order.
     """
-    runs = []
+    started = []  # all at once, each in its own processes and folders
     for package, name in FOLDERS.items():
         last = resumed_on_one / f"ck-1/cnn_classifier/{name}/version_0/last.ckpt"
         assert load_checkpoint_unchecked(last)["epoch"] == 2
-        launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "4", "--resume",
-                            str(last),
-                            "--log-dir", "runs-2", "--metrics-out", f"{package}-on-two.json"],
-                            resumed_on_one)
-        runs.append(json.loads((resumed_on_one / f"{package}-on-two.json").read_text()))
+        flags = [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "4", "--resume", str(last)]
+        started.append(start(package, 2, [*flags, "--log-dir", "runs-2", "--metrics-out",
+                                          f"{package}-on-two.json"], resumed_on_one))
+        # the same on two machines of one process each
+        nodes = [resumed_on_one / f"{package}-node-{node}" for node in (0, 1)]
+        for node in nodes:
+            node.mkdir()
+        started += start_on_two_nodes(package, [*flags, "--metrics-out", "on-two-nodes.json"],
+                                      nodes)
+    finish_all(started)
+    runs = [json.loads((resumed_on_one / f"{package}-on-two.json").read_text())
+            for package in PACKAGES]
     plain, fabric, lightning = runs
     assert len(plain["train_loss"]) == STEPS_PER_EPOCH  # epoch 4, on 2 processes
     assert len(plain["val_loss"]) == 1
     assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"]
-    for package, name in FOLDERS.items():  # the same on two machines of one process each
-        last = resumed_on_one / f"ck-1/cnn_classifier/{name}/version_0/last.ckpt"
+    for package in PACKAGES:
         nodes = [resumed_on_one / f"{package}-node-{node}" for node in (0, 1)]
-        for node in nodes:
-            node.mkdir()
-        on_two_nodes(package, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "4", "--resume",
-                               str(last), "--metrics-out", "on-two-nodes.json"], nodes)
         writer = next(node for node in nodes if (node / "on-two-nodes.json").exists())
         on_two_nodes_run = json.loads((writer / "on-two-nodes.json").read_text())
         for key in ("train_loss", "val_loss", "val_accuracy"):
@@ -254,15 +259,13 @@ def test_both_twins_on_two_processes_stop_at_the_same_step_when_the_loss_diverge
                                                                                   tmp_path):
     """At --lr 1e6 on 2 processes: every twin stops after the same step, with one error line
     each, records alike."""
-    runs = []
-    for package in PACKAGES:
-        done = launch(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--lr",
-                                   "1e6",
-                                   "--metrics-out", f"{package}.json"], tmp_path, status=1)
+    started = [start(package, 2, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--lr",
+                                  "1e6", "--metrics-out", f"{package}.json"], tmp_path)
+               for package in PACKAGES]  # the three at once
+    for done in finish_all(started, status=1):
         # one process says so (torchrun adds its own report)
         assert done.stderr.count("error: train_loss ") == 1
-        runs.append(json.loads((tmp_path / f"{package}.json").read_text()))
-    plain, fabric, lightning = runs
+    plain, fabric, lightning = records(tmp_path)
     assert plain["train_loss"][-1] is None and len(plain["train_loss"]) < STEPS_PER_EPOCH
     assert plain["train_loss"] == fabric["train_loss"] == lightning["train_loss"]
     assert plain["val_loss"] == fabric["val_loss"] == lightning["val_loss"] == []
@@ -403,22 +406,30 @@ def test_a_worker_killed_mid_epoch_ends_the_attempt_and_torchrun_restarts_it_fro
     assert len(resumed["train_loss"]) == 2 * steps  # epochs 1 and 2
 
 
+PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port for a rendezvous, never one given before: runs started at once each get
+    their own."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in PORTS_GIVEN:
+            PORTS_GIVEN.add(port)
+            return port
 
 
-def on_two_nodes(package: str, flags: list[str], folders: list[Path]) -> list[str]:
+def start_on_two_nodes(package: str, flags: list[str], folders: list[Path]) -> list:
     """Two machines simulated here: a torchrun each (`--nnodes 2 --node-rank N`, one process),
     meeting at one c10d endpoint, each in its own folder (`folders`: a machine's disk), with
-    `--num-nodes 2`. Returns each node's stdout."""
+    `--num-nodes 2`. Returns the two torchruns, started; `finish` each."""
     port = free_port()
-    nodes = [torchrun(package, 1, [*flags, "--num-nodes", "2"], folder,
-                      ["--nnodes", "2", f"--node-rank={node}", "--rdzv-backend", "c10d",
-                       f"--rdzv-endpoint=127.0.0.1:{port}"])
-             for node, folder in enumerate(folders)]
-    return [finish(node).stdout for node in nodes]
+    return [torchrun(package, 1, [*flags, "--num-nodes", "2"], folder,
+                     ["--nnodes", "2", f"--node-rank={node}", "--rdzv-backend", "c10d",
+                      f"--rdzv-endpoint=127.0.0.1:{port}"])
+            for node, folder in enumerate(folders)]
 
 
 @pytest.fixture(scope="module")
@@ -427,15 +438,18 @@ def two_node_runs(mnist_dir, tmp_path_factory) -> Path:
     one process each (LOCAL_RANK=0 on both); the folder holding, for each twin, node-0/ and
     node-1/ (each machine's own disk: its logs and --metrics-out) and shared/ (checkpoints)."""
     folder = tmp_path_factory.mktemp("two-nodes")
+    started = {}  # the three twins at once: one thread a process, so each computes alike
     for package in PACKAGES:
         nodes = [folder / package / f"node-{node}" for node in (0, 1)]
         for node in nodes:
             node.mkdir(parents=True)
         (folder / package / "shared").mkdir()
         # the checkpoints on storage both machines share, as every process reads best.ckpt back
-        outs = on_two_nodes(package, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2",
-                                      "--checkpoint-dir", str(folder / package / "shared"),
-                                      "--metrics-out", "metrics.json"], nodes)
+        started[package] = start_on_two_nodes(
+            package, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2", "--checkpoint-dir",
+                      str(folder / package / "shared"), "--metrics-out", "metrics.json"], nodes)
+    for package, nodes in started.items():
+        outs = [done.stdout for done in finish_all(nodes)]
         # One voice for the two machines; but `fabric.print` prints from the first process of
         # each machine (Fabric's documented choice), so the Fabric twin speaks once a machine.
         voices = 2 if package == "fabric_version" else 1
@@ -477,8 +491,7 @@ def test_two_machines_checkpoints_resume_on_one_process(two_node_runs, resumed_o
                                           "--resume", str(last), "--log-dir", "runs-back",
                                           "--metrics-out", "back-on-one.json"],
                              two_node_runs / package))
-    for process in started:
-        finish(process)
+    finish_all(started)
     for package in PACKAGES:
         back = json.loads((two_node_runs / package / "back-on-one.json").read_text())
         reference = json.loads((resumed_on_one / f"{package}-resumed.json").read_text())

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -257,29 +258,39 @@ def test_a_class_may_leave_out_only_the_methods_its_cell_names():
 @pytest.fixture(scope="session")
 def runs(mnist_dir) -> dict[str, tuple[nbformat.NotebookNode, int]]:
     """Each lesson run once as committed, then its solutions and its mistake appended: (notebook,
-    cells appended)."""
-    saved = os.environ.get("MNIST_DATA_DIR")
-    os.environ["MNIST_DATA_DIR"] = str(mnist_dir)  # the kernel inherits it
+    cells appended).
+
+    Two lessons run at a time, each kernel on one thread (OMP_NUM_THREADS=1), so that the two
+    cores stay busy while a kernel starts: every check of a lesson compares runs made inside its
+    own kernel, so how many threads it has changes no verdict."""
+    appended = {}
+    for lesson in LESSONS:
+        after = []
+        if lesson in MISTAKES:
+            checks = [cell.source for cell in tagged(read(lesson), "check")]
+            answers = solutions(lesson)
+            number, right, wrong, _ = MISTAKES[lesson]
+            mistake = answers[number - 1].replace(right, wrong)
+            assert mistake != answers[number - 1]
+            after = [f"{answer}\n\n{check}" for answer, check in zip(answers, checks)]
+            after.append(f"{mistake}\n\n{checks[number - 1]}")
+        appended[lesson] = after
+    # the kernels inherit these
+    wanted = {"MNIST_DATA_DIR": str(mnist_dir), "OMP_NUM_THREADS": "1"}
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     try:
-        done = {}
-        for lesson in LESSONS:
-            after = []
-            if lesson in MISTAKES:
-                checks = [cell.source for cell in tagged(read(lesson), "check")]
-                answers = solutions(lesson)
-                number, right, wrong, _ = MISTAKES[lesson]
-                mistake = answers[number - 1].replace(right, wrong)
-                assert mistake != answers[number - 1]
-                after = [f"{answer}\n\n{check}" for answer, check in zip(answers, checks)]
-                after.append(f"{mistake}\n\n{checks[number - 1]}")
-            done[lesson] = lesson_pages.execute(REPO / "notebooks" / f"{lesson}.ipynb",
-                                                after), len(after)
-        return done
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            notebooks = pool.map(lambda lesson: lesson_pages.execute(
+                REPO / "notebooks" / f"{lesson}.ipynb", appended[lesson]), LESSONS)
+            return {lesson: (notebook, len(appended[lesson]))
+                    for lesson, notebook in zip(LESSONS, notebooks)}
     finally:
-        if saved is None:
-            os.environ.pop("MNIST_DATA_DIR")
-        else:
-            os.environ["MNIST_DATA_DIR"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -110,8 +111,7 @@ def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_
 
     SIGTERM is what `docker stop`, Kubernetes and SLURM send. Lightning's Trainer alone exits 0
     on it with no metrics, as if it had finished; every twin now stops on it as on Ctrl-C."""
-    records = {}
-    for package in PACKAGES:
+    def stopped(package: str) -> tuple[int, str, str]:
         flags = [*SLICE, "--data-dir", str(mnist_dir), "--epochs", "3", "--checkpoint-dir", "ck",
                  "--metrics-out", f"{package}.json"]
         process = start(package, flags, tmp_path)
@@ -121,8 +121,14 @@ def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_
         time.sleep(0.3)
         process.send_signal(stop)
         out, err = finish(process)
+        return process.returncode, out, err
+
+    with ThreadPoolExecutor(max_workers=len(PACKAGES)) as pool:  # the three twins at once
+        ended = dict(zip(PACKAGES, pool.map(stopped, PACKAGES)))
+    records = {}
+    for package, (status, out, err) in ended.items():
         # --no-progress: stderr holds nothing else
-        assert process.returncode == 1 and err == "", err[-2000:]
+        assert status == 1 and err == "", err[-2000:]
         assert out.rstrip("\n").splitlines()[-1] == INTERRUPTED and "Traceback" not in out
         last = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt"
         assert load_checkpoint_unchecked(last)["epoch"] == 0

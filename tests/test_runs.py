@@ -188,3 +188,19 @@ print("unchanged")
 """
     done = run(["-c", code], REPO)
     assert done.returncode == 0 and done.stdout.strip().endswith("unchanged"), done.stderr[-2000:]
+
+
+def test_a_run_has_the_collector_skip_its_imports_at_exit_once():
+    """`process_setup.in_place()` has `gc.freeze` run at exit (a Lightning process ends about a
+    second sooner), once, however many runs the process made."""
+    code = """
+import gc
+gc.freeze = lambda: print("frozen")  # stands in for it, to count the calls
+from shared import process_setup
+for run in range(3):
+    with process_setup.in_place():
+        pass
+print("runs done")
+"""
+    done = run(["-c", code], REPO)
+    assert done.returncode == 0 and done.stdout == "runs done\nfrozen\n", done.stderr[-2000:]

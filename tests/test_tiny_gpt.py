@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -203,11 +204,28 @@ DDP_ENV = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 RECORDED = ("train_loss", "val_loss", "val_accuracy", "learning_rate", "sample")
 
 
-def on_two_processes(package: str, flags: list[str], folders: list[Path]) -> None:
-    """Run a twin on SMALL + `flags` with 2 processes: on one machine if `folders` is one folder
-    (the plain twin under torchrun; Fabric and Lightning start their second process), on two
-    machines of one process each if it is two (a torchrun each, `--nnodes 2`, meeting at one
-    c10d endpoint; each folder stands for a machine's own disk)."""
+PORTS_GIVEN: set[int] = set()
+
+
+def free_port() -> int:
+    """A free port for a rendezvous, never one given before: runs started at once each get
+    their own."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in PORTS_GIVEN:
+            PORTS_GIVEN.add(port)
+            return port
+
+
+def on_two_processes(package: str, flags: list[str], folders: list[Path]) -> list:
+    """Start a twin on SMALL + `flags` with 2 processes: on one machine if `folders` is one
+    folder (the plain twin under torchrun; Fabric and Lightning start their second process), on
+    two machines of one process each if it is two (a torchrun each, `--nnodes 2`, meeting at one
+    c10d endpoint; each folder stands for a machine's own disk). The processes started: the
+    fixtures start the three twins at once (one thread a process: each computes alike however
+    busy the machine is) and wait for all of them with `finish`."""
     module = ["-m", f"{package}.tiny_gpt", *SMALL, *flags]
     torchrun = [sys.executable, "-m", "torch.distributed.run"]
     if len(folders) == 1:
@@ -215,18 +233,25 @@ def on_two_processes(package: str, flags: list[str], folders: list[Path]) -> Non
         commands = [[*(launcher if package == "plain_pytorch" else [sys.executable]), *module,
                      "--devices", "2"]]
     else:
-        with socket.socket() as probe:  # a free port for the rendezvous
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         commands = [[*torchrun, "--nnodes", "2", "--nproc-per-node", "1", f"--node-rank={node}",
                      "--rdzv-backend", "c10d", f"--rdzv-endpoint=127.0.0.1:{port}", *module,
                      "--num-nodes", "2"] for node in range(2)]
-    started = [subprocess.Popen(command, cwd=folder, env=dict(os.environ, **DDP_ENV),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for command, folder in zip(commands, folders)]
-    for process in started:
+    return [subprocess.Popen(command, cwd=folder, env=dict(os.environ, **DDP_ENV),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for command, folder in zip(commands, folders)]
+
+
+def finish(started: list) -> None:
+    """Wait for every process started, each of which must end with status 0; their outputs are
+    read all at once (a process blocked on a full pipe would stall its peers)."""
+    def status(process):
         _, err = process.communicate(timeout=600)  # only stops a hang
-        assert process.returncode == 0, err[-3000:]
+        return process.returncode, err[-3000:]
+
+    with ThreadPoolExecutor(max_workers=len(started)) as pool:
+        for code, err in pool.map(status, started):
+            assert code == 0, err
 
 
 def written(folders: list[Path]) -> dict:
@@ -241,10 +266,12 @@ def one_machine(tmp_path_factory) -> Path:
     """The three twins on SMALL with 2 processes on one machine, checkpoints every 4 steps in
     PACKAGE/ck and --metrics-out in PACKAGE/metrics.json; the folder."""
     folder = tmp_path_factory.mktemp("one-machine")
+    started = []
     for package in PACKAGES:
         (folder / package).mkdir()
-        on_two_processes(package, ["--checkpoint-dir", "ck", "--metrics-out", "metrics.json"],
-                         [folder / package])
+        started += on_two_processes(package, ["--checkpoint-dir", "ck", "--metrics-out",
+                                              "metrics.json"], [folder / package])
+    finish(started)
     return folder
 
 
@@ -258,14 +285,16 @@ def two_machines(one_machine, tmp_path_factory) -> Path:
     each (LOCAL_RANK=0 on both), to step 12: PACKAGE/node-0 and node-1 are each machine's disk,
     PACKAGE/ck the checkpoints' folder they share (every process reads --resume). The folder."""
     folder = tmp_path_factory.mktemp("two-machines")
+    started = []
     for package in PACKAGES:
         nodes = [folder / package / f"node-{node}" for node in (0, 1)]
         for node in nodes:
             node.mkdir(parents=True)
         resume = checkpoint(one_machine / package / "ck", package, 4)
-        on_two_processes(package, ["--resume", str(resume), "--checkpoint-dir",
-                                   str(folder / package / "ck"), "--metrics-out", "metrics.json"],
-                         nodes)
+        started += on_two_processes(package, ["--resume", str(resume), "--checkpoint-dir",
+                                              str(folder / package / "ck"), "--metrics-out",
+                                              "metrics.json"], nodes)
+    finish(started)
     return folder
 
 
@@ -324,6 +353,7 @@ def test_on_two_machines_only_global_rank_0_writes(two_machines):
 def test_two_machines_checkpoint_resumes_on_one_machine(one_machine, two_machines, tmp_path):
     """The two machines' step-8 checkpoint holds the one-machine run's weights, bit for bit, and
     resumed on one machine of 2 processes gives that run's steps 9 to 12, `==`."""
+    started = []
     for package in PACKAGES:
         resume = checkpoint(two_machines / package / "ck", package, 8)
         weights = network_weights(load_checkpoint_unchecked(resume))
@@ -332,8 +362,10 @@ def test_two_machines_checkpoint_resumes_on_one_machine(one_machine, two_machine
         assert weights.keys() == reference.keys()
         assert all(torch.equal(weights[key], reference[key]) for key in weights), package
         (tmp_path / package).mkdir()
-        on_two_processes(package, ["--resume", str(resume), "--metrics-out", "metrics.json"],
-                         [tmp_path / package])
+        started += on_two_processes(package, ["--resume", str(resume), "--metrics-out",
+                                              "metrics.json"], [tmp_path / package])
+    finish(started)
+    for package in PACKAGES:
         uninterrupted, resumed = written([one_machine / package]), written([tmp_path / package])
         goes_on_as(resumed, uninterrupted, after_step=8, package=package)
 
