@@ -4,7 +4,9 @@ Only the Lightning twins import this module. (Their checkpoint plugin, which the
 of step 2 uses too, is shared/checkpoint_plugin.py.)
 - `RecordMetrics` fills the same `RunRecord` the plain twin fills by hand, from what
   Lightning already computed, and prints the same line after each validation. It changes
-  nothing in the run.
+  nothing in the run. As each stage starts it also gives SIGTERM back Ctrl-C's handler, which
+  the Trainer had replaced with one that can hang a DDP run (shared/run_end.py:
+  `sigterm_stops_as_ctrl_c`), so that SIGTERM stops the Lightning twins as it stops the others.
 - `RngInCheckpoint` adds the global generators' states to every checkpoint and restores
   them on resume. Lightning's checkpoints hold the model, optimizers, schedulers, loops and
   callbacks, but not the random state, so without it a resumed run shuffles and drops out
@@ -13,6 +15,7 @@ of step 2 uses too, is shared/checkpoint_plugin.py.)
 
 import lightning as L
 
+from shared.run_end import sigterm_stops_as_ctrl_c
 from shared.run_record import RunRecord
 from shared.seeding import rng_states, set_rng_states
 
@@ -20,6 +23,11 @@ from shared.seeding import rng_states, set_rng_states
 class RecordMetrics(L.Callback):
     def __init__(self, record: RunRecord) -> None:
         self.record = record
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        sigterm_stops_as_ctrl_c()  # the Trainer's own handler is in place by now
+
+    on_validation_start = on_test_start = on_predict_start = on_train_start
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         # What training_step logged: the batch's loss before Lightning divides it by

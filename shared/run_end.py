@@ -94,6 +94,23 @@ def _interrupts_as_ctrl_c() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+def sigterm_stops_as_ctrl_c() -> None:
+    """Give SIGTERM back the handler `in_one_line` gave it, Ctrl-C's, after a library replaced it.
+
+    Lightning's Trainer does, as it starts fit, validate, test or predict: its handler logs the
+    signal and, under DDP, broadcasts it to the other processes from inside the handler. A
+    process that gets SIGTERM while its peer is held in another collective (a gradient's
+    all-reduce, in C++, where no Python handler runs) then waits in that broadcast forever, and
+    so does the peer: `scancel` hung a run of step 2 on two processes so. With Ctrl-C's handler
+    each process stops at its next Python line, as the other twins do. Only in the main thread
+    (where handlers live), and only inside `in_one_line`.
+    """
+    interrupted = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is threading.main_thread() and isinstance(interrupted,
+                                                                             _Interrupted):
+        signal.signal(signal.SIGTERM, interrupted)
+
+
 @contextlib.contextmanager
 def _quiet_writer_threads() -> Iterator[None]:
     """An OS error in a background thread (TensorBoard's event writer) prints no traceback.

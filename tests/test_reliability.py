@@ -7,6 +7,7 @@ own process, stopped from outside the way a machine or a person stops it. README
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -342,31 +343,35 @@ def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_em
     assert on_another_filesystem, "needs /dev/shm on another filesystem"
     temporary = tmp_path / "tmpdir"
     temporary.mkdir()
-    for attempt, delay in enumerate((0.3, 0.9, 1.8)):
-        folder = shm / f"side-by-side-test-{os.getpid()}-{package}-{attempt}"
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TMPDIR=str(temporary))
-        process = subprocess.Popen([sys.executable, "-m", f"{package}.cnn_classifier", "--data-dir",
-                                    str(mnist_dir),
-                                    "--limit-train", "64", "--batch-size", "64", "--limit-val",
-                                    "16", "--epochs", "500",
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TMPDIR=str(temporary))
+    folders = [shm / f"side-by-side-test-{os.getpid()}-{package}-{attempt}" for attempt in range(3)]
+
+    def killed(folder: Path, delay: float) -> None:
+        """A run into `folder`, killed `delay` seconds into epoch 1."""
+        process = subprocess.Popen([sys.executable, "-m", f"{package}.cnn_classifier",
+                                    "--data-dir", str(mnist_dir), "--limit-train", "64",
+                                    "--batch-size", "64", "--limit-val", "16", "--epochs", "500",
                                     "--checkpoint-dir", str(folder), "--no-progress",
                                     "--lr-step-gamma", "1"],
                                    cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
-        try:
-            for line in process.stdout:
-                # last.ckpt of epoch 0 is there; now it is rewritten every step
-                if line.startswith("epoch 1:"):
-                    break
-            time.sleep(delay)
-            process.kill()
-            process.communicate(timeout=600)
+        for line in process.stdout:
+            # last.ckpt of epoch 0 is there; now it is rewritten every step
+            if line.startswith("epoch 1:"):
+                break
+        time.sleep(delay)
+        process.kill()
+        process.communicate(timeout=600)
+
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:  # the three moments, in three runs at once
+            list(pool.map(killed, folders, (0.3, 0.9, 1.8)))
+        for folder in folders:
             last = next(folder.glob(f"cnn_classifier/{FOLDER[package]}/version_0/last.ckpt"))
             assert load_checkpoint_unchecked(last)["epoch"] >= 1  # whole, and loads
-            assert list(temporary.iterdir()) == []  # nothing written in $TMPDIR
-        finally:
-            import shutil
-
+        assert list(temporary.iterdir()) == []  # nothing written in $TMPDIR
+    finally:
+        for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -406,3 +411,55 @@ def test_the_fault_table_names_only_tests_that_exist_and_every_fault_test():
     assert fault_tests - named == set()  # no fault test without its row
     twin_rows = [row for row in rows if row.count("|") == 6]  # fault, plain, Fabric, Lightning
     assert all(all(cell.strip() for cell in row.split("|")[1:-1]) for row in twin_rows)
+
+
+def test_sigterm_keeps_ctrl_cs_handler_while_a_trainer_runs(tmp_path, monkeypatch):
+    """Lightning's Trainer replaces SIGTERM's handler as it starts (its own logs the signal and,
+    under DDP, broadcasts it from inside the handler, which can hang two processes); the Lightning
+    twins' RecordMetrics gives it back Ctrl-C's, from the sanity check to the last step."""
+    import lightning as L
+
+    from shared.lightning_callbacks import RecordMetrics
+    from shared.run_end import in_one_line
+    from shared.run_record import RunRecord
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 2)
+
+        def training_step(self, batch, batch_idx):
+            loss = self.layer(batch[0]).sum()
+            self.log("train_loss", loss)
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            self.log_dict({"val_loss": 0.0, "val_accuracy": 0.0})
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class Look(L.Callback):  # which handler SIGTERM has at each moment
+        def __init__(self):
+            self.seen = []
+
+        def on_validation_batch_start(self, *args):
+            self.seen.append(type(signal.getsignal(signal.SIGTERM)).__name__)
+
+        on_train_batch_start = on_validation_batch_start
+
+    monkeypatch.chdir(tmp_path)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(4, 2)),
+                                       batch_size=2)
+    looks = {}
+    for name, callbacks in (("alone", []),
+                            ("with RecordMetrics", [RecordMetrics(RunRecord("x", "y", {}))])):
+        look = Look()
+        with in_one_line():
+            L.Trainer(max_steps=2, callbacks=[*callbacks, look], logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False).fit(Tiny(), data, data)
+        looks[name] = look.seen
+    assert looks["alone"] and set(looks["alone"]) == {"_HandlersCompose"}  # the Trainer's own
+    # the sanity check's 2 batches, 2 steps, a validation of 2 batches
+    assert looks["with RecordMetrics"] == ["_Interrupted"] * 6

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -13,11 +14,18 @@ SCHEMA = {"example", "implementation", "config", "train_loss", "val_loss", "val_
           "seconds", "test", "predictions", "learning_rate", "sample"}
 
 
-def run(args: list[str], cwd) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def run(args: list[str], cwd, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
     # The timeout only stops a hung run; it is not a speed test.
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=600)
+
+
+def run_together(runs: list[tuple[list[str], object]]) -> list[subprocess.CompletedProcess]:
+    """Each (args, cwd) of `runs` in a process of its own, all at once, on one thread each (the
+    twins compared then compute alike however busy the machine is); their results in order."""
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        return list(pool.map(lambda one: run(*one, env={"OMP_NUM_THREADS": "1"}), runs))
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -36,12 +44,12 @@ def test_dry_run_finishes_and_writes_nothing(example, package, mnist_dir, tmp_pa
 def test_metrics_json_has_one_schema_for_every_twin(tmp_path):
     """Every twin writes the same keys; config holds every flag's value; the numbers match."""
     runs = {}
-    for package in PACKAGES:
-        out = tmp_path / f"{package}.json"
-        done = run(["-m", f"{package}.sum_dataset", "--num-samples", "300", "--epochs", "2",
-                    "--metrics-out", str(out)], tmp_path)
+    ended = run_together([(["-m", f"{package}.sum_dataset", "--num-samples", "300", "--epochs", "2",
+                            "--metrics-out", str(tmp_path / f"{package}.json")], tmp_path)
+                          for package in PACKAGES])
+    for package, done in zip(PACKAGES, ended):
         assert done.returncode == 0, done.stderr[-2000:]
-        runs[package] = json.loads(out.read_text())
+        runs[package] = json.loads((tmp_path / f"{package}.json").read_text())
     plain, fabric, lightning = runs.values()
     assert set(plain) == set(fabric) == set(lightning) == SCHEMA
     assert [record["implementation"] for record in runs.values()] == list(FOLDERS.values())
@@ -65,13 +73,14 @@ def test_a_diverged_run_stops_at_the_same_step_in_every_twin_and_keeps_its_steps
         raise ValueError(f"not standard JSON: {constant}")
 
     runs, errors = [], []
-    for package in PACKAGES:
+    ended = run_together([(["-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir),
+                            "--limit-train", "200", "--limit-val", "100", "--epochs", "2", "--lr",
+                            "1e6", "--accelerator", "cpu", "--no-progress", "--metrics-out",
+                            str(tmp_path / f"{package}.json"), "--checkpoint-dir",
+                            f"ck-{package}"], tmp_path)
+                          for package in PACKAGES])
+    for package, done in zip(PACKAGES, ended):
         out = tmp_path / f"{package}.json"
-        done = run(["-m", f"{package}.cnn_classifier", "--data-dir", str(mnist_dir),
-                    "--limit-train", "200",
-                    "--limit-val", "100", "--epochs", "2", "--lr", "1e6", "--accelerator", "cpu",
-                    "--no-progress",
-                    "--metrics-out", str(out), "--checkpoint-dir", f"ck-{package}"], tmp_path)
         assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
         assert "Traceback" not in done.stdout, done.stderr
         runs.append(json.loads(out.read_text(), parse_constant=refuse))
@@ -153,12 +162,16 @@ def test_installed_project_runs_from_any_folder_and_by_path(mnist_dir, tmp_path)
     # only the install helps
     env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     flags = ["--dry-run", "--no-progress", "--data-dir", str(mnist_dir)]
-    for args, cwd in ((["-m", "plain_pytorch.mnist_feedforward"], tmp_path),
-                      (["-m", "fabric_version.mnist_feedforward"], tmp_path),
-                      (["lightning_version/mnist_feedforward.py"], REPO)):
-        done = subprocess.run([sys.executable, *args, *flags], cwd=cwd, env=env,
-                              capture_output=True, text=True,
-                              timeout=600)
+    def started_as(args: list[str], cwd) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args, *flags], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:  # the three at once
+        ended = list(pool.map(started_as, [["-m", "plain_pytorch.mnist_feedforward"],
+                                           ["-m", "fabric_version.mnist_feedforward"],
+                                           ["lightning_version/mnist_feedforward.py"]],
+                              [tmp_path, tmp_path, REPO]))
+    for done in ended:
         assert done.returncode == 0, done.stderr[-2000:]
         assert "1 steps" in done.stdout
 
