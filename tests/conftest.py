@@ -10,6 +10,7 @@ import contextlib
 import gzip
 import importlib
 import os
+import socket
 import struct
 import sys
 from pathlib import Path
@@ -52,6 +53,21 @@ def run_all(example: str, argv: list[str]) -> list:
     """The three twins of `example` run on the same flags, one after the other: [plain, fabric,
     lightning]."""
     return [twin(package, example).main(argv) for package in PACKAGES]
+
+
+_PORTS_GIVEN: set[int] = set()
+
+
+def free_port() -> int:
+    """A free port for a rendezvous, never one given before: runs started at once each get
+    their own."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 def pytest_addoption(parser):

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from by_hand.checkpointing import load_checkpoint_unchecked, network_weights
 from shared.data import first, load_mnist
 from shared.models import ConvNet
 from shared.run_end import INTERRUPTED
-from tests.conftest import FOLDERS, PACKAGES, REPO, as_a_command, twin
+from tests.conftest import FOLDERS, PACKAGES, REPO, as_a_command, free_port, twin
 
 # 301 validation images: 151 a process, so the sampler pads one (repeats the first image).
 FLAGS = ["--limit-train", "512", "--limit-val", "301", "--batch-size", "32", "--accelerator", "cpu",
@@ -404,21 +403,6 @@ def test_a_worker_killed_mid_epoch_ends_the_attempt_and_torchrun_restarts_it_fro
     assert resumed["train_loss"][:steps] == uninterrupted["train_loss"][steps:]
     assert resumed["val_loss"][:1] == uninterrupted["val_loss"][1:]
     assert len(resumed["train_loss"]) == 2 * steps  # epochs 1 and 2
-
-
-PORTS_GIVEN: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port for a rendezvous, never one given before: runs started at once each get
-    their own."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in PORTS_GIVEN:
-            PORTS_GIVEN.add(port)
-            return port
 
 
 def start_on_two_nodes(package: str, flags: list[str], folders: list[Path]) -> list:

@@ -14,7 +14,6 @@ asserts, so the step's tests stay cheap.
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ import torch
 
 from by_hand.checkpointing import load_checkpoint_unchecked, network_weights
 from shared.flags import DEFAULTS
-from tests.conftest import FOLDERS, PACKAGES, REPO, as_a_command, twin
+from tests.conftest import FOLDERS, PACKAGES, REPO, as_a_command, free_port, twin
 
 # A small run: 12 steps of 8 windows of 32 characters, evaluated every 4 steps on 2 batches,
 # a checkpoint every 4 steps; the warmup (3 steps) and the cosine both show in the rates.
@@ -202,21 +201,6 @@ def test_the_default_run_learns_and_the_twins_match(tmp_path):
 # the run that was never stopped.
 DDP_ENV = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 RECORDED = ("train_loss", "val_loss", "val_accuracy", "learning_rate", "sample")
-
-
-PORTS_GIVEN: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port for a rendezvous, never one given before: runs started at once each get
-    their own."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in PORTS_GIVEN:
-            PORTS_GIVEN.add(port)
-            return port
 
 
 def on_two_processes(package: str, flags: list[str], folders: list[Path]) -> list:
