@@ -463,9 +463,10 @@ def _install(recorder: _Recorder) -> None:
         init,
         next_batch,
     )
-    # Run at exit after every other handler (they run last-registered first): the garbage
-    # collector's last passes then leave alone what is still alive, which spares about a second
-    # of a side that imported torch and Lightning. Nothing recorded waits for those passes.
+    # At exit, after the record's last write and the side's own later handlers (atexit runs the
+    # last registered first), the garbage collector's last passes are told to leave alone what
+    # is still alive: that spares about a second of a side that imported torch and Lightning.
+    # Nothing recorded waits for those passes.
     atexit.register(gc.freeze)
     atexit.register(recorder.final)
 
