@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import lightning  # noqa: F401  (see below)
@@ -53,6 +54,14 @@ def run_all(example: str, argv: list[str]) -> list:
     """The three twins of `example` run on the same flags, one after the other: [plain, fabric,
     lightning]."""
     return [twin(package, example).main(argv) for package in PACKAGES]
+
+
+def at_once(function, items: list) -> list:
+    """`function(item)` for every item, each call in its own thread, started together: for runs
+    that a test starts at once (each call reads its run's output as it comes, so that no run
+    waits on a full pipe while its peers go on). The results, in the items' order."""
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 _PORTS_GIVEN: set[int] = set()

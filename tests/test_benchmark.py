@@ -6,6 +6,7 @@ over 120 steps (docs/costs.md); this only shows that every row works and that th
 computed against the right rows.
 """
 
+import os
 import subprocess
 import sys
 
@@ -13,6 +14,10 @@ import pytest
 
 from tests.conftest import REPO
 from tools.benchmark import GPT_MEASURES, GPT_UNTIMED, MEASURES, PLAIN_EXTRAS_OFF
+
+# `--jobs 2` runs two measurements at a time: one thread each, so that they do not wait on one
+# another's threads (the times are not figures here; `python -m tools.benchmark` alone makes them).
+TWO_AT_A_TIME = dict(os.environ, OMP_NUM_THREADS="1")
 
 
 @pytest.mark.slow
@@ -25,7 +30,8 @@ def test_benchmark_prints_every_measure_with_its_ratios(mnist_dir, tmp_path):
                            "--dataset", "mnist", "--reps", "1", "--limit-train", "200",
                            "--limit-val", "100", "--gpt-steps", str(GPT_UNTIMED + 2),
                            "--models", "mlp", "gpt", "--jobs", "2"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env=TWO_AT_A_TIME)
     assert done.returncode == 0, done.stderr[-2000:]
     for model, measures in (("mlp", MEASURES), ("gpt", GPT_MEASURES)):
         rows = {cells[2]: [cell.replace(",", "") for cell in cells[3:]]
@@ -102,7 +108,8 @@ def test_benchmark_measures_on_request_the_plain_twins_own_extras_and_the_cnns_b
                            "--limit-val", "100",
                            "--models", "cnn", "--jobs", "2",
                            "--measures", *PLAIN_EXTRAS_OFF, "lightning, barebones=True"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env=TWO_AT_A_TIME)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split("|")[2].strip() for line in done.stdout.splitlines()
             if line.startswith("| cnn ")]

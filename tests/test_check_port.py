@@ -31,6 +31,9 @@ from tools import check_port
 PAIRS = REPO / "tests" / "port_pairs"
 GALLERY = REPO / "tests" / "port_gallery"
 PLAIN = f"{sys.executable} {PAIRS / 'plain_loop.py'}"
+# Two checks at a time, each running its two sides at once: one thread a side, so that the four
+# processes do not wait on one another's threads (both sides of a check get the same count).
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 PORT = f"{sys.executable} {PAIRS / 'lightning_port.py'}"
 
 
@@ -42,7 +45,7 @@ def check_command(argv: list[str], cwd=None) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=600,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        env=dict(os.environ, PYTHONPATH=str(REPO), **ONE_THREAD),
     )
 
 

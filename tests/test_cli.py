@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from shared.flags import DEFAULTS, build_parser
-from tests.conftest import EXAMPLES, FOLDERS, PACKAGES, REPO, as_a_command, twin
+from tests.conftest import EXAMPLES, FOLDERS, PACKAGES, REPO, as_a_command, at_once, twin
 
 BAD_VALUES = [
     ["--batch-size", "0"],
@@ -155,15 +155,25 @@ def test_another_steps_flag_is_refused_with_one_line(capsys):
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--precision" in err
 
 
+@pytest.fixture(scope="module")
+def refused_at_the_entry_point() -> dict[str, subprocess.CompletedProcess]:
+    """`python -m package.example --batch-size 0` for one example per package, each a different
+    one, the three at once: package -> how it ended."""
+    def refused(package_and_example: tuple[str, str]) -> subprocess.CompletedProcess:
+        package, example = package_and_example
+        return subprocess.run([sys.executable, "-m", f"{package}.{example}", "--batch-size", "0"],
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    pairs = list(zip(PACKAGES, EXAMPLES))
+    return dict(zip(PACKAGES, at_once(refused, pairs)))
+
+
 @pytest.mark.parametrize("package, example", list(zip(PACKAGES, EXAMPLES)))
-def test_entry_point_bad_value_has_no_traceback(example, package):
+def test_entry_point_bad_value_has_no_traceback(example, package, refused_at_the_entry_point):
     """`python -m package.example --batch-size 0`: status 2, one line on stderr, no traceback.
     One example per package, each a different one; every file and every bad value is refused
     in-process above."""
-    done = subprocess.run(
-        [sys.executable, "-m", f"{package}.{example}", "--batch-size", "0"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
+    done = refused_at_the_entry_point[package]
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "--batch-size" in done.stderr

@@ -511,8 +511,10 @@ def slurm(tmp_path_factory) -> dict:
 
 def srun(package: str, flags: list[str], cwd: Path, env: dict, name: str) -> subprocess.Popen:
     """`srun --nodes=1 --ntasks-per-node=2 python -m PACKAGE.cnn_classifier --devices 2 FLAGS`
-    (Lightning refuses --ntasks): SLURM starts both processes."""
-    return subprocess.Popen(["srun", "--nodes=1", "--ntasks-per-node=2", f"--job-name={name}",
+    (Lightning refuses --ntasks): SLURM starts both processes. `--oversubscribe`: the three
+    twins' jobs run at once on this one node's CPUs, instead of waiting for one another."""
+    return subprocess.Popen(["srun", "--nodes=1", "--ntasks-per-node=2", "--oversubscribe",
+                             f"--job-name={name}",
                              sys.executable, "-m", f"{package}.cnn_classifier", "--devices", "2",
                              *flags],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -525,9 +527,11 @@ def test_srun_starts_every_twin_on_two_tasks_with_torchruns_results(slurm, ddp_r
     """Under SLURM's srun (2 tasks), Lightning and Fabric read SLURM's variables and the plain
     twin reads them by hand; the per-step losses and validation equal, `==`, the runs started by
     torchrun and by Lightning's launcher."""
+    started = [srun(package, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2",
+                              "--metrics-out", f"{package}.json"], tmp_path, slurm, package)
+               for package in PACKAGES]  # the three at once
+    finish_all(started)
     for package, started_otherwise in zip(PACKAGES, records(ddp_runs)):
-        finish(srun(package, [*FLAGS, "--data-dir", str(mnist_dir), "--epochs", "2",
-                              "--metrics-out", f"{package}.json"], tmp_path, slurm, package))
         by_srun = json.loads((tmp_path / f"{package}.json").read_text())
         for key in ("train_loss", "val_loss", "val_accuracy"):
             assert by_srun[key] == started_otherwise[key], (package, key)

@@ -7,6 +7,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
@@ -209,22 +210,33 @@ def copy_of_the_repository(folder: Path) -> Path:
     return folder
 
 
-def as_a_reader_runs_it(line: str, cwd: Path) -> subprocess.CompletedProcess:
+def as_a_reader_runs_it(line: str, cwd: Path, env: dict | None = None
+                        ) -> subprocess.CompletedProcess:
     """One README line, run by a shell in `cwd`, with this environment's python and torchrun first
-    on PATH (as after `source .venv/bin/activate`)."""
+    on PATH (as after `source .venv/bin/activate`); `env`: variables to add."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     return subprocess.run(line, shell=True, cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, PATH=path))
+                          env=dict(os.environ, PATH=path, **(env or {})))
 
 
 @pytest.mark.slow
 def test_readme_runs_to_try_work_in_order_on_a_fresh_clone(tmp_path):
     """README's "Some runs to try", run as written, top to bottom, in a fresh copy: each exits 0
     (the resume line finds the checkpoint the line above it wrote), and no Lightning tip or
-    model summary is printed."""
+    model summary is printed.
+
+    Two lines at a time, in order, one thread each (so that the two do not wait on each other's
+    threads); a line that resumes starts once every line above it has ended, as it would when
+    typed one after the other."""
     clone = copy_of_the_repository(tmp_path / "clone")
-    for line in runs_to_try():
-        done = as_a_reader_runs_it(line, clone)
+    lines, started = runs_to_try(), []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for line in lines:
+            if "--resume" in line:  # it reads what a line above wrote
+                wait(started)
+            started.append(pool.submit(as_a_reader_runs_it, line, clone,
+                                       {"OMP_NUM_THREADS": "1"}))
+    for line, done in zip(lines, (future.result() for future in started)):
         assert done.returncode == 0, (line, done.stderr[-2000:])
         assert "Traceback" not in done.stdout + done.stderr, line
         for banner in LIGHTNING_BANNERS:

@@ -22,16 +22,19 @@ from by_hand.checkpointing import load_checkpoint_unchecked, network_weights
 from shared.run_end import INTERRUPTED
 from shared.run_folders import claim_version
 from tests.conftest import FOLDERS as FOLDER
-from tests.conftest import PACKAGES, REPO, as_a_command, twin
+from tests.conftest import PACKAGES, REPO, as_a_command, at_once, twin
 
 # 24 steps an epoch
 SLICE = ["--limit-train", "1536", "--limit-val", "128", "--accelerator", "cpu", "--no-progress"]
+# For runs started together: one thread each, so that they compute alike (the same kernels) and
+# do not wait on one another's threads.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
-def start(package: str, flags: list[str], cwd: Path) -> subprocess.Popen:
+def start(package: str, flags: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """`python -m PACKAGE.cnn_classifier FLAGS`, its output unbuffered so the test can follow it
-    line by line."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    line by line; `env`: variables to add."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.Popen([sys.executable, "-m", f"{package}.cnn_classifier", *flags], cwd=cwd,
                             env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -71,37 +74,60 @@ def test_last_ckpt_holds_the_last_epoch_even_after_val_loss_got_worse(mnist_dir,
     assert same_weights(last[0], last[1]) and same_weights(last[0], last[2])
 
 
+@pytest.fixture(scope="module")
+def killed_and_resumed(mnist_dir, tmp_path_factory) -> dict[str, dict]:
+    """Each twin SIGKILLed partway through epoch 1 of 3, then resumed from its last.ckpt; beside
+    it, the same twin's uninterrupted run. The six runs at once, one thread each (so that each
+    computes alike however busy the machine is). Per twin: the killed run's status, its
+    last.ckpt's epoch after the kill, the resumed run's status and stderr, and the final
+    checkpoints of the resumed and the uninterrupted runs."""
+    folder = tmp_path_factory.mktemp("killed")
+    flags = [*SLICE, "--data-dir", str(mnist_dir), "--epochs", "3"]
+
+    def killed_then_resumed(package: str) -> dict:
+        last = folder / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt"
+        killed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck"], folder,
+                       ONE_THREAD)
+        while not last.exists() and killed.poll() is None:  # saved after epoch 0
+            time.sleep(0.01)
+        time.sleep(0.2)  # into epoch 1, which takes a second or more here
+        killed.send_signal(signal.SIGKILL)
+        finish(killed)
+        run = {"killed": killed.returncode,
+               "last after the kill": load_checkpoint_unchecked(last)["epoch"]}
+        resumed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck",
+                                  "--resume", str(last)], folder, ONE_THREAD)
+        run["stderr"] = finish(resumed)[1]
+        run["resumed"] = resumed.returncode
+        run["final"] = load_checkpoint_unchecked(last.parent.parent / "version_1/last.ckpt")
+        return run
+
+    def uninterrupted(package: str) -> dict:
+        finish(start(package, [*flags, "--checkpoint-dir", "whole", "--log-dir", "whole"], folder,
+                     ONE_THREAD))
+        return load_checkpoint_unchecked(
+            folder / f"whole/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")
+
+    jobs = [(killed_then_resumed, package) for package in PACKAGES]
+    jobs += [(uninterrupted, package) for package in PACKAGES]
+    done = at_once(lambda job: job[0](job[1]), jobs)
+    return {package: dict(run, expected=expected)
+            for package, run, expected in zip(PACKAGES, done, done[len(PACKAGES):])}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
-def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(package, mnist_dir,
-                                                                                tmp_path):
+def test_a_run_killed_mid_epoch_resumes_from_last_ckpt_to_bit_identical_weights(package,
+                                                                                killed_and_resumed):
     """SIGKILL partway through epoch 1 of 3, then --resume last.ckpt: the final weights equal an
-    uninterrupted run's (run in this process, as the quick tier runs the twins)."""
-    flags = [*SLICE, "--data-dir", str(mnist_dir), "--epochs", "3"]
-    killed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck"], tmp_path)
-    last = tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt"
-    while not last.exists() and killed.poll() is None:  # written (atomically) after epoch 0
-        time.sleep(0.01)
-    time.sleep(0.2)  # into epoch 1, which takes about a second here
-    killed.send_signal(signal.SIGKILL)
-    finish(killed)
-    assert killed.returncode == -signal.SIGKILL
+    uninterrupted run's."""
+    run = killed_and_resumed[package]
+    assert run["killed"] == -signal.SIGKILL
     # it died mid-epoch 1: last.ckpt is still epoch 0's, whole
-    assert load_checkpoint_unchecked(last)["epoch"] == 0
-    resumed = start(package, [*flags, "--checkpoint-dir", "ck", "--log-dir", "ck", "--resume",
-                              str(last)], tmp_path)
-    with as_a_command():  # meanwhile, the uninterrupted run
-        twin(package, "cnn_classifier").main([*flags, "--checkpoint-dir", "whole", "--log-dir",
-                                              "whole"])
-    out, err = finish(resumed)
-    assert resumed.returncode == 0, err[-2000:]
-    # a new version
-    final = load_checkpoint_unchecked(
-        tmp_path / f"ck/cnn_classifier/{FOLDER[package]}/version_1/last.ckpt")
-    expected = load_checkpoint_unchecked(
-        tmp_path / f"whole/cnn_classifier/{FOLDER[package]}/version_0/last.ckpt")
-    assert final["epoch"] == expected["epoch"] == 2
-    assert same_weights(network_weights(final), network_weights(expected))
+    assert run["last after the kill"] == 0
+    assert run["resumed"] == 0, run["stderr"][-2000:]
+    assert run["final"]["epoch"] == run["expected"]["epoch"] == 2
+    assert same_weights(network_weights(run["final"]), network_weights(run["expected"]))
 
 
 @pytest.mark.slow
@@ -115,7 +141,7 @@ def test_ctrl_c_and_sigterm_stop_every_twin_alike_and_keep_what_ran(stop, mnist_
     def stopped(package: str) -> tuple[int, str, str]:
         flags = [*SLICE, "--data-dir", str(mnist_dir), "--epochs", "3", "--checkpoint-dir", "ck",
                  "--metrics-out", f"{package}.json"]
-        process = start(package, flags, tmp_path)
+        process = start(package, flags, tmp_path, ONE_THREAD)
         for line in process.stdout:
             if line.startswith("epoch 0:"):  # validated once; now in epoch 1
                 break
@@ -149,7 +175,8 @@ def test_two_runs_started_together_keep_their_own_logs_and_checkpoints(mnist_dir
     flags = [*SLICE, "--limit-train", "256", "--data-dir", str(mnist_dir), "--epochs", "2",
              "--log-dir", "runs",
              "--checkpoint-dir", "runs"]  # logs and checkpoints in one version_N folder per run
-    processes = [start(package, flags, tmp_path) for package in PACKAGES for _ in range(2)]
+    processes = [start(package, flags, tmp_path, ONE_THREAD) for package in PACKAGES
+                 for _ in range(2)]
     for process in processes:
         out, err = finish(process)
         assert process.returncode == 0, err[-2000:]
@@ -176,19 +203,40 @@ def test_claiming_a_version_skips_one_another_run_took_after_we_looked(tmp_path,
     assert claim_version(root) == 1 and (root / "version_1").is_dir()
 
 
+SPOKE_FIRST = {"no data": ["--data-dir", "nowhere"],
+               "the other twin's checkpoint": ["--resume", "plain.ckpt", "--epochs", "2"]}
+
+
+def ended(process: subprocess.Popen) -> tuple[int, str, str]:
+    """A run's exit status, stdout and stderr, once it has ended."""
+    out, err = finish(process)
+    return process.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def refused_after_lightning_spoke(mnist_dir, tmp_path_factory) -> dict:
+    """The Fabric and Lightning twins given data that is not there, or the plain twin's
+    checkpoint to resume, the four runs at once: (case, package) -> (status, stdout, stderr)."""
+    cases = [(case, package) for case in SPOKE_FIRST for package in PACKAGES[1:]]
+
+    def refused(case_and_package: tuple) -> tuple[int, str, str]:
+        case, package = case_and_package
+        folder = tmp_path_factory.mktemp("refused")
+        torch.save({"model": {}, "epoch": 0}, folder / "plain.ckpt")
+        return ended(start(package, [*SLICE, "--data-dir", str(mnist_dir), *SPOKE_FIRST[case]],
+                           folder))
+
+    return dict(zip(cases, at_once(refused, cases)))
+
+
 @pytest.mark.parametrize("package", PACKAGES[1:])
-@pytest.mark.parametrize("flags", [["--data-dir", "nowhere"],
-                                   ["--resume", "plain.ckpt", "--epochs", "2"]],
-                         ids=["no data", "the other twin's checkpoint"])
-def test_the_lightning_and_fabric_twins_error_in_one_line_even_after_lightning_spoke(flags, package,
-                                                                                     mnist_dir,
-                                                                                     tmp_path):
+@pytest.mark.parametrize("case", SPOKE_FIRST)
+def test_the_lightning_and_fabric_twins_error_in_one_line_even_after_lightning_spoke(
+        case, package, refused_after_lightning_spoke):
     """Found inside trainer.fit or after Fabric started (the data, the resume check): stderr is
     the error line alone."""
-    torch.save({"model": {}, "epoch": 0}, tmp_path / "plain.ckpt")
-    process = start(package, [*SLICE, "--data-dir", str(mnist_dir), *flags], tmp_path)
-    out, err = finish(process)
-    assert process.returncode == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    status, out, err = refused_after_lightning_spoke[case, package]
+    assert status == 2 and err.count("\n") == 1 and err.startswith("error: "), err
     # Lightning's INFO lines went to stdout, beside the plain twin's prints
     assert "Seed set to 42" in out
 
@@ -269,29 +317,51 @@ def test_a_path_that_cannot_work_is_refused_in_one_line_before_training(package,
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.fixture(scope="module")
+def not_utf8_refusals(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Each twin of step 3 given a --log-dir whose name is not UTF-8, the three at once."""
+    def refused(package: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", f"{package}.sum_dataset", "--log-dir",
+                               b"runs-\xff", "--epochs", "1"],
+                              cwd=tmp_path_factory.mktemp("utf8"), capture_output=True,
+                              timeout=600)
+
+    return dict(zip(PACKAGES, at_once(refused, PACKAGES)))
+
+
 @pytest.mark.parametrize("package", PACKAGES)
-def test_a_folder_name_that_is_not_utf8_is_refused_in_one_line(package, tmp_path):
+def test_a_folder_name_that_is_not_utf8_is_refused_in_one_line(package, not_utf8_refusals):
     """A name the terminal cannot print would end in a UnicodeEncodeError when the run says where
     it writes."""
-    done = subprocess.run([sys.executable, "-m", f"{package}.sum_dataset", "--log-dir",
-                           b"runs-\xff", "--epochs", "1"],
-                          cwd=tmp_path, capture_output=True, timeout=600)
+    done = not_utf8_refusals[package]
     assert done.returncode == 2 and done.stderr.count(b"\n") == 1
     assert b"is not valid UTF-8" in done.stderr
 
 
+@pytest.fixture(scope="module")
+def piped_into_head(tmp_path_factory) -> dict[str, tuple[int, str]]:
+    """Each twin of step 3 for 50 epochs, its output read as `| head -1` reads it, the three at
+    once: package -> (exit status, stderr)."""
+    def headed(package: str) -> tuple[int, str]:
+        process = subprocess.Popen([sys.executable, "-m", f"{package}.sum_dataset", "--epochs",
+                                    "50", "--no-progress"],
+                                   cwd=tmp_path_factory.mktemp("head"), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        process.stdout.readline()
+        process.stdout.close()  # what head does after its first line
+        err = process.communicate(timeout=600)[1].decode()
+        return process.returncode, err
+
+    return dict(zip(PACKAGES, at_once(headed, PACKAGES)))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
-def test_output_piped_into_head_ends_in_one_line(package, tmp_path):
+def test_output_piped_into_head_ends_in_one_line(package, piped_into_head):
     """`... | head -1`: head stops reading; the run stops with one line on stderr and status 1,
     no BrokenPipeError."""
-    process = subprocess.Popen([sys.executable, "-m", f"{package}.sum_dataset", "--epochs", "50",
-                                "--no-progress"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    process.stdout.readline()
-    process.stdout.close()  # what head does after its first line
-    err = process.communicate(timeout=600)[1].decode()
-    assert process.returncode == 1 and err.count("\n") == 1, err[-2000:]
+    status, err = piped_into_head[package]
+    assert status == 1 and err.count("\n") == 1, err[-2000:]
     assert "the output was closed" in err, err[-2000:]
 
 
@@ -343,7 +413,8 @@ def test_a_save_killed_on_another_filesystem_keeps_last_ckpt_whole_and_tmpdir_em
     assert on_another_filesystem, "needs /dev/shm on another filesystem"
     temporary = tmp_path / "tmpdir"
     temporary.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TMPDIR=str(temporary))
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", TMPDIR=str(temporary),
+               **ONE_THREAD)
     folders = [shm / f"side-by-side-test-{os.getpid()}-{package}-{attempt}" for attempt in range(3)]
 
     def killed(folder: Path, delay: float) -> None:
