@@ -98,14 +98,40 @@ def test_a_diverged_run_stops_at_the_same_step_in_every_twin_and_keeps_its_steps
     assert fabric["val_loss"] == lightning["val_loss"] == []
 
 
-@pytest.mark.slow
-def test_main_job_prints_the_table(mnist_dir, tmp_path):
-    """`python -m tools.compare` runs every twin of every example and prints one row per example,
-    all identical."""
+@pytest.fixture(scope="module", autouse=True)
+def main_job(request, mnist_dir, tmp_path_factory):
+    """`python -m tools.compare` on small flags, started as this module's first test begins when
+    the session runs the main job's test: the main job runs its twins one after another, mostly
+    one core's work, so this module's other tests use the other core meanwhile. One thread a twin
+    (the runs beside it then do not wait on its threads, and its twins still compute alike).
+    Yields the process and the folder it runs in (its stdout and stderr are files there), or
+    None."""
+    if not any(item.name == "test_main_job_prints_the_table" for item in request.session.items):
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("main-job")
     flags = ["--data-dir", str(mnist_dir), "--epochs", "1", "--limit-train", "200", "--limit-val",
              "100", "--num-samples", "200", "--max-steps", "6", "--warmup-steps", "2",
              "--eval-interval", "3", "--corpus", str(REPO / "data" / "devils_dictionary.txt")]
-    done = run(["-m", "tools.compare", *flags], tmp_path)
+    with open(folder / "stdout", "w") as out, open(folder / "stderr", "w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "tools.compare", *flags], cwd=folder,
+                                   env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"),
+                                   stdout=out, stderr=err)
+    yield process, folder
+    if process.poll() is None:  # its test did not run to the end
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.slow
+def test_main_job_prints_the_table(main_job):
+    """`python -m tools.compare` runs every twin of every example and prints one row per example,
+    all identical."""
+    process, tmp_path = main_job
+    process.wait(timeout=600)  # only stops a hang; it is not a speed test
+    done = subprocess.CompletedProcess(process.args, process.returncode,
+                                       (tmp_path / "stdout").read_text(),
+                                       (tmp_path / "stderr").read_text())
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")
             and "example" not in line and "---" not in line]
