@@ -183,8 +183,7 @@ GALLERY_TRAPS = [  # (pair, trap, exit status, words the verdict must hold: the 
         "custom_collate",
         "sorted",
         1,
-        "another batch at step 0, with the same loss: the same samples in another "
-        "order (a collate_fn that sorts",
+        "the same samples in another order",  # the loss equal or apart in its last bits, by CPU
     ),
     ("iterable_dataset", "draw-before-model", 1, "the models start from different weights"),
     (
@@ -464,6 +463,42 @@ def test_saved_sides_given_wrong_are_one_line_and_status_2(tmp_path, capsys):
         assert err.count("\n") == 1 and err.startswith("error: ") and words in err, (argv, err)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["junk.json", "metric.json",
                                                                 "notes.txt"]
+
+
+def test_a_batch_in_another_order_is_told_from_other_samples_whatever_the_loss():
+    """The recorder fingerprints a batch's samples whatever their order, and the verdict names a
+    reordered batch as such both when its loss came out equal (on one CPU) and when it differs in
+    its last bits (on another): the sorted-collate trap does each, depending on the machine."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location(
+        "recorder", REPO / "tools" / "port_recorder" / "sitecustomize.py")
+    recorder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recorder)  # without PORT_CHECK_RECORD it only defines its functions
+    batch = torch.arange(12.0).reshape(4, 3)
+    shuffled, other = batch[torch.tensor([2, 0, 3, 1])], batch + 1
+    assert recorder._samples([batch]) == recorder._samples([shuffled])
+    assert recorder._samples([batch]) != recorder._samples([other])
+    assert recorder._digest([batch]) != recorder._digest([shuffled])
+
+    def step(inputs: torch.Tensor) -> dict:
+        entry = {"data": recorder._digest([inputs]), "samples": recorder._samples([inputs]),
+                 "size": len(inputs)}
+        return {"entries": [entry], "grads": entry["data"], "updates": []}
+
+    same_loss = check_port.update_differs(step(batch), step(shuffled), 0, "fc.weight")[1]
+    assert same_loss.endswith(f"with the same loss: {check_port.REORDERED}")
+    assert check_port.update_differs(step(batch), step(other), 0, "fc.weight")[1].endswith(
+        "with the same loss: other samples that gave the same loss")
+    plain = port = {"steps": [{"iterators": 1}]}
+    apart = check_port._batch_differs(plain, port, step(batch) | {"step": 0},
+                                      step(shuffled) | {"step": 0})
+    assert apart[0] == "same weights, another batch: the same samples in another order"
+    other_apart = check_port._batch_differs(plain, port, step(batch) | {"step": 0},
+                                            step(other) | {"step": 0})
+    assert other_apart[0] == "same weights, another batch: the data order parted"
 
 
 @pytest.mark.slow  # both sides run as processes: the full tier

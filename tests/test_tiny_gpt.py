@@ -355,25 +355,28 @@ def test_two_machines_checkpoint_resumes_on_one_machine(one_machine, two_machine
 
 
 @pytest.mark.slow  # three compilations: Inductor writes and builds C++ before the first step
-def test_tiny_gpt_twins_match_when_compiled(small_runs, tmp_path):
+def test_tiny_gpt_twins_match_when_compiled(tmp_path):
     """Under `--compile` the three agree too, on a 4-step run with an evaluation and a sample:
     with deterministic algorithms on, Inductor sums the embeddings' gradients in a fixed order
-    (without them it adds them up from racing threads, and no two runs agree). Compiled, the
-    first loss already differs from the eager run's, so the model really was compiled."""
+    (without them it adds them up from racing threads, and no two runs agree). Dynamo counts
+    the graphs it compiled, and each twin's run adds some, so the model really was compiled
+    (whether a compiled loss differs from the eager one in its last bits depends on the CPU)."""
     import torch
+    from torch._dynamo.utils import counters
 
-    here, records = os.getcwd(), []
+    here, records, graphs = os.getcwd(), [], []
     os.chdir(tmp_path)
     try:
         for package in PACKAGES:
             torch._dynamo.reset()  # each twin compiles afresh, as in a process of its own
+            before = counters["stats"]["unique_graphs"]
             with as_a_command():
                 records.append(twin(package, "tiny_gpt").main(
                     SMALL + ["--max-steps", "4", "--sample-length", "8", "--compile"]))
+            graphs.append(counters["stats"]["unique_graphs"] - before)
     finally:
         os.chdir(here)
         torch.use_deterministic_algorithms(False)  # the twins set it for their whole process
         torch._dynamo.reset()
     assert_same_run(records, steps=4, evaluations=1)
-    _, (eager, _, _) = small_runs
-    assert records[0].train_loss[0] != eager.train_loss[0]
+    assert all(compiled > 0 for compiled in graphs), graphs

@@ -437,6 +437,16 @@ def _first_weight(signature: dict, a: dict, b: dict) -> str:
     return "?"
 
 
+REORDERED = "the same samples in another order (a collate_fn that sorts, a sampler that reorders)"
+
+
+def _same_samples(a: dict, b: dict) -> bool:
+    """Whether two steps' batches hold the same samples, in whatever order (sides saved before
+    the recorder kept this fingerprint: no)."""
+    samples_a = [e.get("samples") for e in a["entries"]]
+    return None not in samples_a and samples_a == [e.get("samples") for e in b["entries"]]
+
+
 def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, str, str]:
     """The weights were equal at `step` (and its loss too) and differ after its update: why."""
     what = (
@@ -448,9 +458,8 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
     if a["grads"] != b["grads"] and batch_a != batch_b:
         return (
             what,
-            f"another batch at step {step}, with the same loss: the same samples in another order "
-            "(a collate_fn that sorts, a sampler), or other samples that happened to give the "
-            "same loss",
+            f"another batch at step {step}, with the same loss: "
+            + (REORDERED if _same_samples(a, b) else "other samples that gave the same loss"),
             "print the first batch on both sides",
             f"{GUIDE} (the batch)",
         )
@@ -648,6 +657,14 @@ def _batch_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str,
             "drop_last, or "
             "the slicing of a loop without one)",
             "print the batch's shape in each step on both sides",
+            f"{GUIDE} (the batch)",
+        )
+    if _same_samples(a, b):
+        return (
+            "same weights, another batch: the same samples in another order",
+            "a collate_fn that sorts them, or a sampler that reorders them; the loss then adds up "
+            "the samples' losses in another order, so it can differ in its last bits",
+            "print the first batch on both sides",
             f"{GUIDE} (the batch)",
         )
     made_a = sum(step["iterators"] for step in plain["steps"][: a["step"] + 1])

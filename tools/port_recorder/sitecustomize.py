@@ -67,6 +67,18 @@ def _digest(tensors) -> str:
     return md5.hexdigest()[:16]
 
 
+def _samples(tensors) -> str:
+    """One fingerprint of a batch's samples in any order: each tensor's rows (its first
+    dimension) fingerprinted one by one and sorted, so that a batch whose samples were put in
+    another order (a collate_fn that sorts them, say) has the same fingerprint."""
+    rows = [
+        sorted(_digest([t[i]]) for i in range(t.shape[0])) if t.dim() > 0 else [_digest([t])]
+        for t in tensors
+    ]
+    return hashlib.md5(repr([(str(t.dtype), tuple(t.shape)) for t in tensors] + rows).encode()
+                       ).hexdigest()[:16]
+
+
 def _tensors(value) -> list:
     import torch
 
@@ -283,6 +295,7 @@ class _Recorder:
                 {
                     "module": type(module).__name__,
                     "data": _digest(_tensors(first)),
+                    "samples": _samples(_tensors(first)),
                     "extras": _digest(_tensors(extras)),
                     "output": _digest(_tensors(output)),
                     "size": _size(first),
