@@ -15,7 +15,8 @@ either way takes, in the order the plain twin uses it:
   as Lightning's DDPStrategy picks; only rank 0 prints (torchvision's reference scripts do
   the same with `setup_for_distributed`).
 - `mean_across_processes`: the epoch mean that `self.log(..., sync_dist=True)` computes.
-- `leave_process_group`, at exit: wait for the others, then leave, as Lightning leaves at exit.
+- `leave_process_group`, at exit: wait for the others, then leave, as Lightning leaves at exit
+  (after Ctrl-C or SIGTERM: leave at once).
 The `DistributedSampler`s and the `DistributedDataParallel` wrapper are in the twin itself,
 where they happen. Lightning puts the same sampler into every loader
 (`Trainer(use_distributed_sampler=True)`, the default), seeded as `seed_everything` was.
@@ -33,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from shared.ranks import peer_lost
-from shared.run_end import BadInput
+from shared.run_end import BadInput, interrupted
 
 JOIN_TIMEOUT = datetime.timedelta(minutes=10)  # how long a process waits for the others, then fails
 
@@ -92,8 +93,12 @@ def leave_process_group() -> None:
     wait, a process that finished first and tore down its connections while rank 0 was still
     saving sometimes aborted in gloo's threads ("terminate called without an active exception").
     After another process died (shared/ranks.py: `lost_a_peer`), there is no one to wait for.
+    After Ctrl-C or SIGTERM, which reach each process at another point of its step, another
+    process can be held in a collective this one will never join (a gradient's all-reduce):
+    waiting for it would last until the launcher kills both (srun and torchrun do, 30 seconds
+    after the signal), so this one leaves at once, and that collective fails in the other.
     """
-    if peer_lost():
+    if peer_lost() or interrupted():
         dist.destroy_process_group()
         return
     try:

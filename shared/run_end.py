@@ -81,6 +81,11 @@ class _Interrupted:
         raise KeyboardInterrupt
 
 
+def interrupted() -> bool:
+    """Whether Ctrl-C or SIGTERM stopped this run (inside `in_one_line`; still true at exit)."""
+    return _Interrupted.seen
+
+
 @contextlib.contextmanager
 def _interrupts_as_ctrl_c() -> Iterator[None]:
     """While the run lasts, SIGTERM stops it as Ctrl-C does (Lightning's Trainer alone exits 0)."""

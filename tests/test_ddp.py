@@ -308,29 +308,79 @@ with run_end.in_one_line():
 """
 
 
+STOPS = {  # each stop: the line rank 0 ends with, its exit status, what it says it kept
+    "Diverged('train_loss is nan at step 3')": ("error: train_loss is nan", 1,
+                                                "the steps that ran are kept"),
+    "BadInput('no such file')": ("error: no such file", 2, "the run's folders are removed"),
+    "KeyboardInterrupt": ("", 1, INTERRUPTED),
+    "RuntimeError('Connection closed by peer [127.0.0.1]:29500')": (
+        "error: another process of this run died", 1, "the steps that ran are kept")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def race_runs(request, tmp_path_factory) -> dict | None:
+    """The four runs of the race test below, started as this module's first test begins when the
+    session runs that test: they spend most of their time asleep (the launcher's look, a slow
+    disk), so the module's other tests run meanwhile. Yields {stop: process}, or None."""
+    test = "test_a_stop_on_any_process_ends_rank_0_in_its_own_words_even_when_another_exited_first"
+    if not any(item.name == test for item in request.session.items):
+        yield None
+        return
+    folder, env = tmp_path_factory.mktemp("race"), dict(os.environ, PYTHONPATH=str(REPO))
+    started = {stop: subprocess.Popen([sys.executable, "-c", RACE.format(stop=stop)], env=env,
+                                      cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+               for stop in STOPS}  # at once: the four wait out the launcher's look together
+    yield started
+    for process in started.values():
+        if process.poll() is None:  # its test did not run to the end
+            process.kill()
+            process.communicate()
+
+
 @pytest.mark.slow
 def test_a_stop_on_any_process_ends_rank_0_in_its_own_words_even_when_another_exited_first(
-        tmp_path):
+        race_runs):
     """A nan loss, bad input, Ctrl-C or a dead peer, after the other process exited: rank 0 still
     keeps what ran and ends with its one line and status, never killed by Lightning's launcher
     (exit status -9), as the Fabric twin once was in the divergence test above."""
-    stops = {"Diverged('train_loss is nan at step 3')": ("error: train_loss is nan", 1,
-                                                         "the steps that ran are kept"),
-             "BadInput('no such file')": ("error: no such file", 2,
-                                          "the run's folders are removed"),
-             "KeyboardInterrupt": ("", 1, INTERRUPTED),
-             "RuntimeError('Connection closed by peer [127.0.0.1]:29500')": (
-                 "error: another process of this run died", 1, "the steps that ran are kept")}
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    started = {stop: subprocess.Popen([sys.executable, "-c", RACE.format(stop=stop)], env=env,
-                                      cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True)
-               for stop in stops}  # at once: the four wait out the launcher's look together
-    for stop, (line, status, kept) in stops.items():
-        out, err = started[stop].communicate(timeout=600)  # only stops a hang
-        assert started[stop].returncode == status, (stop, started[stop].returncode, err)
+    for stop, (line, status, kept) in STOPS.items():
+        out, err = race_runs[stop].communicate(timeout=600)  # only stops a hang
+        assert race_runs[stop].returncode == status, (stop, race_runs[stop].returncode, err)
         assert err.startswith(line) and err.count("\n") == (1 if line else 0), (stop, err)
         assert kept in out, (stop, out)
+
+
+# SIGTERM finds rank 0 in Python and rank 1 in an all-reduce that rank 0 will never join, as
+# scancel once found the plain twin of step 2 (rank 1 in a gradient's all-reduce).
+HELD_IN_A_COLLECTIVE = """
+import argparse, os, signal, time
+import torch, torch.distributed as dist
+from by_hand import distributed
+from shared import run_end
+distributed.join_process_group(argparse.Namespace(devices=2, num_nodes=1, accelerator="cpu",
+                                                  no_progress=True))
+with run_end.in_one_line():
+    if dist.get_rank() == 0:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+    dist.all_reduce(torch.ones(3))
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_while_another_process_waits_in_a_collective_ends_both_at_once(tmp_path):
+    """Rank 0 stopped by SIGTERM leaves the process group at once, instead of waiting at the
+    exit barrier for rank 1, which waits in an all-reduce rank 0 will never join: both end
+    within srun's and torchrun's 30 seconds from the signal to SIGKILL, rank 0 in its own words."""
+    (tmp_path / "held.py").write_text(HELD_IN_A_COLLECTIVE)
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node=2", "held.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=30)  # SLURM's KillWait
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stdout.count(INTERRUPTED) == 1, done.stdout + done.stderr[-3000:]
+    assert "leaving DDP's process group" not in done.stderr
 
 
 def torchrun(package: str, nproc: int, flags: list[str], cwd: Path,
