@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
     # The loop, by steps: yours, as in the plain twin.
     record = RunRecord.start(EXAMPLE, "fabric", args)
+    losses, rates = record.train_loss, record.learning_rate  # the curves, as plain lists
     model.train()
     for step, (x, y) in enumerate(train_stream, start=first_step):
         lr = args.lr * warmup_cosine(step, args.warmup_steps, args.max_steps)
@@ -129,8 +130,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
         optimizer.zero_grad()
         fabric.backward(loss)  # DDP: averages the gradients across processes
         optimizer.step()
-        record.train_loss.append(loss.item())
-        record.learning_rate.append(lr)
+        losses.append(loss.item())
+        rates.append(lr)
         stop_if_diverged(loss, step + 1, args.lr)
         fabric.log_dict({"train_loss": loss, "lr-AdamW": lr}, step)  # LearningRateMonitor's name
         if folder and (step + 1) % args.checkpoint_every == 0:

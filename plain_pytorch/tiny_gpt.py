@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> RunRecord:
 
     # The loop, by steps: set the rate, one step, then checkpoint and evaluate when due.
     record = RunRecord.start(EXAMPLE, "plain", args)
+    losses, rates = record.train_loss, record.learning_rate  # the curves, as plain lists
     writer = SummaryWriter(run.logs) if run.logs else None
     model.train()
     for step, (x, y) in enumerate(train_stream, start=first_step):
@@ -130,8 +131,8 @@ def main(argv: list[str] | None = None) -> RunRecord:
         optimizer.zero_grad()  # Lightning calls zero_grad, backward and step for you
         loss.backward()
         optimizer.step()
-        record.train_loss.append(loss.item())
-        record.learning_rate.append(lr)
+        losses.append(loss.item())
+        rates.append(lr)
         stop_if_diverged(loss, step + 1, args.lr)
         if writer:  # Lightning: self.log("train_loss") and LearningRateMonitor("step")
             writer.add_scalar("train_loss", loss.item(), step)

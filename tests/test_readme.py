@@ -317,7 +317,7 @@ def test_tools_timings_lists_each_figure_and_gives_the_machine(capsys):
     timings.main(["--list"])
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == len(timings.STATED)
-    assert ('stated in README.md, "about 16 minutes on 2 CPU cores"; measured by full-tier'
+    assert ('stated in README.md, "about 11 minutes on 2 CPU cores"; measured by full-tier'
             in listed[1])
     header = timings.machine()
     assert f"{os.cpu_count()} cores" in header and "load average " in header

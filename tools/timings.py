@@ -49,9 +49,9 @@ UNDER_A_MINUTE = "under a minute to run"
 STATED = [
     Stated("README.md", "seconds plain / Fabric / Lightning",
            "the main job's table: each twin's training seconds", "main-job"),
-    Stated("README.md", "about 16 minutes on 2 CPU cores",
+    Stated("README.md", "about 11 minutes on 2 CPU cores",
            "the full suite's wall time, README's test command", "full-tier"),
-    Stated("README.md", "about 2 minutes on 2 CPU cores",
+    Stated("README.md", "about a minute on 2 CPU cores",
            "the quick tier's wall time, plain pytest", "quick-tier"),
     Stated("README.md", "in about 2 minutes on 2 CPU cores",
            "the lesson pages' build, every lesson run", "lesson-pages"),
