@@ -11,12 +11,13 @@ imports torch, the recorder hooks in, and from then on writes JSON lines to that
   named after the modules that hold them), each with a fingerprint, and a fingerprint of their
   gradients once backward is done; and what happened since the previous backward: where the
   data entered each model whose parameters are trained (the outermost module call that has
-  parameters, not a loss module), with a fingerprint of its first argument (the batch), of its
-  other arguments (a hidden state, say), of its output, and the autocast state; the modules
-  called inside it, in order, with their settings and mode; the global random generator's state
-  before the first of those calls; every call of a loss function of `torch.nn.functional`
-  (which the loss modules call too) with its settings and value; how many DataLoader iterators
-  were made, and which pass over its loader and which batch of it came last;
+  parameters, not a loss module), with a fingerprint of its first argument (the batch: in
+  order, and of its samples in any order), of its other arguments (a hidden state, say), of
+  its output, and the autocast state; the modules called inside it, in order, with their
+  settings and mode; the global random generator's state before the first of those calls;
+  every call of a loss function of `torch.nn.functional` (which the loss modules call too)
+  with its settings and value; how many DataLoader iterators were made, and which pass over
+  its loader and which batch of it came last;
 - `step`, after every `torch.optim` step: the optimizer's class, each parameter group's
   settings, and a fingerprint of the gradients the step used (after any clipping or unscaling);
 - `eval`, at every outermost forward with gradients off (validation, testing): the number of
@@ -71,6 +72,7 @@ def _samples(tensors) -> str:
     """One fingerprint of a batch's samples in any order: each tensor's rows (its first
     dimension) fingerprinted one by one and sorted, so that a batch whose samples were put in
     another order (a collate_fn that sorts them, say) has the same fingerprint."""
+    tensors = [t.detach().cpu() for t in tensors]  # once, not once a row
     rows = [
         sorted(_digest([t[i]]) for i in range(t.shape[0])) if t.dim() > 0 else [_digest([t])]
         for t in tensors
