@@ -53,8 +53,8 @@ def claim_run_folders(args: argparse.Namespace, example: str, implementation: st
         checkpoints = checkpoint_root / f"version_{claim_version(checkpoint_root)}"
     made += [path for path in (logs, checkpoints) if path not in made]
     for root in {log_root, checkpoint_root or log_root}:  # litter of saves killed earlier
-        for version in _versions(root):
-            remove_stale_parts(root / f"version_{version}")
+        for earlier in _versions(root):
+            remove_stale_parts(root / f"version_{earlier}")
     when_refused(lambda: _remove_if_unused(made))
     apart = checkpoint_root and checkpoints != logs
     print(f"this run writes to {logs}" + (f" and {checkpoints}" if apart else ""))

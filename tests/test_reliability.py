@@ -203,6 +203,28 @@ def test_claiming_a_version_skips_one_another_run_took_after_we_looked(tmp_path,
     assert claim_version(root) == 1 and (root / "version_1").is_dir()
 
 
+@pytest.mark.parametrize("listed", ["in order", "newest first"])
+def test_a_run_after_earlier_runs_gets_the_version_it_claimed_and_prints(listed, tmp_path,
+                                                                          monkeypatch, capsys):
+    """After earlier runs (version_0 to version_4, in whatever order the folder lists them), a
+    run claims version_5, prints it, and hands it to its loggers (the Fabric and Lightning
+    twins' TensorBoardLogger(version=run.version)): not the last earlier folder it looked in."""
+    import argparse
+
+    from shared import run_folders
+
+    root = tmp_path / "runs/tiny_gpt/lightning"
+    for number in range(5):
+        (root / f"version_{number}").mkdir(parents=True)
+    listing = run_folders._versions
+    order = {"in order": sorted, "newest first": lambda numbers: sorted(numbers, reverse=True)}
+    monkeypatch.setattr(run_folders, "_versions", lambda folder: order[listed](listing(folder)))
+    args = argparse.Namespace(dry_run=False, log_dir=str(tmp_path / "runs"), checkpoint_dir=None)
+    run = run_folders.claim_run_folders(args, "tiny_gpt", "lightning")
+    assert (run.version, run.logs) == (5, root / "version_5")
+    assert capsys.readouterr().out == f"this run writes to {root / 'version_5'}\n"
+
+
 SPOKE_FIRST = {"no data": ["--data-dir", "nowhere"],
                "the other twin's checkpoint": ["--resume", "plain.ckpt", "--epochs", "2"]}
 
