@@ -501,6 +501,24 @@ def test_a_batch_in_another_order_is_told_from_other_samples_whatever_the_loss()
     assert other_apart[0] == "same weights, another batch: the data order parted"
 
 
+def test_another_learning_rate_without_a_scheduler_is_blamed_on_the_optimizer():
+    """The same batch and gradients, an SGD step with lr 0.1 against 0.05: with no scheduler
+    stepped on either side the verdict names the optimizer's lr, not a scheduler's timing; with
+    one stepped alike on both sides, when the scheduler steps."""
+
+    def step(lr: float, schedulers: list) -> dict:
+        update = {"optimizer": "SGD", "groups": [{"lr": lr, "momentum": 0}], "grads": "g"}
+        return {"entries": [{"data": "d", "samples": "s", "size": 8}], "grads": "g",
+                "updates": [update], "schedulers": schedulers, "scheduler_steps": len(schedulers)}
+
+    cause = check_port.update_differs(step(0.1, []), step(0.05, []), 0, "fc.weight")[1]
+    assert cause.startswith("the learning rate: plain [0.1], port [0.05], and no scheduler had "
+                            "stepped on either side: the optimizer was built with another lr")
+    stepped = [{"scheduler": "StepLR", "settings": {"step_size": 1, "gamma": 0.5}}]
+    cause = check_port.update_differs(step(0.1, stepped), step(0.05, stepped), 3, "fc.weight")[1]
+    assert "the scheduler steps at another point" in cause
+
+
 @pytest.mark.slow  # both sides run as processes: the full tier
 def test_a_failing_side_shows_its_tail_and_stdin_is_closed(tmp_path):
     """A side that reads stdin gets end-of-file at once (no hang); its last lines, then one error

@@ -49,6 +49,7 @@ from shared.run_end import BadInput
 RECORDER = Path(__file__).resolve().parent / "port_recorder"
 PARITY = "docs/parity.md"
 GUIDE = "docs/check-your-port.md"
+VERDICTS = f'{GUIDE}, the table under "What the verdict says"'  # one row per diagnosis
 TAIL_LINES = 25  # the lines of a side's output kept to show when it fails
 LINE_CHARS = 2000  # a longer line (a progress bar without newlines) is cut
 GRACE = 1.0  # seconds a side's output may stay open after it exited (a background child holding it)
@@ -395,7 +396,7 @@ def _models(sig_a: dict, sig_b: dict) -> tuple[str, str, str, str] | None:
         "another model: a layer added, removed or resized (a BatchNorm, a bias=False, another "
         "hidden size)",
         "print(model) on both sides and compare the layers",
-        f"{GUIDE} (the models differ)",
+        f"{VERDICTS} (the models differ)",
     )
 
 
@@ -461,7 +462,7 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
             f"another batch at step {step}, with the same loss: "
             + (REORDERED if _same_samples(a, b) else "other samples that gave the same loss"),
             "print the first batch on both sides",
-            f"{GUIDE} (the batch)",
+            f"{VERDICTS} (the batch)",
         )
     if a["grads"] != b["grads"]:
         return (
@@ -483,7 +484,7 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
                 "print each parameter's change in this step on both sides; write the port's "
                 "update as the "
                 "plain side does, in manual optimisation (self.automatic_optimization = False)",
-                f"{GUIDE} (updates by hand)",
+                f"{GUIDE}, \"Weights updated by hand\"",
             )
         return (
             what,
@@ -502,7 +503,7 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
             "gave "
             "other weights: another learning rate, rule, or set of parameters updated",
             "print each parameter's change in this step on both sides",
-            f"{GUIDE} (updates by hand)",
+            f"{GUIDE}, \"Weights updated by hand\"",
         )
     for x, y in zip(updates_a, updates_b):
         if x["optimizer"] != y["optimizer"]:
@@ -534,6 +535,17 @@ def update_differs(a: dict, b: dict, step: int, name: str) -> tuple[str, str, st
                     f"the learning rate: plain {lr_a}, port {lr_b}: {scheduler}",
                     "print the scheduler's state_dict() after each step on both sides",
                     "docs/features.md (LR scheduler)",
+                )
+            if not a["schedulers"] and not b["schedulers"]:
+                return (
+                    what,
+                    f"the learning rate: plain {lr_a}, port {lr_b}, and no scheduler had stepped "
+                    "on either side: the optimizer was built with another lr (torch.optim.X(..., "
+                    "lr=...), in configure_optimizers for the Trainer), or a scheduler changed it "
+                    "as it was built (LambdaLR sets lr times lambda(0))",
+                    "print optimizer.param_groups[0]['lr'] right after building the optimizer on "
+                    "both sides",
+                    f"{PARITY}, trap 5 (the step)",
                 )
             return (
                 what,
@@ -605,7 +617,7 @@ def loss_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str, s
             "the previous "
             "batch on one side, started afresh (or not detached the same way) on the other",
             "print the sum of the hidden state passed to the model at each step on both sides",
-            f"{GUIDE} (a hidden state across batches)",
+            f"{GUIDE}, \"A hidden state carried across batches\"",
         )
     for x, y in zip(entries_a, entries_b):
         trace_a, trace_b = plain["traces"][x["trace"]]["calls"], port["traces"][y["trace"]]["calls"]
@@ -614,7 +626,7 @@ def loss_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str, s
                 "same weights and batch, another loss: the forward pass runs other layers",
                 _trace_difference(trace_a, trace_b),
                 "print(model) on both sides, and model.training right before the forward pass",
-                f"{PARITY}, trap 4 (train and eval modes), and {GUIDE} (the forward pass)",
+                f"{PARITY}, trap 4 (train and eval modes), and {VERDICTS} (the forward pass)",
             )
     if a["rng"] != b["rng"] and any(e["dropout_train"] for e in entries_a):
         made = f"plain {a['iterators_drawing']}, port {b['iterators_drawing']}"
@@ -643,7 +655,7 @@ def loss_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str, s
             "torch.flatten) that "
             "differs, or operations in another order",
             "compare the model's output for the first batch on both sides",
-            f"{GUIDE} (the forward pass)",
+            f"{VERDICTS} (the forward pass)",
         )
     return _loss_function(a, b)
 
@@ -657,7 +669,7 @@ def _batch_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str,
             "drop_last, or "
             "the slicing of a loop without one)",
             "print the batch's shape in each step on both sides",
-            f"{GUIDE} (the batch)",
+            f"{VERDICTS} (the batch)",
         )
     if _same_samples(a, b):
         return (
@@ -665,7 +677,7 @@ def _batch_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str,
             "a collate_fn that sorts them, or a sampler that reorders them; the loss then adds up "
             "the samples' losses in another order, so it can differ in its last bits",
             "print the first batch on both sides",
-            f"{GUIDE} (the batch)",
+            f"{VERDICTS} (the batch)",
         )
     made_a = sum(step["iterators"] for step in plain["steps"][: a["step"] + 1])
     made_b = sum(step["iterators"] for step in port["steps"][: b["step"] + 1])
@@ -689,8 +701,8 @@ def _batch_differs(plain: dict, port: dict, a: dict, b: dict) -> tuple[str, str,
         "loop that "
         "shuffles by hand with another draw",
         "print the first batch's indices or sum on both sides",
-        f"{PARITY}, traps 2 and 6 (every iter() draws; sampler epochs), and {GUIDE} (no "
-        "DataLoader)",
+        f"{PARITY}, traps 2 and 6 (every iter() draws; sampler epochs), and {GUIDE}, \"A loop with "
+        "no DataLoader\"",
     )
 
 
@@ -736,7 +748,7 @@ def _loss_function(a: dict, b: dict) -> tuple[str, str, str, str]:
                 what,
                 f"another loss function: plain {x['function']}, port {y['function']}",
                 "compare the loss lines on both sides",
-                f"{GUIDE} (the loss function)",
+                f"{VERDICTS} (the loss function)",
             )
         for key in sorted(set(x["settings"]) | set(y["settings"])):
             if x["settings"].get(key) != y["settings"].get(key):
@@ -751,7 +763,7 @@ def _loss_function(a: dict, b: dict) -> tuple[str, str, str, str]:
                     "the "
                     f"port{extra}",
                     f"print the loss function's {key} on both sides",
-                    f"{GUIDE} (the loss function)",
+                    f"{VERDICTS} (the loss function)",
                 )
     steps_a, steps_b = len(a["updates"]), len(b["updates"])
     if _whole(ratio) and steps_a != steps_b:
@@ -773,7 +785,7 @@ def _loss_function(a: dict, b: dict) -> tuple[str, str, str, str]:
             "batch "
             "size: a sum on one side and a mean on the other",
             "print the loss function's reduction on both sides",
-            f"{GUIDE} (the loss function)",
+            f"{VERDICTS} (the loss function)",
         )
     values_a = [x["value"] for x in calls_a]
     if calls_a and values_a == [y["value"] for y in calls_b]:
@@ -784,7 +796,7 @@ def _loss_function(a: dict, b: dict) -> tuple[str, str, str, str]:
             "averaged "
             "after the loss function",
             "print the value passed to backward on both sides",
-            f"{GUIDE} (the loss function)",
+            f"{VERDICTS} (the loss function)",
         )
     return (
         what,
@@ -792,7 +804,7 @@ def _loss_function(a: dict, b: dict) -> tuple[str, str, str, str]:
         "written by "
         "hand",
         "print the loss's inputs and the loss function on both sides",
-        f"{GUIDE} (the loss function)",
+        f"{VERDICTS} (the loss function)",
     )
 
 
