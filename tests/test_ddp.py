@@ -375,9 +375,18 @@ def test_sigterm_while_another_process_waits_in_a_collective_ends_both_at_once(t
     within srun's and torchrun's 30 seconds from the signal to SIGKILL, rank 0 in its own words."""
     (tmp_path / "held.py").write_text(HELD_IN_A_COLLECTIVE)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node=2", "held.py"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=30)  # SLURM's KillWait
+    launcher = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                 "--nproc-per-node=2", "held.py"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = launcher.communicate(timeout=30)  # SLURM's KillWait
+    except subprocess.TimeoutExpired:
+        for rank in (0, 1):  # the held workers too, not only torchrun
+            os.kill(worker(launcher, rank), signal.SIGKILL)
+        launcher.kill()
+        launcher.communicate()
+        pytest.fail("still running 30 s after SIGTERM: a process waited for one held elsewhere")
+    done = subprocess.CompletedProcess(launcher.args, launcher.returncode, out, err)
     assert done.returncode == 1, done.stderr[-3000:]
     assert done.stdout.count(INTERRUPTED) == 1, done.stdout + done.stderr[-3000:]
     assert "leaving DDP's process group" not in done.stderr
